@@ -1,0 +1,163 @@
+//! Typed client for tokend, the gRPC service that issues, revokes, validates and lists Kubernetes
+//! ServiceAccount tokens and renders kubeconfigs for them.
+//!
+//! - [`v1`]: the types and client generated from `proto/tokend/v1/token_service.proto`.
+//! - [`TokendClient`]: connection setup (bearer token or token file, TLS) and one method per RPC,
+//!   with errors that keep the gRPC code and the server's message ([`Error`]).
+//! - [`duration`]: the API's duration strings (`"2h45m"`) to and from [`std::time::Duration`].
+//!
+//! The `cli` feature (on by default) adds the `tokenctl` command line; turn default features off
+//! to depend on the client alone.
+//!
+//! # Connecting
+//!
+//! ```no_run
+//! use tokend_client::TokendClient;
+//!
+//! # async fn example() -> Result<(), tokend_client::Error> {
+//! // In a pod: the projected ServiceAccount token, re-read on every call as it rotates.
+//! let client = TokendClient::builder("https://tokend.tokend-system.svc:50051")
+//!     .token_file("/var/run/secrets/kubernetes.io/serviceaccount/token")
+//!     .tls(Some(std::fs::read("/etc/tokend/ca.crt").unwrap_or_default()), None)
+//!     .connect()
+//!     .await?;
+//! # let _ = client;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # IssueToken
+//!
+//! ```no_run
+//! use tokend_client::{v1, TokendClient};
+//!
+//! # async fn example() -> Result<(), tokend_client::Error> {
+//! let client = TokendClient::builder("http://127.0.0.1:50051")
+//!     .bearer_token(std::env::var("TOKEND_TOKEN").unwrap_or_default())
+//!     .connect()
+//!     .await?;
+//! let issued = client
+//!     .issue_token(v1::IssueTokenRequest {
+//!         namespace: "team-a".into(),
+//!         service_account: "ci".into(),
+//!         duration: "2h45m".into(),
+//!         create_service_account: true,
+//!         cluster_role: "view".into(),
+//!         binding_scope: v1::BindingScope::Namespace.into(),
+//!         ..Default::default()
+//!     })
+//!     .await?;
+//! println!("token id {} expires {:?}", issued.token_id, issued.expiration_time);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # RevokeToken
+//!
+//! ```no_run
+//! use tokend_client::{v1, TokendClient};
+//!
+//! # async fn example(client: TokendClient, token_id: String) -> Result<(), tokend_client::Error> {
+//! let revoked = client
+//!     .revoke_token(v1::RevokeTokenRequest {
+//!         target: Some(v1::revoke_token_request::Target::TokenId(token_id)),
+//!     })
+//!     .await?;
+//! println!("revoked {}/{}", revoked.namespace, revoked.service_account);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # GetKubeconfig
+//!
+//! ```no_run
+//! use tokend_client::{v1, TokendClient};
+//!
+//! # async fn example(client: TokendClient) -> Result<(), tokend_client::Error> {
+//! let response = client
+//!     .get_kubeconfig(v1::GetKubeconfigRequest {
+//!         source: Some(v1::get_kubeconfig_request::Source::Issue(v1::IssueTokenRequest {
+//!             namespace: "team-a".into(),
+//!             service_account: "ci".into(),
+//!             duration: "8h".into(),
+//!             ..Default::default()
+//!         })),
+//!         server: "https://k8s.example.com:6443".into(),
+//!         context_name: String::new(),
+//!     })
+//!     .await?;
+//! std::fs::write("kubeconfig", response.kubeconfig).ok();
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # ValidateToken
+//!
+//! ```no_run
+//! use tokend_client::{v1, TokendClient};
+//!
+//! # async fn example(client: TokendClient, token: String) -> Result<(), tokend_client::Error> {
+//! let review = client
+//!     .validate_token(v1::ValidateTokenRequest { token, audiences: vec![] })
+//!     .await?;
+//! if review.authenticated {
+//!     println!("{} in {:?}", review.username, review.groups);
+//! } else {
+//!     println!("rejected: {}", review.error);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # ListTokens
+//!
+//! ```no_run
+//! use tokend_client::{v1, TokendClient};
+//!
+//! # async fn example(client: TokendClient) -> Result<(), tokend_client::Error> {
+//! let list = client
+//!     .list_tokens(v1::ListTokensRequest {
+//!         namespace: "team-a".into(),
+//!         service_account: String::new(),
+//!         include_expired: false,
+//!     })
+//!     .await?;
+//! for record in list.tokens {
+//!     println!("{} {} {:?}", record.token_id, record.service_account, record.state());
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # GetToken
+//!
+//! ```no_run
+//! use tokend_client::{v1, Error, TokendClient};
+//!
+//! # async fn example(client: TokendClient, token_id: String) -> Result<(), Error> {
+//! match client.get_token(v1::GetTokenRequest { token_id }).await {
+//!     Ok(response) => println!("{:?}", response.token),
+//!     Err(error) if error.code() == tonic::Code::NotFound => println!("no such token"),
+//!     Err(error) => return Err(error),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+mod client;
+pub mod duration;
+mod error;
+
+#[cfg(feature = "cli")]
+pub mod cli;
+
+pub use client::{BearerAuth, RawClient, TokendClient, TokendClientBuilder};
+pub use error::{Error, Result};
+
+/// The `tokend.v1` API as generated from `proto/tokend/v1/token_service.proto`: messages, enums
+/// and the raw [`TokenServiceClient`](v1::token_service_client::TokenServiceClient).
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod v1 {
+    tonic::include_proto!("tokend.v1");
+}

@@ -1,0 +1,675 @@
+//! The REST verbs on stored objects: get, list, create, update, patch, delete, deletecollection.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Map, Value, json};
+
+use crate::clock;
+use crate::patch::{PatchKind, json_patch, merge_patch};
+use crate::request_info::RequestInfo;
+use crate::resources::{self, ResourceType};
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::state::Shared;
+use crate::status::{ApiError, FieldError, GroupResource};
+use crate::store::{Store, meta_str, metadata_mut};
+use crate::validation::{NameRule, validate_data_keys, validate_labels, validate_name};
+
+/// The name of the ConfigMap holding the cluster CA in every namespace.
+pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
+
+/// A request for a stored resource type, already authenticated and authorised.
+#[derive(Debug)]
+pub struct RestRequest<'a> {
+    /// The parsed request attributes.
+    pub info: &'a RequestInfo,
+    /// The resource type addressed.
+    pub rt: &'static ResourceType,
+    /// The HTTP method.
+    pub method: &'a http::Method,
+    /// Query parameters.
+    pub query: &'a HashMap<String, String>,
+    /// The Content-Type header (for PATCH).
+    pub content_type: &'a str,
+    /// The request body.
+    pub body: &'a [u8],
+}
+
+/// A successful answer: HTTP code and JSON body.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status code.
+    pub code: u16,
+    /// Response body.
+    pub body: Value,
+}
+
+fn ok(body: Value) -> Result<Reply, ApiError> {
+    Ok(Reply { code: 200, body })
+}
+
+/// Serves one request for a stored resource type.
+pub fn handle(shared: &Shared, r: &RestRequest<'_>) -> Result<Reply, ApiError> {
+    let rt = r.rt;
+    let info = r.info;
+    let is_ns = rt.plural == "namespaces";
+    if !rt.namespaced && !is_ns && !info.namespace.is_empty() {
+        return Err(ApiError::no_such_path());
+    }
+    if rt.namespaced && info.namespace.is_empty() && !info.name.is_empty() {
+        return Err(ApiError::no_such_path());
+    }
+    let ns = if is_ns { "" } else { info.namespace.as_str() };
+    let name = info.name.as_str();
+    if rt.namespaced && ns.is_empty() && *r.method != http::Method::GET {
+        return Err(ApiError::method_not_allowed(rt.group, rt.plural));
+    }
+    use http::Method as M;
+    match (r.method.clone(), name.is_empty()) {
+        (M::GET | M::HEAD, true) => ok(list(shared, rt, (!ns.is_empty()).then_some(ns), r.query)?),
+        (M::GET | M::HEAD, false) => ok(get(shared, rt, ns, name)?),
+        (M::POST, true) => {
+            let obj = parse_json(rt, r.body)?;
+            let mut store = shared.store();
+            Ok(Reply {
+                code: 201,
+                body: create(shared, &mut store, rt, ns, obj)?,
+            })
+        }
+        (M::PUT, false) => update(shared, rt, ns, name, r.body),
+        (M::PATCH, false) => patch(shared, rt, ns, name, r.content_type, r.body),
+        (M::DELETE, false) => ok(delete(shared, rt, ns, name, r.body)?),
+        (M::DELETE, true) => ok(delete_collection(shared, rt, ns, r.query)?),
+        _ => Err(ApiError::method_not_allowed(rt.group, rt.plural)),
+    }
+}
+
+fn parse_json(rt: &ResourceType, body: &[u8]) -> Result<Value, ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{} in version {:?} cannot be handled as a {}: {e}",
+            rt.kind, rt.version, rt.kind
+        ))
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request(format!(
+            "{} in version {:?} cannot be handled as a {}: the body is not a JSON object",
+            rt.kind, rt.version, rt.kind
+        )));
+    }
+    Ok(value)
+}
+
+fn extra_field_selectors(rt: &ResourceType) -> &'static [&'static str] {
+    match rt.plural {
+        "secrets" => &["type"],
+        "namespaces" => &["status.phase"],
+        _ => &[],
+    }
+}
+
+/// Strips `kind` and `apiVersion` from a list item, as a real server's typed lists do.
+fn list_item(obj: &Value) -> Value {
+    let mut item = obj.clone();
+    if let Some(m) = item.as_object_mut() {
+        m.remove("kind");
+        m.remove("apiVersion");
+    }
+    item
+}
+
+fn selected<'a>(
+    store: &'a Store,
+    rt: &ResourceType,
+    ns: Option<&'a str>,
+    query: &HashMap<String, String>,
+) -> Result<Vec<&'a Value>, ApiError> {
+    let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))
+        .map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(
+        query.get("fieldSelector").map_or("", String::as_str),
+        extra_field_selectors(rt),
+    )
+    .map_err(ApiError::bad_request)?;
+    Ok(store
+        .list(rt, ns)
+        .filter(|o| {
+            labels.matches(
+                o.get("metadata")
+                    .and_then(|m| m.get("labels"))
+                    .and_then(Value::as_object),
+            ) && fields.matches(o)
+        })
+        .collect())
+}
+
+fn list_body(rt: &ResourceType, revision: u64, items: Vec<Value>) -> Value {
+    json!({
+        "kind": format!("{}List", rt.kind),
+        "apiVersion": rt.api_version(),
+        "metadata": {"resourceVersion": revision.to_string()},
+        "items": items,
+    })
+}
+
+fn list(
+    shared: &Shared,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    query: &HashMap<String, String>,
+) -> Result<Value, ApiError> {
+    let store = shared.store();
+    let items = selected(&store, rt, ns, query)?
+        .into_iter()
+        .map(list_item)
+        .collect();
+    Ok(list_body(rt, store.revision(), items))
+}
+
+fn get(shared: &Shared, rt: &ResourceType, ns: &str, name: &str) -> Result<Value, ApiError> {
+    shared
+        .store()
+        .get(rt, ns, name)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(rt.group_resource(), name))
+}
+
+fn name_rule(rt: &ResourceType) -> NameRule {
+    match (rt.plural, rt.group) {
+        ("namespaces", _) => NameRule::Label,
+        (_, "rbac.authorization.k8s.io") => NameRule::PathSegment,
+        _ => NameRule::Subdomain,
+    }
+}
+
+/// Sets kind, apiVersion and namespace, checking the body's namespace against the URL's.
+fn normalize(rt: &ResourceType, ns: &str, obj: &mut Value) -> Result<(), ApiError> {
+    let Some(map) = obj.as_object_mut() else {
+        return Err(ApiError::bad_request("the body is not a JSON object"));
+    };
+    map.insert("kind".into(), rt.kind.into());
+    map.insert("apiVersion".into(), rt.api_version().into());
+    let meta = metadata_mut(obj).ok_or_else(|| ApiError::bad_request("invalid metadata"))?;
+    let body_ns = meta
+        .get("namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if rt.namespaced {
+        if !body_ns.is_empty() && body_ns != ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        meta.insert("namespace".into(), ns.into());
+    } else {
+        meta.remove("namespace");
+    }
+    for server_field in ["selfLink", "managedFields", "deletionTimestamp"] {
+        meta.remove(server_field);
+    }
+    Ok(())
+}
+
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..5)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// Type-specific defaulting and checks, with the stored object on update.
+fn prepare(rt: &ResourceType, obj: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
+    match rt.plural {
+        "secrets" => prepare_secret(obj, old),
+        "namespaces" => {
+            if let Some(m) = obj.as_object_mut() {
+                m.entry("spec")
+                    .or_insert_with(|| json!({}))
+                    .as_object_mut()
+                    .map(|s| {
+                        s.entry("finalizers")
+                            .or_insert_with(|| json!(["kubernetes"]))
+                    });
+                let phase = old
+                    .and_then(|o| o.pointer("/status/phase"))
+                    .cloned()
+                    .unwrap_or_else(|| "Active".into());
+                m.insert("status".into(), json!({"phase": phase}));
+            }
+            let name = meta_str(obj, "name").unwrap_or("").to_string();
+            if let Some(meta) = metadata_mut(obj) {
+                let labels = meta.entry("labels").or_insert_with(|| json!({}));
+                if let Some(l) = labels.as_object_mut() {
+                    l.insert("kubernetes.io/metadata.name".into(), name.into());
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn prepare_secret(obj: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
+    let Some(map) = obj.as_object_mut() else {
+        return Ok(());
+    };
+    if let Some(string_data) = map.remove("stringData") {
+        let data = map.entry("data").or_insert_with(|| json!({}));
+        if data.is_null() {
+            *data = json!({});
+        }
+        if let (Some(data), Some(sd)) = (data.as_object_mut(), string_data.as_object()) {
+            for (k, v) in sd {
+                let s = v.as_str().unwrap_or("");
+                data.insert(k.clone(), STANDARD.encode(s).into());
+            }
+        }
+    }
+    if let Some(data) = map.get("data").and_then(Value::as_object) {
+        for v in data.values() {
+            let ok = v.as_str().is_some_and(|s| STANDARD.decode(s).is_ok());
+            if !ok {
+                return Err(ApiError::bad_request(
+                    "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 0",
+                ));
+            }
+        }
+    }
+    let ty = map
+        .get("type")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .unwrap_or("Opaque")
+        .to_string();
+    map.insert("type".into(), ty.clone().into());
+    if let Some(old_ty) = old.and_then(|o| o.get("type")).and_then(Value::as_str)
+        && old_ty != ty
+    {
+        let name = meta_str(obj, "name").unwrap_or("");
+        return Err(ApiError::invalid(
+            "",
+            "Secret",
+            name,
+            &[FieldError::invalid("type", &ty, "field is immutable")],
+        ));
+    }
+    Ok(())
+}
+
+fn validate(
+    rt: &ResourceType,
+    name: &str,
+    obj: &Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
+    let mut errs = if name.is_empty() {
+        vec![FieldError::required(
+            "metadata.name",
+            "name or generateName is required",
+        )]
+    } else {
+        validate_name(name, name_rule(rt))
+    };
+    if let Some(labels) = obj.pointer("/metadata/labels").and_then(Value::as_object) {
+        errs.extend(validate_labels(labels));
+    }
+    if matches!(rt.plural, "secrets" | "configmaps") {
+        for field in ["data", "binaryData"] {
+            if let Some(data) = obj.get(field).and_then(Value::as_object) {
+                errs.extend(validate_data_keys(field, data.keys()));
+            }
+        }
+    }
+    if matches!(rt.plural, "rolebindings" | "clusterrolebindings") {
+        let role_ref = obj.get("roleRef");
+        let field = |k: &str| {
+            role_ref
+                .and_then(|r| r.get(k))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        };
+        if field("name").is_empty() {
+            errs.push(FieldError::required("roleRef.name", ""));
+        }
+        if !matches!(field("kind"), "Role" | "ClusterRole") {
+            errs.push(FieldError::invalid(
+                "roleRef.kind",
+                field("kind"),
+                "supported values: \"Role\", \"ClusterRole\"",
+            ));
+        }
+        if let Some(old_ref) = old.and_then(|o| o.get("roleRef"))
+            && Some(old_ref) != role_ref
+        {
+            errs.push(FieldError::invalid(
+                "roleRef",
+                &role_ref.map(Value::to_string).unwrap_or_default(),
+                "cannot change roleRef",
+            ));
+        }
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(rt.group, rt.kind, name, &errs))
+    }
+}
+
+/// Stores a new object, with the side effects a real cluster has (kube-root-ca.crt in new namespaces).
+fn insert_created(
+    shared: &Shared,
+    store: &mut Store,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    obj: Value,
+) -> Value {
+    let stored = store.insert_new(rt, ns, name, obj);
+    if rt.plural == "namespaces" {
+        add_root_ca(store, &shared.ca_pem, name);
+    }
+    stored
+}
+
+/// Creates the `kube-root-ca.crt` ConfigMap in a namespace.
+pub fn add_root_ca(store: &mut Store, ca_pem: &str, ns: &str) {
+    let Some(rt) = resources::stored_type("", "configmaps") else {
+        return;
+    };
+    if store.get(rt, ns, ROOT_CA_CONFIGMAP).is_some() {
+        return;
+    }
+    let cm = json!({
+        "kind": "ConfigMap",
+        "apiVersion": "v1",
+        "metadata": {
+            "name": ROOT_CA_CONFIGMAP,
+            "namespace": ns,
+            "annotations": {
+                "kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."
+            }
+        },
+        "data": {"ca.crt": ca_pem},
+    });
+    store.insert_new(rt, ns, ROOT_CA_CONFIGMAP, cm);
+}
+
+/// Creates an object: defaulting, validation (422), namespace existence (404), uniqueness (409).
+pub fn create(
+    shared: &Shared,
+    store: &mut Store,
+    rt: &ResourceType,
+    ns: &str,
+    mut obj: Value,
+) -> Result<Value, ApiError> {
+    normalize(rt, ns, &mut obj)?;
+    let meta = metadata_mut(&mut obj).ok_or_else(|| ApiError::bad_request("invalid metadata"))?;
+    for server_field in ["uid", "resourceVersion", "creationTimestamp"] {
+        meta.remove(server_field);
+    }
+    let mut name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let generate = meta
+        .get("generateName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if name.is_empty() && !generate.is_empty() {
+        name = format!("{generate}{}", random_suffix());
+        meta.insert("name".into(), name.clone().into());
+    }
+    prepare(rt, &mut obj, None)?;
+    validate(rt, &name, &obj, None)?;
+    if rt.namespaced && !store.namespace_exists(ns) {
+        return Err(ApiError::not_found(
+            GroupResource {
+                group: "",
+                resource: "namespaces",
+            },
+            ns,
+        ));
+    }
+    if store.get(rt, ns, &name).is_some() {
+        return Err(ApiError::already_exists(rt.group_resource(), &name));
+    }
+    Ok(insert_created(shared, store, rt, ns, &name, obj))
+}
+
+fn allows_create_on_update(rt: &ResourceType) -> bool {
+    matches!(
+        rt.group,
+        "rbac.authorization.k8s.io" | "coordination.k8s.io"
+    )
+}
+
+fn without_resource_version(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+    }
+    o
+}
+
+/// Checks and stores a new version of an existing object.
+fn finish_update(
+    store: &mut Store,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    old: &Value,
+    mut new: Value,
+) -> Result<Value, ApiError> {
+    let old_rv = meta_str(old, "resourceVersion").unwrap_or("");
+    if let Some(rv) = meta_str(&new, "resourceVersion")
+        && !rv.is_empty()
+        && rv != old_rv
+    {
+        return Err(ApiError::stale(rt.group_resource(), name));
+    }
+    let meta = metadata_mut(&mut new).ok_or_else(|| ApiError::bad_request("invalid metadata"))?;
+    for kept in ["uid", "creationTimestamp", "deletionTimestamp"] {
+        match old.get("metadata").and_then(|m| m.get(kept)) {
+            Some(v) => meta.insert(kept.into(), v.clone()),
+            None => meta.remove(kept),
+        };
+    }
+    meta.insert("resourceVersion".into(), old_rv.into());
+    prepare(rt, &mut new, Some(old))?;
+    validate(rt, name, &new, Some(old))?;
+    if without_resource_version(&new) == without_resource_version(old) {
+        return Ok(old.clone());
+    }
+    Ok(store.replace(rt, ns, name, new))
+}
+
+fn check_name(obj: &Value, name: &str) -> Result<(), ApiError> {
+    let body_name = meta_str(obj, "name").unwrap_or("");
+    if body_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    Ok(())
+}
+
+fn update(
+    shared: &Shared,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    body: &[u8],
+) -> Result<Reply, ApiError> {
+    let mut obj = parse_json(rt, body)?;
+    normalize(rt, ns, &mut obj)?;
+    check_name(&obj, name)?;
+    let mut store = shared.store();
+    match store.get(rt, ns, name).cloned() {
+        Some(old) => ok(finish_update(&mut store, rt, ns, name, &old, obj)?),
+        None if allows_create_on_update(rt) => Ok(Reply {
+            code: 201,
+            body: create(shared, &mut store, rt, ns, obj)?,
+        }),
+        None => Err(ApiError::not_found(rt.group_resource(), name)),
+    }
+}
+
+fn patch(
+    shared: &Shared,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Reply, ApiError> {
+    let kind = PatchKind::from_content_type(content_type)
+        .ok_or_else(|| ApiError::unsupported_patch(content_type))?;
+    let patch: Value = match kind {
+        PatchKind::Apply => serde_yaml::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
+        _ => serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
+    };
+    let mut store = shared.store();
+    let Some(old) = store.get(rt, ns, name).cloned() else {
+        if kind == PatchKind::Apply {
+            let mut obj = patch;
+            normalize(rt, ns, &mut obj)?;
+            check_name(&obj, name)?;
+            return Ok(Reply {
+                code: 201,
+                body: create(shared, &mut store, rt, ns, obj)?,
+            });
+        }
+        return Err(ApiError::not_found(rt.group_resource(), name));
+    };
+    let mut new = old.clone();
+    match kind {
+        PatchKind::Json => json_patch(&mut new, &patch).map_err(|m| {
+            ApiError::invalid(
+                rt.group,
+                rt.kind,
+                name,
+                &[FieldError {
+                    reason: "FieldValueInvalid",
+                    field: "patch".into(),
+                    body: m,
+                }],
+            )
+        })?,
+        PatchKind::Merge | PatchKind::Apply => merge_patch(&mut new, &patch),
+    }
+    normalize(rt, ns, &mut new)?;
+    check_name(&new, name)?;
+    ok(finish_update(&mut store, rt, ns, name, &old, new)?)
+}
+
+/// Whether deleting returns the object (else a Status with details), per the type's registry.
+fn returns_deleted_object(rt: &ResourceType) -> bool {
+    matches!(rt.plural, "serviceaccounts" | "namespaces")
+}
+
+fn check_preconditions(
+    rt: &ResourceType,
+    name: &str,
+    obj: &Value,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let Ok(opts) = serde_json::from_slice::<Value>(body) else {
+        return Ok(());
+    };
+    let Some(pre) = opts.get("preconditions") else {
+        return Ok(());
+    };
+    for (field, label) in [("uid", "UID"), ("resourceVersion", "ResourceVersion")] {
+        if let Some(want) = pre.get(field).and_then(Value::as_str) {
+            let have = meta_str(obj, field).unwrap_or("");
+            if want != have {
+                return Err(ApiError::conflict(
+                    rt.group_resource(),
+                    name,
+                    &format!(
+                        "Precondition failed: {label} in precondition: {want}, {label} in object meta: {have}"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn delete(
+    shared: &Shared,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    let mut store = shared.store();
+    let Some(existing) = store.get(rt, ns, name) else {
+        return Err(ApiError::not_found(rt.group_resource(), name));
+    };
+    check_preconditions(rt, name, existing, body)?;
+    let mut obj = store
+        .remove(rt, ns, name)
+        .ok_or_else(|| ApiError::not_found(rt.group_resource(), name))?;
+    if rt.plural == "namespaces" {
+        store.remove_namespace_contents(name);
+        if let Some(meta) = metadata_mut(&mut obj) {
+            meta.insert("deletionTimestamp".into(), clock::now_rfc3339().into());
+        }
+        if let Some(m) = obj.as_object_mut() {
+            m.insert("status".into(), json!({"phase": "Terminating"}));
+        }
+    }
+    if returns_deleted_object(rt) {
+        return Ok(obj);
+    }
+    Ok(success_status(
+        rt,
+        name,
+        meta_str(&obj, "uid").unwrap_or(""),
+    ))
+}
+
+fn success_status(rt: &ResourceType, name: &str, uid: &str) -> Value {
+    let mut details = Map::new();
+    details.insert("name".into(), name.into());
+    if !rt.group.is_empty() {
+        details.insert("group".into(), rt.group.into());
+    }
+    details.insert("kind".into(), rt.plural.into());
+    details.insert("uid".into(), uid.into());
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
+}
+
+fn delete_collection(
+    shared: &Shared,
+    rt: &ResourceType,
+    ns: &str,
+    query: &HashMap<String, String>,
+) -> Result<Value, ApiError> {
+    if rt.plural == "namespaces" {
+        return Err(ApiError::method_not_allowed(rt.group, rt.plural));
+    }
+    let mut store = shared.store();
+    let names: Vec<(String, String)> = selected(&store, rt, (!ns.is_empty()).then_some(ns), query)?
+        .into_iter()
+        .map(|o| {
+            (
+                meta_str(o, "namespace").unwrap_or("").to_string(),
+                meta_str(o, "name").unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let items = names
+        .iter()
+        .filter_map(|(n, name)| store.remove(rt, n, name))
+        .map(|o| list_item(&o))
+        .collect();
+    Ok(list_body(rt, store.revision(), items))
+}

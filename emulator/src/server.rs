@@ -1,0 +1,293 @@
+//! The HTTPS server: accept loop with TLS, fault handling, authentication, authorisation and routing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, Request, StatusCode, header};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::authn::{self, Caller, UserInfo};
+use crate::discovery;
+use crate::rbac::{self, Attributes};
+use crate::request_info::{self, RequestInfo};
+use crate::resources::{self, Handling};
+use crate::rest::{self, RestRequest};
+use crate::reviews::{self, AccessReview};
+use crate::state::Shared;
+use crate::status::ApiError;
+use crate::token_request;
+
+/// The largest request body accepted (a real server takes 3 MiB).
+const MAX_BODY: usize = 3 * 1024 * 1024;
+
+fn json_response(code: u16, body: &Value) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = (status, bytes).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn error_response(e: &ApiError) -> Response {
+    let mut resp = json_response(e.code, &e.body());
+    for (name, value) in &e.headers {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            resp.headers_mut().insert(*name, v);
+        }
+    }
+    resp
+}
+
+fn text_response(text: &'static str) -> Response {
+    let mut resp = (StatusCode::OK, text).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn attributes(info: &RequestInfo, user: &UserInfo) -> Attributes {
+    Attributes {
+        user: Some(user.clone()),
+        verb: info.verb.clone(),
+        resource_request: info.resource_request,
+        namespace: info.namespace.clone(),
+        api_group: info.api_group.clone(),
+        resource: info.resource.clone(),
+        subresource: info.subresource.clone(),
+        name: info.name.clone(),
+        path: info.path.clone(),
+    }
+}
+
+/// Answers one request: faults, then authentication, authorisation and the handler.
+async fn handle(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Response {
+    let latency = shared.faults.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    if let Some(code) = shared.faults.take_failure(&parts.method, &path) {
+        return error_response(&ApiError::for_code(code, "injected by the emulator"));
+    }
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return error_response(&ApiError::for_code(
+                413,
+                "the request body is too large or could not be read",
+            ));
+        }
+    };
+    let query: HashMap<String, String> = match Query::try_from_uri(&parts.uri) {
+        Ok(Query(q)) => q,
+        Err(e) => return error_response(&ApiError::bad_request(e.body_text())),
+    };
+
+    let user = match authn::authenticate_request(&shared, &parts.headers) {
+        Caller::User(u) => u,
+        Caller::Anonymous if shared.anonymous_auth => UserInfo::anonymous(),
+        Caller::Anonymous | Caller::Rejected => return error_response(&ApiError::unauthorized()),
+    };
+    let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+    let info = request_info::parse(&parts.method, &path, watch);
+    let attrs = attributes(&info, &user);
+    let decision = rbac::authorize(&shared.store(), &attrs);
+    if !decision.allowed {
+        return error_response(&rbac::forbidden(&attrs));
+    }
+
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .unwrap_or("")
+        .to_string();
+    let result = if info.resource_request {
+        serve_resource(
+            &shared,
+            &info,
+            &parts.method,
+            &query,
+            content_type,
+            &body,
+            &user,
+        )
+    } else {
+        match serve_path(&path, &host) {
+            Ok(PathReply::Text(t)) => return text_response(t),
+            Ok(PathReply::Json(v)) => Ok((200, v)),
+            Err(e) => Err(e),
+        }
+    };
+    match result {
+        Ok((code, body)) => json_response(code, &body),
+        Err(e) => error_response(&e),
+    }
+}
+
+enum PathReply {
+    Text(&'static str),
+    Json(Value),
+}
+
+/// Non-resource paths: health checks and discovery.
+fn serve_path(path: &str, host: &str) -> Result<PathReply, ApiError> {
+    let trimmed = path.trim_end_matches('/');
+    let parts: Vec<&str> = trimmed.trim_start_matches('/').split('/').collect();
+    let found = match parts.as_slice() {
+        ["healthz" | "livez" | "readyz", ..] => return Ok(PathReply::Text("ok")),
+        ["version"] => Some(discovery::version()),
+        ["api"] => Some(discovery::core_versions(host)),
+        ["api", version] => discovery::resource_list("", version),
+        ["apis"] => Some(discovery::groups()),
+        ["apis", group] => discovery::group(group),
+        ["apis", group, version] => discovery::resource_list(group, version),
+        _ => None,
+    };
+    found
+        .map(PathReply::Json)
+        .ok_or_else(ApiError::no_such_path)
+}
+
+/// Resource paths: stored objects, the token subresource, and reviews.
+fn serve_resource(
+    shared: &Shared,
+    info: &RequestInfo,
+    method: &http::Method,
+    query: &HashMap<String, String>,
+    content_type: &str,
+    body: &[u8],
+    user: &UserInfo,
+) -> Result<(u16, Value), ApiError> {
+    if info.verb == "watch" {
+        return Err(ApiError::method_not_allowed(
+            &info.api_group,
+            &info.resource,
+        ));
+    }
+    if !info.subresource.is_empty() {
+        let combined = format!("{}/{}", info.resource, info.subresource);
+        let rt = resources::find(&info.api_group, &info.api_version, &combined)
+            .ok_or_else(ApiError::no_such_path)?;
+        if rt.handling != Handling::Subresource || info.namespace.is_empty() {
+            return Err(ApiError::no_such_path());
+        }
+        if *method != http::Method::POST {
+            return Err(ApiError::method_not_allowed(&info.api_group, &combined));
+        }
+        return Ok((
+            201,
+            token_request::create_token(shared, &info.namespace, &info.name, body)?,
+        ));
+    }
+    let rt = resources::find(&info.api_group, &info.api_version, &info.resource)
+        .ok_or_else(ApiError::no_such_path)?;
+    match rt.handling {
+        Handling::Stored => {
+            let reply = rest::handle(
+                shared,
+                &RestRequest {
+                    info,
+                    rt,
+                    method,
+                    query,
+                    content_type,
+                    body,
+                },
+            )?;
+            Ok((reply.code, reply.body))
+        }
+        Handling::Review => {
+            if *method != http::Method::POST || !info.name.is_empty() {
+                return Err(ApiError::method_not_allowed(rt.group, rt.plural));
+            }
+            if rt.namespaced == info.namespace.is_empty() {
+                return Err(ApiError::no_such_path());
+            }
+            let body = match rt.plural {
+                "tokenreviews" => reviews::token_review(shared, body)?,
+                "subjectaccessreviews" => {
+                    reviews::access_review(shared, AccessReview::Subject, user, "", body)?
+                }
+                "selfsubjectaccessreviews" => {
+                    reviews::access_review(shared, AccessReview::SelfSubject, user, "", body)?
+                }
+                _ => reviews::access_review(
+                    shared,
+                    AccessReview::Local,
+                    user,
+                    &info.namespace,
+                    body,
+                )?,
+            };
+            Ok((201, body))
+        }
+        Handling::Subresource => Err(ApiError::no_such_path()),
+    }
+}
+
+/// Accepts connections until `shutdown` turns true, serving each over TLS with HTTP/1.1 or HTTP/2.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let router = Router::new().fallback(handle).with_state(shared.clone());
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((tcp, _peer)) = accepted else {
+            continue;
+        };
+        if shared.faults.is_down() {
+            drop(tcp);
+            continue;
+        }
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        let mut down = shared.faults.watch_down();
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let connection = async {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = TowerToHyperService::new(router);
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                    .await;
+            };
+            tokio::select! {
+                _ = connection => {}
+                _ = down.wait_for(|d| *d) => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        });
+    }
+}

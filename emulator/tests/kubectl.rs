@@ -1,0 +1,78 @@
+//! kubectl against the cluster: the admin kubeconfig works for the commands people run by hand.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail, ensure};
+use common::{Cluster, real_cluster, unique};
+
+/// Finds `kubectl` on PATH.
+fn kubectl_path() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("kubectl"))
+        .find(|p| p.is_file())
+}
+
+/// Runs kubectl with the given kubeconfig and a private cache dir; returns stdout, failing on a non-zero exit.
+fn kubectl(bin: &Path, kubeconfig: &Path, cache: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new(bin)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(args)
+        .arg("-v=8")
+        .output()
+        .with_context(|| format!("running kubectl {args:?}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        bail!("kubectl {args:?} failed ({}):\nstdout: {stdout}\nstderr: {stderr}", out.status);
+    }
+    Ok(stdout)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_can_list_create_issue_tokens_and_ask_can_i() -> Result<()> {
+    let Some(bin) = kubectl_path() else {
+        println!("skipping the kubectl test: kubectl is not on PATH");
+        return Ok(());
+    };
+    let c = Cluster::connect().await?;
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = match (&c.emulator, std::env::var_os(common::REAL_CLUSTER_ENV)) {
+        (Some(e), _) => {
+            let path = dir.path().join("kubeconfig");
+            e.write_kubeconfig(&path).await?;
+            path
+        }
+        (None, Some(path)) if real_cluster() => PathBuf::from(path),
+        _ => bail!("no kubeconfig to give kubectl"),
+    };
+    let cache = dir.path().join("cache");
+    let ns = c.namespace("kubectl").await?;
+    let sa = unique("sa");
+    let run = |args: &[&str]| kubectl(&bin, &kubeconfig, &cache, args);
+
+    let namespaces = tokio::task::block_in_place(|| run(&["get", "ns"]))?;
+    ensure!(namespaces.contains("default") && namespaces.contains(&ns.name), "{namespaces}");
+
+    let created = tokio::task::block_in_place(|| run(&["create", "serviceaccount", &sa, "-n", &ns.name]))?;
+    ensure!(created.contains(&sa), "{created}");
+
+    let token = tokio::task::block_in_place(|| {
+        run(&["create", "token", &sa, "-n", &ns.name, "--duration=1h"])
+    })?;
+    let (_, claims) = common::decode_jwt(token.trim())?;
+    ensure!(claims["sub"] == format!("system:serviceaccount:{}:{sa}", ns.name), "{claims}");
+
+    let can_i = tokio::task::block_in_place(|| run(&["auth", "can-i", "create", "secrets", "-n", &ns.name]))?;
+    ensure!(can_i.trim() == "yes", "{can_i}");
+
+    let sas = tokio::task::block_in_place(|| run(&["get", "sa", "-n", &ns.name, "-o", "name"]))?;
+    ensure!(sas.contains(&format!("serviceaccount/{sa}")), "{sas}");
+    Ok(())
+}

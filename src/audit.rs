@@ -1,0 +1,53 @@
+//! The audit trail: one line per issue and revoke, on the `tokend::audit` target. Never a token.
+
+use crate::service::{Caller, Error, TokenRecord};
+
+/// Logs a token issued.
+pub fn issued(caller: &Caller, record: &TokenRecord, outcome: &str) {
+    tracing::info!(
+        target: "tokend::audit",
+        action = "issue",
+        outcome,
+        caller = %caller_name(caller),
+        namespace = %record.namespace,
+        service_account = %record.service_account,
+        token_id = %record.token_id,
+        expiration = %record.expiration.map(|t| t.to_string()).unwrap_or_default(),
+        audiences = ?record.audiences,
+        cluster_role = record.cluster_role.as_deref().unwrap_or(""),
+    );
+}
+
+/// Logs an issue that failed.
+pub fn issue_failed(caller: &Caller, namespace: &str, service_account: &str, error: &Error) {
+    tracing::info!(
+        target: "tokend::audit",
+        action = "issue",
+        outcome = "failed",
+        caller = %caller_name(caller),
+        namespace,
+        service_account,
+        error = %error,
+    );
+}
+
+/// Logs a token revoked.
+pub fn revoked(caller: &Caller, record: &TokenRecord) {
+    tracing::info!(
+        target: "tokend::audit",
+        action = "revoke",
+        outcome = "revoked",
+        caller = %caller_name(caller),
+        namespace = %record.namespace,
+        service_account = %record.service_account,
+        token_id = %record.token_id,
+    );
+}
+
+fn caller_name(caller: &Caller) -> &str {
+    if caller.username.is_empty() {
+        "unauthenticated"
+    } else {
+        &caller.username
+    }
+}

@@ -1,0 +1,137 @@
+//! Command-line and environment configuration of the `tokend` binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// tokend: issue, revoke, validate and list Kubernetes ServiceAccount tokens over gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "tokend", version, about, long_about = None)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log line format.
+    #[arg(long, env = "TOKEND_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// The binary's modes.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the gRPC API against a Kubernetes cluster.
+    Serve(ServeArgs),
+    /// Serve the gRPC API against an embedded Kubernetes API emulator, for trying tokend out.
+    Dev(ServeArgs),
+    /// Run only the Kubernetes API emulator and write its admin kubeconfig.
+    Emulator(EmulatorArgs),
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `tokend serve` (and `tokend dev`).
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address the gRPC server listens on.
+    #[arg(long, env = "TOKEND_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// Kubeconfig to reach Kubernetes with; default: $KUBECONFIG, ~/.kube/config, then in-cluster.
+    #[arg(long, env = "TOKEND_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// API server URL written into kubeconfigs (the address users reach, not the in-cluster one).
+    #[arg(long, env = "TOKEND_PUBLIC_SERVER")]
+    pub public_server: Option<String>,
+    /// CA bundle (PEM) written into kubeconfigs; default: kube-root-ca.crt, then tokend's own CA.
+    #[arg(long, env = "TOKEND_KUBECONFIG_CA_FILE")]
+    pub kubeconfig_ca_file: Option<PathBuf>,
+    /// Lifetime of tokens whose request names none.
+    #[arg(long, env = "TOKEND_DEFAULT_DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub default_duration: Duration,
+    /// Longest lifetime a caller may ask for (like --service-account-max-token-expiration).
+    #[arg(long, env = "TOKEND_MAX_DURATION", default_value = "8760h", value_parser = parse_duration)]
+    pub max_duration: Duration,
+    /// Namespaces tokens may be issued in, comma-separated; empty means all.
+    #[arg(long, env = "TOKEND_ALLOWED_NAMESPACES", value_delimiter = ',')]
+    pub allowed_namespaces: Vec<String>,
+    /// ClusterRoles ServiceAccounts may be bound to through tokend, comma-separated; `*` for any.
+    #[arg(
+        long,
+        env = "TOKEND_ALLOWED_CLUSTER_ROLES",
+        value_delimiter = ',',
+        default_value = "view,edit,admin"
+    )]
+    pub allowed_cluster_roles: Vec<String>,
+    /// How callers authenticate: `kubernetes` (bearer token, TokenReview) or `none`.
+    /// `serve` defaults to `kubernetes` and takes `none` only with --insecure-no-auth;
+    /// `dev` defaults to `none`.
+    #[arg(long, env = "TOKEND_AUTH", value_enum)]
+    pub auth: Option<AuthMode>,
+    /// Allow `--auth none` on `serve`: anyone reaching the port acts with tokend's rights.
+    #[arg(long, env = "TOKEND_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+    /// Audiences callers' tokens must carry, comma-separated; empty means the API server's.
+    #[arg(long, env = "TOKEND_AUTH_AUDIENCES", value_delimiter = ',')]
+    pub auth_audiences: Vec<String>,
+    /// How long a successful caller TokenReview is reused (failures never are).
+    #[arg(long, env = "TOKEND_AUTH_CACHE_TTL", default_value = "10s", value_parser = parse_duration)]
+    pub auth_cache_ttl: Duration,
+    /// How often the Kubernetes API is checked for the health service.
+    #[arg(long, env = "TOKEND_HEALTH_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub health_interval: Duration,
+}
+
+/// How callers prove who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// `authorization: Bearer <Kubernetes token>`, checked with TokenReview, and every call
+    /// authorised with SubjectAccessReview.
+    Kubernetes,
+    /// No authentication and no authorisation: for `tokend dev` and trusted test setups only.
+    None,
+}
+
+/// Flags of `tokend emulator`.
+#[derive(Debug, Clone, Args)]
+pub struct EmulatorArgs {
+    /// Address the emulator's HTTPS server listens on.
+    #[arg(long, env = "TOKEND_EMULATOR_LISTEN", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Where to write the admin kubeconfig.
+    #[arg(long, env = "TOKEND_EMULATOR_KUBECONFIG_OUT")]
+    pub kubeconfig_out: PathBuf,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    tokend_client::duration::parse_duration(text).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_defaults_match_the_documented_ones() {
+        let cli = Cli::try_parse_from(["tokend", "serve"]).expect("parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(args.listen.to_string(), "127.0.0.1:50051");
+        assert_eq!(args.default_duration, Duration::from_secs(3600));
+        assert_eq!(args.max_duration, Duration::from_secs(8760 * 3600));
+        assert_eq!(args.allowed_cluster_roles, vec!["view", "edit", "admin"]);
+    }
+
+    #[test]
+    fn bad_durations_are_refused_at_start() {
+        assert!(Cli::try_parse_from(["tokend", "serve", "--max-duration", "1.5h"]).is_err());
+    }
+}

@@ -1,0 +1,204 @@
+//! The gRPC layer: tonic's TokenService, translating proto messages to the service layer and
+//! its answers and errors back. It holds no logic of its own.
+
+mod convert;
+mod status;
+
+pub use status::to_status;
+
+use tonic::{Request, Response, Status};
+
+use crate::service::{self, Caller, KubeconfigRequest, KubeconfigSource, ListQuery, RevokeTarget};
+
+/// The generated proto code (messages, server and client).
+pub mod v1 {
+    #![allow(missing_docs, clippy::all)]
+    tonic::include_proto!("tokend.v1");
+
+    /// Descriptor set of the proto, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("tokend_descriptor");
+}
+
+use v1::token_service_server::TokenService as TokenServiceRpc;
+
+/// tonic's face of [`service::TokenService`].
+#[derive(Clone)]
+pub struct TokenServiceGrpc {
+    service: service::TokenService,
+}
+
+impl TokenServiceGrpc {
+    /// Serves `service` over gRPC.
+    pub fn new(service: service::TokenService) -> Self {
+        Self { service }
+    }
+
+    /// The tonic server to add to a router.
+    pub fn into_server(self) -> v1::token_service_server::TokenServiceServer<Self> {
+        v1::token_service_server::TokenServiceServer::new(self)
+    }
+}
+
+/// The caller an authentication layer put in the request's extensions; anonymous otherwise.
+fn caller<T>(request: &Request<T>) -> Caller {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tonic::async_trait]
+impl TokenServiceRpc for TokenServiceGrpc {
+    async fn issue_token(
+        &self,
+        request: Request<v1::IssueTokenRequest>,
+    ) -> Result<Response<v1::IssueTokenResponse>, Status> {
+        let caller = caller(&request);
+        let issue = convert::issue_request(request.into_inner())?;
+        let issued = self
+            .service
+            .issue(&caller, issue)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(v1::IssueTokenResponse {
+            token: issued.token,
+            token_id: issued.token_id.to_string(),
+            expiration_time: Some(convert::timestamp(issued.expiration)),
+            namespace: issued.namespace,
+            service_account: issued.service_account,
+        }))
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<v1::RevokeTokenRequest>,
+    ) -> Result<Response<v1::RevokeTokenResponse>, Status> {
+        let caller = caller(&request);
+        let target = match request.into_inner().target {
+            Some(v1::revoke_token_request::Target::TokenId(id)) => RevokeTarget::TokenId(id),
+            Some(v1::revoke_token_request::Target::Token(token)) => RevokeTarget::Token(token),
+            None => {
+                return Err(to_status(service::Error::invalid(
+                    "target",
+                    "set token_id or token",
+                )));
+            }
+        };
+        let record = self
+            .service
+            .revoke(&caller, target)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(v1::RevokeTokenResponse {
+            token_id: record.token_id.to_string(),
+            namespace: record.namespace,
+            service_account: record.service_account,
+        }))
+    }
+
+    async fn get_kubeconfig(
+        &self,
+        request: Request<v1::GetKubeconfigRequest>,
+    ) -> Result<Response<v1::GetKubeconfigResponse>, Status> {
+        let caller = caller(&request);
+        let request = request.into_inner();
+        let source = match request.source {
+            Some(v1::get_kubeconfig_request::Source::Issue(issue)) => {
+                KubeconfigSource::Issue(convert::issue_request(issue)?)
+            }
+            Some(v1::get_kubeconfig_request::Source::Token(token)) => {
+                KubeconfigSource::Token(token)
+            }
+            None => {
+                return Err(to_status(service::Error::invalid(
+                    "source",
+                    "set issue (to issue a fresh token) or token (to wrap one)",
+                )));
+            }
+        };
+        let rendered = self
+            .service
+            .kubeconfig(
+                &caller,
+                KubeconfigRequest {
+                    source,
+                    server: request.server,
+                    context_name: request.context_name,
+                },
+            )
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(v1::GetKubeconfigResponse {
+            kubeconfig: rendered.yaml,
+            token_id: rendered
+                .token_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+            expiration_time: rendered.expiration.map(convert::timestamp),
+        }))
+    }
+
+    async fn validate_token(
+        &self,
+        request: Request<v1::ValidateTokenRequest>,
+    ) -> Result<Response<v1::ValidateTokenResponse>, Status> {
+        let caller = caller(&request);
+        let request = request.into_inner();
+        let v = self
+            .service
+            .validate(&caller, &request.token, &request.audiences)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(v1::ValidateTokenResponse {
+            authenticated: v.authenticated,
+            username: v.username,
+            uid: v.uid,
+            groups: v.groups,
+            audiences: v.audiences,
+            error: v.error,
+            token_id: v.token_id.map(|id| id.to_string()).unwrap_or_default(),
+            expiration_time: v.expiration.map(convert::timestamp),
+        }))
+    }
+
+    async fn list_tokens(
+        &self,
+        request: Request<v1::ListTokensRequest>,
+    ) -> Result<Response<v1::ListTokensResponse>, Status> {
+        let caller = caller(&request);
+        let request = request.into_inner();
+        let query = ListQuery {
+            namespace: request.namespace,
+            service_account: (!request.service_account.is_empty())
+                .then_some(request.service_account),
+            include_expired: request.include_expired,
+        };
+        let records = self
+            .service
+            .list(&caller, &query)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(v1::ListTokensResponse {
+            tokens: records
+                .into_iter()
+                .map(|(r, s)| convert::record(r, s))
+                .collect(),
+        }))
+    }
+
+    async fn get_token(
+        &self,
+        request: Request<v1::GetTokenRequest>,
+    ) -> Result<Response<v1::GetTokenResponse>, Status> {
+        let caller = caller(&request);
+        let (record, state) = self
+            .service
+            .get(&caller, &request.into_inner().token_id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(v1::GetTokenResponse {
+            token: Some(convert::record(record, state)),
+        }))
+    }
+}

@@ -1,0 +1,32 @@
+//! grpc.health.v1: SERVING only while the Kubernetes API answers, re-checked on an interval by
+//! one task, never by request handlers.
+
+use std::time::Duration;
+
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::grpc::v1::token_service_server::SERVICE_NAME;
+use crate::service::TokenService;
+
+/// Watches the Kubernetes API and flips the health status of the server and of TokenService.
+pub async fn watch(reporter: HealthReporter, service: TokenService, interval: Duration) {
+    let mut last = None;
+    loop {
+        let status = if service.kubernetes_reachable().await {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        if last != Some(status) {
+            match status {
+                ServingStatus::Serving => tracing::info!("Kubernetes API reachable: serving"),
+                _ => tracing::warn!("Kubernetes API unreachable: not serving"),
+            }
+            reporter.set_service_status("", status).await;
+            reporter.set_service_status(SERVICE_NAME, status).await;
+            last = Some(status);
+        }
+        tokio::time::sleep(interval).await;
+    }
+}

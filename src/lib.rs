@@ -1,0 +1,21 @@
+//! tokend: a gRPC service that issues, revokes, validates and lists Kubernetes ServiceAccount
+//! tokens and renders kubeconfigs for them, keeping every fact in the Kubernetes API.
+//!
+//! The arrows point one way: [`grpc`] (proto types, tonic) → [`service`] (validation, policy, the
+//! issue/revoke logic) → [`cluster`] (kube-rs calls). Nothing below `grpc` knows about tonic.
+
+pub mod audit;
+pub mod authn;
+pub mod cluster;
+pub mod config;
+pub mod dev;
+pub mod grpc;
+pub mod health;
+pub mod kubeconfig;
+pub mod names;
+pub mod policy;
+pub mod server;
+pub mod service;
+pub mod telemetry;
+pub mod token_id;
+pub mod vocabulary;

@@ -1,0 +1,24 @@
+//! The `tokend` binary: `serve`, `dev` (with the embedded emulator) and `emulator`.
+
+use clap::Parser;
+use tokio::net::TcpListener;
+
+use tokend::config::{Cli, Command};
+use tokend::{dev, server, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    match cli.command {
+        Command::Serve(args) => {
+            let options = server::ServerOptions::from_args(&args, false)?;
+            let kube_config = server::kube_config(args.kubeconfig.as_deref()).await?;
+            let listener = TcpListener::bind(args.listen).await?;
+            server::run(kube_config, options, listener, server::shutdown_signal()).await?;
+        }
+        Command::Dev(args) => dev::run_dev(args).await?,
+        Command::Emulator(args) => dev::run_emulator(args).await?,
+    }
+    Ok(())
+}

@@ -1,0 +1,239 @@
+//! Wiring: builds the service from configuration and serves gRPC (TokenService, health,
+//! reflection) on a listener until shutdown.
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+
+use crate::authn::{AuthLayer, Authentication, TokenAuthenticator};
+use crate::cluster::Cluster;
+use crate::config::{AuthMode, ServeArgs};
+use crate::grpc::{TokenServiceGrpc, v1};
+use crate::health;
+use crate::policy::Policy;
+use crate::service::{Settings, TokenService};
+
+/// What can stop the server from starting or serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A setting is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The Kubernetes client could not be set up.
+    #[error("Kubernetes client: {0}")]
+    Kube(#[from] kube::Error),
+    /// Reading the kubeconfig failed.
+    #[error("kubeconfig: {0}")]
+    Kubeconfig(#[from] kube::config::KubeconfigError),
+    /// No Kubernetes configuration could be found.
+    #[error("Kubernetes configuration: {0}")]
+    InferConfig(#[from] kube::config::InferConfigError),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Server reflection could not be built.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// A file or socket could not be used.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Everything the server needs besides the Kubernetes connection.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Service settings (policy, kubeconfig rendering).
+    pub settings: Settings,
+    /// How often the Kubernetes API is checked for health.
+    pub health_interval: Duration,
+    /// How callers authenticate.
+    pub auth: AuthMode,
+    /// Audiences callers' tokens must carry (empty: the API server's).
+    pub auth_audiences: Vec<String>,
+    /// How long a successful caller review is reused.
+    pub auth_cache_ttl: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            settings: Settings::default(),
+            health_interval: Duration::from_secs(5),
+            auth: AuthMode::Kubernetes,
+            auth_audiences: Vec::new(),
+            auth_cache_ttl: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ServerOptions {
+    /// Options from `serve` / `dev` flags; reads the kubeconfig CA file if one is named.
+    /// `dev` says so, as it defaults to no authentication.
+    pub fn from_args(args: &ServeArgs, dev: bool) -> Result<Self, ServerError> {
+        let auth = match (args.auth, dev) {
+            (Some(AuthMode::None), false) if !args.insecure_no_auth => {
+                return Err(ServerError::Config(
+                    "--auth none lets anyone reaching the port issue tokens with tokend's rights; \
+                     add --insecure-no-auth to mean it"
+                        .into(),
+                ));
+            }
+            (Some(mode), _) => mode,
+            (None, true) => AuthMode::None,
+            (None, false) if args.insecure_no_auth => AuthMode::None,
+            (None, false) => AuthMode::Kubernetes,
+        };
+        let ca_pem = match &args.kubeconfig_ca_file {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                ServerError::Config(format!("--kubeconfig-ca-file {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
+        if args.default_duration > args.max_duration {
+            return Err(ServerError::Config(
+                "--default-duration is longer than --max-duration".into(),
+            ));
+        }
+        Ok(Self {
+            settings: Settings {
+                policy: Policy {
+                    default_duration: args.default_duration,
+                    max_duration: args.max_duration,
+                    allowed_namespaces: args.allowed_namespaces.clone(),
+                    allowed_cluster_roles: args.allowed_cluster_roles.clone(),
+                },
+                public_server: args.public_server.clone(),
+                ca_pem,
+                ..Settings::default()
+            },
+            health_interval: args.health_interval,
+            auth,
+            auth_audiences: args.auth_audiences.clone(),
+            auth_cache_ttl: args.auth_cache_ttl,
+        })
+    }
+}
+
+/// The Kubernetes client configuration: the named kubeconfig, else kube-rs' inference
+/// ($KUBECONFIG, ~/.kube/config, in-cluster).
+pub async fn kube_config(kubeconfig: Option<&Path>) -> Result<kube::Config, ServerError> {
+    Ok(match kubeconfig {
+        Some(path) => {
+            kube::Config::from_custom_kubeconfig(
+                Kubeconfig::read_from(path)?,
+                &KubeConfigOptions::default(),
+            )
+            .await?
+        }
+        None => kube::Config::infer().await?,
+    })
+}
+
+/// Serves tokend on `listener` against the cluster `kube_config` reaches, until `shutdown`
+/// resolves; in-flight RPCs then finish.
+pub async fn run(
+    kube_config: kube::Config,
+    mut options: ServerOptions,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    options.settings.api_server_url = kube_config
+        .cluster_url
+        .to_string()
+        .trim_end_matches('/')
+        .to_owned();
+    options.settings.client_ca_pem = kube_config.root_cert.as_ref().map(|certs| {
+        pem::encode_many(
+            &certs
+                .iter()
+                .map(|der| pem::Pem::new("CERTIFICATE", der.clone()))
+                .collect::<Vec<_>>(),
+        )
+    });
+    let client = kube::Client::try_from(kube_config)?;
+    let cluster = Cluster::new(client);
+    let authentication = match options.auth {
+        AuthMode::Kubernetes => {
+            options.settings.authorize = true;
+            Authentication::Kubernetes(std::sync::Arc::new(TokenAuthenticator::new(
+                cluster.clone(),
+                options.auth_audiences.clone(),
+                options.auth_cache_ttl,
+            )))
+        }
+        AuthMode::None => {
+            options.settings.authorize = false;
+            tracing::warn!(
+                "callers are NOT authenticated (--auth none): anyone reaching this port can issue \
+                 tokens with tokend's own Kubernetes rights"
+            );
+            Authentication::None
+        }
+    };
+    let service = TokenService::new(cluster, options.settings);
+
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    let watcher = tokio::spawn(health::watch(
+        reporter,
+        service.clone(),
+        options.health_interval,
+    ));
+
+    // grpcurl 1.8.6 speaks only v1alpha reflection; newer clients use v1.
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    tracing::info!(listen = %listener.local_addr()?, "tokend serving");
+    let result = tonic::transport::Server::builder()
+        .layer(AuthLayer::new(authentication))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(TokenServiceGrpc::new(service).into_server())
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .await;
+    watcher.abort();
+    Ok(result?)
+}
+
+/// Resolves on SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,368 @@
+//! IssueToken: check everything that can be checked, make the ServiceAccount and binding when
+//! asked, write the record, ask the API server for a token bound to it, and undo what this call
+//! made if any step fails or the caller goes away.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use tokio::sync::oneshot;
+
+use super::record::{BindingScope, TokenRecord};
+use super::{Caller, Error, Result, TokenService, check_audiences};
+use crate::cluster::{Ensured, ResourceAccess};
+use crate::token_id::TokenId;
+use crate::vocabulary::{BINDING_PREFIX, MAX_LABELS, RESERVED_PREFIX};
+use crate::{audit, names};
+
+/// An IssueToken request in the service's terms.
+#[derive(Debug, Clone, Default)]
+pub struct IssueRequest {
+    /// Namespace of the ServiceAccount.
+    pub namespace: String,
+    /// The ServiceAccount.
+    pub service_account: String,
+    /// Lifetime in the duration grammar; empty means the default.
+    pub duration: String,
+    /// Audiences; empty means the API server's.
+    pub audiences: Vec<String>,
+    /// Create the ServiceAccount when it is missing.
+    pub create_service_account: bool,
+    /// ClusterRole to bind the ServiceAccount to; empty means none.
+    pub cluster_role: String,
+    /// Scope of that binding; None means namespace.
+    pub binding_scope: Option<BindingScope>,
+    /// Labels for the record.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A token just issued.
+#[derive(Debug)]
+pub struct IssuedToken {
+    /// The bearer token.
+    pub token: String,
+    /// Its record's id.
+    pub token_id: TokenId,
+    /// Expiry as the API server set it.
+    pub expiration: Timestamp,
+    /// Namespace of the ServiceAccount.
+    pub namespace: String,
+    /// The ServiceAccount.
+    pub service_account: String,
+    undo: Undo,
+}
+
+/// What one IssueToken call created, so a failure can take exactly that back.
+#[derive(Debug, Default)]
+struct Undo {
+    secret: Option<(String, String)>,
+    service_account: Option<(String, String, String)>,
+    role_binding: Option<(String, String)>,
+    cluster_role_binding: Option<String>,
+}
+
+impl TokenService {
+    /// Issues a token. The work runs to completion even if the caller disconnects; a token
+    /// nobody received is revoked again at once.
+    pub async fn issue(&self, caller: &Caller, request: IssueRequest) -> Result<IssuedToken> {
+        let (tx, rx) = oneshot::channel();
+        let this = self.clone();
+        let caller = caller.clone();
+        tokio::spawn(async move {
+            let result = this.issue_now(&caller, request).await;
+            if let Err(Ok(unclaimed)) = tx.send(result) {
+                tracing::warn!(token_id = %unclaimed.token_id, "caller left before the token was returned; revoking it");
+                this.undo(unclaimed.undo).await;
+            }
+        });
+        rx.await
+            .map_err(|_| Error::Internal("the issuing task ended without an answer".into()))?
+    }
+
+    async fn issue_now(&self, caller: &Caller, request: IssueRequest) -> Result<IssuedToken> {
+        let plan = self.check_issue(&request)?;
+        let mut undo = Undo::default();
+        match self.issue_steps(caller, &request, &plan, &mut undo).await {
+            Ok((token, record)) => {
+                audit::issued(caller, &record, "issued");
+                let expiration = record.expiration.unwrap_or_else(Timestamp::now);
+                Ok(IssuedToken {
+                    token,
+                    token_id: record.token_id,
+                    expiration,
+                    namespace: request.namespace,
+                    service_account: request.service_account,
+                    undo,
+                })
+            }
+            Err(e) => {
+                audit::issue_failed(caller, &request.namespace, &request.service_account, &e);
+                self.undo(undo).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Every check that needs no API call: names, duration, audiences, labels, policy.
+    fn check_issue(&self, request: &IssueRequest) -> Result<Plan> {
+        names::check_dns1123_label(&request.namespace)
+            .map_err(|rule| Error::invalid("namespace", rule))?;
+        names::check_dns1123_subdomain(&request.service_account)
+            .map_err(|rule| Error::invalid("service_account", rule))?;
+        let lifetime = self.settings.policy.token_lifetime(&request.duration)?;
+        check_audiences("audiences", &request.audiences)?;
+        check_labels(&request.labels)?;
+        if request.cluster_role.is_empty() && request.binding_scope.is_some() {
+            return Err(Error::invalid(
+                "binding_scope",
+                "may only be set together with cluster_role",
+            ));
+        }
+        if !request.cluster_role.is_empty() {
+            names::check_role_name(&request.cluster_role)
+                .map_err(|rule| Error::invalid("cluster_role", rule))?;
+        }
+        self.settings.policy.check_namespace(&request.namespace)?;
+        if !request.cluster_role.is_empty() {
+            self.settings
+                .policy
+                .check_cluster_role(&request.cluster_role)?;
+        }
+        Ok(Plan { lifetime })
+    }
+
+    async fn issue_steps(
+        &self,
+        caller: &Caller,
+        request: &IssueRequest,
+        plan: &Plan,
+        undo: &mut Undo,
+    ) -> Result<(String, TokenRecord)> {
+        let ns = request.namespace.as_str();
+        let sa_name = request.service_account.as_str();
+        let scope = request.binding_scope.unwrap_or(BindingScope::Namespace);
+        self.authorize_issue(caller, request, scope).await?;
+        let sa = if request.create_service_account {
+            let (sa, ensured) = self.cluster.ensure_service_account(ns, sa_name).await?;
+            if ensured == Ensured::Created {
+                let uid = sa.metadata.uid.clone().unwrap_or_default();
+                undo.service_account = Some((ns.to_owned(), sa_name.to_owned(), uid));
+            }
+            sa
+        } else {
+            match self.cluster.service_account(ns, sa_name).await? {
+                Some(sa) => sa,
+                None => return Err(self.missing_service_account(ns, sa_name).await),
+            }
+        };
+        if !request.cluster_role.is_empty() {
+            self.bind(ns, sa_name, &request.cluster_role, scope, undo)
+                .await?;
+        }
+
+        // The API server sets expiry to its clock plus the lifetime, in whole seconds; recording
+        // the same guess saves a write in the usual case, and a wrong guess is corrected below.
+        let now = Timestamp::from_second(Timestamp::now().as_second())
+            .map_err(|e| Error::Internal(format!("clock: {e}")))?;
+        let asked = SignedDuration::try_from(plan.lifetime)
+            .map_err(|_| Error::invalid("duration", "is too long"))?;
+        let mut record = TokenRecord {
+            token_id: TokenId::generate(ns),
+            namespace: ns.to_owned(),
+            service_account: sa_name.to_owned(),
+            service_account_uid: sa.metadata.uid.clone().unwrap_or_default(),
+            issued_at: Some(now),
+            expiration: now.checked_add(asked).ok(),
+            audiences: request.audiences.clone(),
+            labels: request.labels.clone(),
+            issued_by: caller.username.clone(),
+            cluster_role: (!request.cluster_role.is_empty()).then(|| request.cluster_role.clone()),
+            binding_scope: (!request.cluster_role.is_empty()).then_some(scope),
+        };
+        let secret = self.cluster.create_secret(&record.to_secret()).await?;
+        undo.secret = Some((ns.to_owned(), record.token_id.secret_name()));
+
+        let seconds = i64::try_from(plan.lifetime.as_secs())
+            .map_err(|_| Error::invalid("duration", "is too long"))?;
+        let issued = self
+            .cluster
+            .request_token(ns, sa_name, seconds, &request.audiences, &secret)
+            .await?;
+        // A real server silently shortens tokens over its own maximum, and clocks differ.
+        if record.expiration != Some(issued.expiration) {
+            let annotations = BTreeMap::from([(
+                crate::vocabulary::EXPIRATION_ANNOTATION.to_owned(),
+                issued.expiration.to_string(),
+            )]);
+            self.cluster
+                .annotate_secret(ns, &record.token_id.secret_name(), &annotations)
+                .await?;
+        }
+        record.expiration = Some(issued.expiration);
+        Ok((issued.token, record))
+    }
+
+    /// What the caller would need to do the same with kubectl: create a token for the
+    /// ServiceAccount; create ServiceAccounts when asked to; create the binding and `bind` the
+    /// role (Kubernetes' own escalation rule). The reviews run at once, not one after another.
+    async fn authorize_issue(
+        &self,
+        caller: &Caller,
+        request: &IssueRequest,
+        scope: BindingScope,
+    ) -> Result<()> {
+        let ns = request.namespace.as_str();
+        let mut needed = vec![ResourceAccess {
+            verb: "create",
+            group: "",
+            resource: "serviceaccounts",
+            subresource: Some("token"),
+            namespace: Some(ns),
+            name: Some(&request.service_account),
+        }];
+        if request.create_service_account {
+            needed.push(ResourceAccess {
+                verb: "create",
+                group: "",
+                resource: "serviceaccounts",
+                subresource: None,
+                namespace: Some(ns),
+                name: None,
+            });
+        }
+        if !request.cluster_role.is_empty() {
+            let (resource, namespace) = match scope {
+                BindingScope::Namespace => ("rolebindings", Some(ns)),
+                BindingScope::Cluster => ("clusterrolebindings", None),
+            };
+            let rbac = "rbac.authorization.k8s.io";
+            needed.push(ResourceAccess {
+                verb: "create",
+                group: rbac,
+                resource,
+                subresource: None,
+                namespace,
+                name: None,
+            });
+            needed.push(ResourceAccess {
+                verb: "bind",
+                group: rbac,
+                resource: "clusterroles",
+                subresource: None,
+                namespace,
+                name: Some(&request.cluster_role),
+            });
+        }
+        futures::future::try_join_all(
+            needed
+                .into_iter()
+                .map(|access| self.require(caller, access)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn bind(
+        &self,
+        ns: &str,
+        sa: &str,
+        role: &str,
+        scope: BindingScope,
+        undo: &mut Undo,
+    ) -> Result<()> {
+        if !self.cluster.cluster_role_exists(role).await? {
+            return Err(Error::NotFound(format!(
+                "cluster_role: clusterroles \"{role}\" not found"
+            )));
+        }
+        match scope {
+            BindingScope::Namespace => {
+                let name = format!("{BINDING_PREFIX}{sa}:{role}");
+                if self
+                    .cluster
+                    .ensure_role_binding(ns, &name, sa, role)
+                    .await?
+                    == Ensured::Created
+                {
+                    undo.role_binding = Some((ns.to_owned(), name));
+                }
+            }
+            BindingScope::Cluster => {
+                let name = format!("{BINDING_PREFIX}{ns}:{sa}:{role}");
+                if self
+                    .cluster
+                    .ensure_cluster_role_binding(&name, ns, sa, role)
+                    .await?
+                    == Ensured::Created
+                {
+                    undo.cluster_role_binding = Some(name);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// NotFound naming what is missing: the namespace or only the ServiceAccount.
+    async fn missing_service_account(&self, ns: &str, sa: &str) -> Error {
+        match self.cluster.namespace_exists(ns).await {
+            Ok(false) => Error::NotFound(format!("namespace: namespaces \"{ns}\" not found")),
+            Ok(true) => Error::NotFound(format!(
+                "service_account: serviceaccounts \"{sa}\" not found in namespace \"{ns}\" \
+                 (set create_service_account to create it)"
+            )),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Takes back what a failed or unclaimed issue made, newest first; failures are logged, as
+    /// the caller already has the error that matters.
+    async fn undo(&self, undo: Undo) {
+        if let Some((ns, name)) = undo.secret
+            && let Err(e) = self.cluster.delete_secret(&ns, &name).await
+        {
+            tracing::error!(namespace = %ns, secret = %name, error = %e, "could not delete the record of a failed issue");
+        }
+        if let Some(name) = undo.cluster_role_binding
+            && let Err(e) = self.cluster.delete_cluster_role_binding(&name).await
+        {
+            tracing::error!(binding = %name, error = %e, "could not delete a ClusterRoleBinding of a failed issue");
+        }
+        if let Some((ns, name)) = undo.role_binding
+            && let Err(e) = self.cluster.delete_role_binding(&ns, &name).await
+        {
+            tracing::error!(namespace = %ns, binding = %name, error = %e, "could not delete a RoleBinding of a failed issue");
+        }
+        if let Some((ns, name, uid)) = undo.service_account
+            && let Err(e) = self.cluster.delete_service_account(&ns, &name, &uid).await
+        {
+            tracing::error!(namespace = %ns, service_account = %name, error = %e, "could not delete a ServiceAccount of a failed issue");
+        }
+    }
+}
+
+/// What the checks decided.
+struct Plan {
+    lifetime: Duration,
+}
+
+fn check_labels(labels: &BTreeMap<String, String>) -> Result<()> {
+    if labels.len() > MAX_LABELS {
+        return Err(Error::invalid(
+            "labels",
+            format!("at most {MAX_LABELS} labels (got {})", labels.len()),
+        ));
+    }
+    for (key, value) in labels {
+        names::check_label_key(key)
+            .map_err(|rule| Error::invalid(format!("labels[{key:?}]"), format!("key {rule}")))?;
+        if key.starts_with(RESERVED_PREFIX) || key.starts_with("app.kubernetes.io/managed-by") {
+            return Err(Error::invalid(
+                format!("labels[{key:?}]"),
+                "key is reserved for tokend",
+            ));
+        }
+        names::check_label_value(value)
+            .map_err(|rule| Error::invalid(format!("labels[{key:?}]"), format!("value {rule}")))?;
+    }
+    Ok(())
+}

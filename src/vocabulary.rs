@@ -1,0 +1,44 @@
+//! Every label, annotation, name pattern and limit tokend writes to or reads from Kubernetes.
+
+/// Label on everything tokend creates, so its objects can be listed and told apart.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Value of [`MANAGED_BY_LABEL`] on tokend's objects.
+pub const MANAGED_BY_VALUE: &str = "tokend";
+/// Label holding the ServiceAccount a token record belongs to, for per-account listing.
+pub const SERVICE_ACCOUNT_LABEL: &str = "tokend.io/service-account";
+/// Prefix reserved for tokend's own labels and annotations; callers' labels may not use it.
+pub const RESERVED_PREFIX: &str = "tokend.io/";
+
+/// Annotation: who asked for the token.
+pub const ISSUED_BY_ANNOTATION: &str = "tokend.io/issued-by";
+/// Annotation: when the token expires (RFC 3339), as the API server set it.
+pub const EXPIRATION_ANNOTATION: &str = "tokend.io/expiration-time";
+/// Annotation: the token's audiences, a JSON array (empty: the API server's own).
+pub const AUDIENCES_ANNOTATION: &str = "tokend.io/audiences";
+/// Annotation: uid of the ServiceAccount the token was issued for; a recreated account orphans it.
+pub const SERVICE_ACCOUNT_UID_ANNOTATION: &str = "tokend.io/service-account-uid";
+/// Annotation: the ClusterRole bound for this token, if any.
+pub const CLUSTER_ROLE_ANNOTATION: &str = "tokend.io/cluster-role";
+/// Annotation: `namespace` or `cluster`, the scope of that binding.
+pub const BINDING_SCOPE_ANNOTATION: &str = "tokend.io/binding-scope";
+
+/// Secret type of a token record: never mistaken for an ordinary Opaque Secret.
+pub const RECORD_SECRET_TYPE: &str = "tokend.io/token-record";
+/// Prefix of a record Secret's name; the rest is the token's random id.
+pub const RECORD_SECRET_PREFIX: &str = "tokend-";
+/// Prefix of the bindings tokend creates (`tokend:SA:ROLE`, `tokend:NS:SA:ROLE`).
+pub const BINDING_PREFIX: &str = "tokend:";
+
+/// The API server refuses shorter tokens (TokenRequest validation).
+pub const MIN_TOKEN_SECONDS: u64 = 600;
+/// Most audiences one token may carry.
+pub const MAX_AUDIENCES: usize = 32;
+/// Longest audience string accepted.
+pub const MAX_AUDIENCE_LEN: usize = 256;
+/// Most caller labels on one record.
+pub const MAX_LABELS: usize = 32;
+
+/// ConfigMap the API server publishes its CA in, in every namespace.
+pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
+/// Key of the CA bundle in [`ROOT_CA_CONFIGMAP`].
+pub const ROOT_CA_KEY: &str = "ca.crt";

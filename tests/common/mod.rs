@@ -1,0 +1,222 @@
+//! Test harness shared by the black-box tests: a Kubernetes API (the emulator, or the real
+//! cluster named by `TOKEND_TEST_KUBECONFIG`), tokend served in-process on a loopback port, and
+//! helpers for unique names and eventual consistency.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use kube::api::{DeleteParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client};
+use kube_emulator::Emulator;
+use tokend::config::AuthMode;
+use tokend::server::{self, ServerOptions};
+use tokend_client::TokendClient;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// Env var naming an admin kubeconfig of a real cluster to run the suite against.
+pub const REAL_CLUSTER_ENV: &str = "TOKEND_TEST_KUBECONFIG";
+
+/// A running tokend and the Kubernetes API behind it.
+pub struct TestEnv {
+    /// gRPC endpoint of tokend, `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// `127.0.0.1:PORT`, for grpcurl.
+    pub addr: String,
+    /// Admin client of the Kubernetes API.
+    pub kube: Client,
+    /// Admin kubeconfig of the Kubernetes API, as a file.
+    pub admin_kubeconfig: PathBuf,
+    emulator: Option<Emulator>,
+    _dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    namespaces: Mutex<Vec<String>>,
+    cluster_bindings: Mutex<Vec<String>>,
+}
+
+/// Starts tokend without caller authentication (the RPC tests' setting) against the test backend.
+pub async fn start() -> TestEnv {
+    start_with(ServerOptions {
+        auth: AuthMode::None,
+        ..ServerOptions::default()
+    })
+    .await
+}
+
+/// Starts tokend with `options` against the test backend.
+pub async fn start_with(options: ServerOptions) -> TestEnv {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let admin_kubeconfig = dir.path().join("admin.kubeconfig");
+    let (emulator, kube_config) = match std::env::var_os(REAL_CLUSTER_ENV) {
+        Some(path) => {
+            std::fs::copy(&path, &admin_kubeconfig).expect("copy the real cluster's kubeconfig");
+            let kubeconfig = Kubeconfig::read_from(&path).expect("read TOKEND_TEST_KUBECONFIG");
+            let config =
+                kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                    .await
+                    .expect("TOKEND_TEST_KUBECONFIG is usable");
+            (None, config)
+        }
+        None => {
+            let emulator = Emulator::start().await.expect("emulator starts");
+            emulator
+                .write_kubeconfig(&admin_kubeconfig)
+                .await
+                .expect("write kubeconfig");
+            let config = emulator.client_config().await.expect("emulator config");
+            (Some(emulator), config)
+        }
+    };
+    let kube = Client::try_from(kube_config.clone()).expect("kube client");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr").to_string();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let shutdown = async {
+            let _ = rx.await;
+        };
+        if let Err(e) = server::run(kube_config, options, listener, shutdown).await {
+            eprintln!("tokend stopped: {e}");
+        }
+    });
+    TestEnv {
+        endpoint: format!("http://{addr}"),
+        addr,
+        kube,
+        admin_kubeconfig,
+        emulator,
+        _dir: dir,
+        shutdown: Some(tx),
+        namespaces: Mutex::new(Vec::new()),
+        cluster_bindings: Mutex::new(Vec::new()),
+    }
+}
+
+impl TestEnv {
+    /// A client of tokend through the client crate.
+    pub async fn client(&self) -> TokendClient {
+        TokendClient::connect(self.endpoint.clone())
+            .await
+            .expect("connect to tokend")
+    }
+
+    /// Creates a namespace with a unique name, deleted when the env is dropped.
+    pub async fn fresh_namespace(&self) -> String {
+        let name = unique_name("tokend-test");
+        let ns = Namespace {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Api::<Namespace>::all(self.kube.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create namespace");
+        self.namespaces.lock().expect("lock").push(name.clone());
+        name
+    }
+
+    /// Remembers a ClusterRoleBinding a test made tokend create, so it is deleted at the end.
+    pub fn forget_cluster_binding_later(&self, name: &str) {
+        self.cluster_bindings
+            .lock()
+            .expect("lock")
+            .push(name.to_owned());
+    }
+
+    /// The emulator, when the suite runs against it (fault knobs, emulator-only tests).
+    pub fn emulator(&self) -> Option<&Emulator> {
+        self.emulator.as_ref()
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        // A real cluster keeps what the test made; the emulator goes away with its process.
+        if self.emulator.is_some() {
+            return;
+        }
+        let namespaces = std::mem::take(&mut *self.namespaces.lock().expect("lock"));
+        let bindings = std::mem::take(&mut *self.cluster_bindings.lock().expect("lock"));
+        let kube = self.kube.clone();
+        // Drop cannot await, and the test's runtime is shutting down: clean up on a thread of its own.
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let dp = DeleteParams::default();
+                for ns in namespaces {
+                    let _ = Api::<Namespace>::all(kube.clone()).delete(&ns, &dp).await;
+                }
+                for b in bindings {
+                    let _ = Api::<ClusterRoleBinding>::all(kube.clone())
+                        .delete(&b, &dp)
+                        .await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// A name no other test run uses: `prefix-` and 8 random lowercase alphanumerics.
+pub fn unique_name(prefix: &str) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let suffix: String = (0..8)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect();
+    format!("{prefix}-{suffix}")
+}
+
+/// Polls `check` until it returns true, for up to 15 s: a real API server caches token
+/// authentication for up to 10 s, so revocation is eventually, not immediately, visible.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if check().await {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("not true within 15 s: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A kube-rs client that authenticates with `token` against the backend's API server.
+pub async fn client_with_token(env: &TestEnv, token: &str) -> Client {
+    let mut kubeconfig = Kubeconfig::read_from(&env.admin_kubeconfig).expect("admin kubeconfig");
+    for user in &mut kubeconfig.auth_infos {
+        user.auth_info = Some(kube::config::AuthInfo {
+            token: Some(token.to_owned().into()),
+            ..Default::default()
+        });
+    }
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("config with token");
+    Client::try_from(config).expect("client with token")
+}
