@@ -46,7 +46,7 @@ pub fn revoked(caller: &Caller, record: &TokenRecord) {
 
 fn caller_name(caller: &Caller) -> &str {
     if caller.username.is_empty() {
-        "unauthenticated"
+        "unauthenticated (--auth none)"
     } else {
         &caller.username
     }

@@ -84,6 +84,18 @@ pub struct ServeArgs {
     /// How long a successful caller TokenReview is reused (failures never are).
     #[arg(long, env = "TOKEND_AUTH_CACHE_TTL", default_value = "10s", value_parser = parse_duration)]
     pub auth_cache_ttl: Duration,
+    /// TLS certificate chain (PEM) for the gRPC port; re-read when the file changes.
+    #[arg(long, env = "TOKEND_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for the gRPC port.
+    #[arg(long, env = "TOKEND_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle (PEM) client certificates must chain to; makes client certificates mandatory.
+    #[arg(long, env = "TOKEND_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// How often the TLS files are checked for changes.
+    #[arg(long, env = "TOKEND_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub tls_reload_interval: Duration,
     /// How often the Kubernetes API is checked for the health service.
     #[arg(long, env = "TOKEND_HEALTH_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub health_interval: Duration,
@@ -95,6 +107,9 @@ pub enum AuthMode {
     /// `authorization: Bearer <Kubernetes token>`, checked with TokenReview, and every call
     /// authorised with SubjectAccessReview.
     Kubernetes,
+    /// The verified client certificate (subject CN = user, O = groups, as the API server reads
+    /// it), authorised with SubjectAccessReview; needs --tls-client-ca.
+    Mtls,
     /// No authentication and no authorisation: for `tokend dev` and trusted test setups only.
     None,
 }

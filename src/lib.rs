@@ -17,5 +17,6 @@ pub mod policy;
 pub mod server;
 pub mod service;
 pub mod telemetry;
+pub mod tls;
 pub mod token_id;
 pub mod vocabulary;

@@ -16,6 +16,7 @@ use crate::grpc::{TokenServiceGrpc, v1};
 use crate::health;
 use crate::policy::Policy;
 use crate::service::{Settings, TokenService};
+use crate::tls::{ReloadingTls, TlsError, TlsFiles};
 
 /// What can stop the server from starting or serving.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,9 @@ pub enum ServerError {
     /// Server reflection could not be built.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The TLS files cannot be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
     /// A file or socket could not be used.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -56,6 +60,10 @@ pub struct ServerOptions {
     pub auth_audiences: Vec<String>,
     /// How long a successful caller review is reused.
     pub auth_cache_ttl: Duration,
+    /// TLS for the gRPC port; plaintext when None.
+    pub tls: Option<TlsFiles>,
+    /// How often the TLS files are checked for changes.
+    pub tls_reload_interval: Duration,
 }
 
 impl Default for ServerOptions {
@@ -66,6 +74,8 @@ impl Default for ServerOptions {
             auth: AuthMode::Kubernetes,
             auth_audiences: Vec::new(),
             auth_cache_ttl: Duration::from_secs(10),
+            tls: None,
+            tls_reload_interval: Duration::from_secs(10),
         }
     }
 }
@@ -87,6 +97,11 @@ impl ServerOptions {
             (None, false) if args.insecure_no_auth => AuthMode::None,
             (None, false) => AuthMode::Kubernetes,
         };
+        if auth == AuthMode::Mtls && args.tls_client_ca.is_none() {
+            return Err(ServerError::Config(
+                "--auth mtls needs --tls-client-ca".into(),
+            ));
+        }
         let ca_pem = match &args.kubeconfig_ca_file {
             Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
                 ServerError::Config(format!("--kubeconfig-ca-file {}: {e}", path.display()))
@@ -114,6 +129,15 @@ impl ServerOptions {
             auth,
             auth_audiences: args.auth_audiences.clone(),
             auth_cache_ttl: args.auth_cache_ttl,
+            tls: match (&args.tls_cert, &args.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: args.tls_client_ca.clone(),
+                }),
+                _ => None,
+            },
+            tls_reload_interval: args.tls_reload_interval,
         })
     }
 }
@@ -165,6 +189,10 @@ pub async fn run(
                 options.auth_cache_ttl,
             )))
         }
+        AuthMode::Mtls => {
+            options.settings.authorize = true;
+            Authentication::ClientCertificate
+        }
         AuthMode::None => {
             options.settings.authorize = false;
             tracing::warn!(
@@ -196,15 +224,30 @@ pub async fn run(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    tracing::info!(listen = %listener.local_addr()?, "tokend serving");
-    let result = tonic::transport::Server::builder()
+    let tls = options.tls.map(ReloadingTls::load).transpose()?;
+    tracing::info!(listen = %listener.local_addr()?, tls = tls.is_some(), "tokend serving");
+    let router = tonic::transport::Server::builder()
         .layer(AuthLayer::new(authentication))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(TokenServiceGrpc::new(service).into_server())
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
-        .await;
+        .add_service(TokenServiceGrpc::new(service).into_server());
+    let result = match tls {
+        Some(tls) => {
+            let reloader = tokio::spawn(tls.clone().watch(options.tls_reload_interval));
+            let incoming = tls.incoming(listener);
+            let result = router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await;
+            reloader.abort();
+            result
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+                .await
+        }
+    };
     watcher.abort();
     Ok(result?)
 }

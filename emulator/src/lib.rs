@@ -9,6 +9,7 @@ mod discovery;
 mod error;
 mod faults;
 mod patch;
+mod protobuf;
 mod rbac;
 mod request_info;
 mod resources;

@@ -18,6 +18,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::authn::{self, Caller, UserInfo};
 use crate::discovery;
+use crate::protobuf;
 use crate::rbac::{self, Attributes};
 use crate::request_info::{self, RequestInfo};
 use crate::resources::{self, Handling};
@@ -117,6 +118,21 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    let (body, content_type) = if protobuf::is_protobuf(content_type) && !body.is_empty() {
+        match protobuf::to_json(&body) {
+            Ok(v) => (
+                bytes::Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+                "application/json",
+            ),
+            Err(e) => {
+                return error_response(&ApiError::bad_request(format!(
+                    "cannot decode the protobuf body: {e}"
+                )));
+            }
+        }
+    } else {
+        (body, content_type)
+    };
     let host = parts
         .headers
         .get(header::HOST)

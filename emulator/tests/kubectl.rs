@@ -24,13 +24,15 @@ fn kubectl(bin: &Path, kubeconfig: &Path, cache: &Path, args: &[&str]) -> Result
         .arg("--cache-dir")
         .arg(cache)
         .args(args)
-        .arg("-v=8")
         .output()
         .with_context(|| format!("running kubectl {args:?}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
-        bail!("kubectl {args:?} failed ({}):\nstdout: {stdout}\nstderr: {stderr}", out.status);
+        bail!(
+            "kubectl {args:?} failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
+            out.status
+        );
     }
     Ok(stdout)
 }
@@ -58,18 +60,28 @@ async fn kubectl_can_list_create_issue_tokens_and_ask_can_i() -> Result<()> {
     let run = |args: &[&str]| kubectl(&bin, &kubeconfig, &cache, args);
 
     let namespaces = tokio::task::block_in_place(|| run(&["get", "ns"]))?;
-    ensure!(namespaces.contains("default") && namespaces.contains(&ns.name), "{namespaces}");
+    println!("kubectl get ns:\n{namespaces}");
+    ensure!(
+        namespaces.contains("default") && namespaces.contains(&ns.name),
+        "{namespaces}"
+    );
 
-    let created = tokio::task::block_in_place(|| run(&["create", "serviceaccount", &sa, "-n", &ns.name]))?;
+    let created =
+        tokio::task::block_in_place(|| run(&["create", "serviceaccount", &sa, "-n", &ns.name]))?;
     ensure!(created.contains(&sa), "{created}");
 
     let token = tokio::task::block_in_place(|| {
         run(&["create", "token", &sa, "-n", &ns.name, "--duration=1h"])
     })?;
     let (_, claims) = common::decode_jwt(token.trim())?;
-    ensure!(claims["sub"] == format!("system:serviceaccount:{}:{sa}", ns.name), "{claims}");
+    ensure!(
+        claims["sub"] == format!("system:serviceaccount:{}:{sa}", ns.name),
+        "{claims}"
+    );
 
-    let can_i = tokio::task::block_in_place(|| run(&["auth", "can-i", "create", "secrets", "-n", &ns.name]))?;
+    let can_i = tokio::task::block_in_place(|| {
+        run(&["auth", "can-i", "create", "secrets", "-n", &ns.name])
+    })?;
     ensure!(can_i.trim() == "yes", "{can_i}");
 
     let sas = tokio::task::block_in_place(|| run(&["get", "sa", "-n", &ns.name, "-o", "name"]))?;

@@ -43,6 +43,7 @@ pub(crate) struct Cli {
 
 /// Where tokend is and the credentials and TLS files to use.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Connection")]
 pub(crate) struct Connection {
     /// tokend's address (http:// or https://).
     #[arg(
@@ -249,10 +250,10 @@ pub(crate) struct KubeconfigArgs {
     /// Merge into a kubeconfig file ($KUBECONFIG or ~/.kube/config) instead of printing.
     #[arg(long)]
     pub(crate) merge: bool,
-    /// The kubeconfig file to merge into.
+    /// The kubeconfig file to merge into (with --merge).
     #[arg(long, value_name = "PATH", requires = "merge")]
     pub(crate) kubeconfig: Option<PathBuf>,
-    /// Also make the new context the current one.
+    /// Also make the new context the current one (with --merge).
     #[arg(long = "use", requires = "merge")]
     pub(crate) use_context: bool,
 }
