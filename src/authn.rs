@@ -12,6 +12,7 @@ use tonic::Status;
 
 use crate::cluster::Cluster;
 use crate::grpc::v1::token_service_server::SERVICE_NAME;
+use crate::metrics::Metrics;
 use crate::service::Caller;
 
 /// Most reviews kept at once; past it, expired entries go, and if none had, the whole cache.
@@ -35,17 +36,19 @@ pub struct TokenAuthenticator {
     audiences: Vec<String>,
     ttl: Duration,
     cache: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
+    metrics: Metrics,
 }
 
 impl TokenAuthenticator {
     /// An authenticator reviewing tokens for `audiences` (empty: the API server's) and caching
     /// successes for `ttl`.
-    pub fn new(cluster: Cluster, audiences: Vec<String>, ttl: Duration) -> Self {
+    pub fn new(cluster: Cluster, audiences: Vec<String>, ttl: Duration, metrics: Metrics) -> Self {
         Self {
             cluster,
             audiences,
             ttl,
             cache: Mutex::new(HashMap::new()),
+            metrics,
         }
     }
 
@@ -53,8 +56,10 @@ impl TokenAuthenticator {
     pub async fn authenticate(&self, token: &str) -> Result<Caller, Status> {
         let key = fingerprint(token);
         if let Some(caller) = self.cached(&key) {
+            self.metrics.review_cache_hits.inc();
             return Ok(caller);
         }
+        self.metrics.review_cache_misses.inc();
         let status = self
             .cluster
             .review_token(token, &self.audiences)

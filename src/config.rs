@@ -96,6 +96,9 @@ pub struct ServeArgs {
     /// How often the TLS files are checked for changes.
     #[arg(long, env = "TOKEND_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub tls_reload_interval: Duration,
+    /// Address of the Prometheus `/metrics` endpoint; none when unset.
+    #[arg(long, env = "TOKEND_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// How often the Kubernetes API is checked for the health service.
     #[arg(long, env = "TOKEND_HEALTH_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub health_interval: Duration,

@@ -14,9 +14,13 @@ use crate::cluster::Cluster;
 use crate::config::{AuthMode, ServeArgs};
 use crate::grpc::{TokenServiceGrpc, v1};
 use crate::health;
+use crate::metrics::{self, KubeMetricsLayer, Metrics};
 use crate::policy::Policy;
+use crate::rpc_layer::RpcLayer;
 use crate::service::{Settings, TokenService};
 use crate::tls::{ReloadingTls, TlsError, TlsFiles};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
 
 /// What can stop the server from starting or serving.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +68,8 @@ pub struct ServerOptions {
     pub tls: Option<TlsFiles>,
     /// How often the TLS files are checked for changes.
     pub tls_reload_interval: Duration,
+    /// Where `/metrics` is served; nowhere when None.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for ServerOptions {
@@ -76,6 +82,7 @@ impl Default for ServerOptions {
             auth_cache_ttl: Duration::from_secs(10),
             tls: None,
             tls_reload_interval: Duration::from_secs(10),
+            metrics_listen: None,
         }
     }
 }
@@ -138,6 +145,7 @@ impl ServerOptions {
                 _ => None,
             },
             tls_reload_interval: args.tls_reload_interval,
+            metrics_listen: args.metrics_listen,
         })
     }
 }
@@ -158,11 +166,26 @@ pub async fn kube_config(kubeconfig: Option<&Path>) -> Result<kube::Config, Serv
 }
 
 /// Serves tokend on `listener` against the cluster `kube_config` reaches, until `shutdown`
-/// resolves; in-flight RPCs then finish.
+/// resolves; in-flight RPCs then finish. Metrics go to `options.metrics_listen` when set.
 pub async fn run(
+    kube_config: kube::Config,
+    options: ServerOptions,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let metrics_listener = match options.metrics_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
+    run_with_metrics(kube_config, options, listener, metrics_listener, shutdown).await
+}
+
+/// [`run`], with the metrics endpoint on a listener the caller bound (tests bind port 0).
+pub async fn run_with_metrics(
     kube_config: kube::Config,
     mut options: ServerOptions,
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
     options.settings.api_server_url = kube_config
@@ -178,7 +201,11 @@ pub async fn run(
                 .collect::<Vec<_>>(),
         )
     });
-    let client = kube::Client::try_from(kube_config)?;
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let client = kube::client::ClientBuilder::try_from(kube_config)?
+        .with_layer(&KubeMetricsLayer::new(metrics.clone()))
+        .build();
     let cluster = Cluster::new(client);
     let authentication = match options.auth {
         AuthMode::Kubernetes => {
@@ -187,6 +214,7 @@ pub async fn run(
                 cluster.clone(),
                 options.auth_audiences.clone(),
                 options.auth_cache_ttl,
+                metrics.clone(),
             )))
         }
         AuthMode::Mtls => {
@@ -226,12 +254,23 @@ pub async fn run(
 
     let tls = options.tls.map(ReloadingTls::load).transpose()?;
     tracing::info!(listen = %listener.local_addr()?, tls = tls.is_some(), "tokend serving");
-    let router = tonic::transport::Server::builder()
+    let metrics_server = metrics_listener.map(|listener| {
+        tokio::spawn(metrics::serve(
+            listener,
+            Arc::new(registry),
+            std::future::pending(),
+        ))
+    });
+    let layers = tower::ServiceBuilder::new()
+        .layer(RpcLayer::new(metrics.clone()))
         .layer(AuthLayer::new(authentication))
+        .into_inner();
+    let router = tonic::transport::Server::builder()
+        .layer(layers)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(TokenServiceGrpc::new(service).into_server());
+        .add_service(TokenServiceGrpc::new(service, metrics).into_server());
     let result = match tls {
         Some(tls) => {
             let reloader = tokio::spawn(tls.clone().watch(options.tls_reload_interval));
@@ -249,6 +288,9 @@ pub async fn run(
         }
     };
     watcher.abort();
+    if let Some(task) = metrics_server {
+        task.abort();
+    }
     Ok(result?)
 }
 

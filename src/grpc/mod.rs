@@ -8,6 +8,7 @@ pub use status::to_status;
 
 use tonic::{Request, Response, Status};
 
+use crate::metrics::Metrics;
 use crate::service::{self, Caller, KubeconfigRequest, KubeconfigSource, ListQuery, RevokeTarget};
 
 /// The generated proto code (messages, server and client).
@@ -25,12 +26,13 @@ use v1::token_service_server::TokenService as TokenServiceRpc;
 #[derive(Clone)]
 pub struct TokenServiceGrpc {
     service: service::TokenService,
+    metrics: Metrics,
 }
 
 impl TokenServiceGrpc {
-    /// Serves `service` over gRPC.
-    pub fn new(service: service::TokenService) -> Self {
-        Self { service }
+    /// Serves `service` over gRPC, counting tokens into `metrics`.
+    pub fn new(service: service::TokenService, metrics: Metrics) -> Self {
+        Self { service, metrics }
     }
 
     /// The tonic server to add to a router.
@@ -61,6 +63,7 @@ impl TokenServiceRpc for TokenServiceGrpc {
             .issue(&caller, issue)
             .await
             .map_err(to_status)?;
+        self.metrics.tokens_issued.inc();
         Ok(Response::new(v1::IssueTokenResponse {
             token: issued.token,
             token_id: issued.token_id.to_string(),
@@ -90,6 +93,7 @@ impl TokenServiceRpc for TokenServiceGrpc {
             .revoke(&caller, target)
             .await
             .map_err(to_status)?;
+        self.metrics.tokens_revoked.inc();
         Ok(Response::new(v1::RevokeTokenResponse {
             token_id: record.token_id.to_string(),
             namespace: record.namespace,
@@ -103,6 +107,10 @@ impl TokenServiceRpc for TokenServiceGrpc {
     ) -> Result<Response<v1::GetKubeconfigResponse>, Status> {
         let caller = caller(&request);
         let request = request.into_inner();
+        let issuing = matches!(
+            request.source,
+            Some(v1::get_kubeconfig_request::Source::Issue(_))
+        );
         let source = match request.source {
             Some(v1::get_kubeconfig_request::Source::Issue(issue)) => {
                 KubeconfigSource::Issue(convert::issue_request(issue)?)
@@ -129,6 +137,9 @@ impl TokenServiceRpc for TokenServiceGrpc {
             )
             .await
             .map_err(to_status)?;
+        if issuing {
+            self.metrics.tokens_issued.inc();
+        }
         Ok(Response::new(v1::GetKubeconfigResponse {
             kubeconfig: rendered.yaml,
             token_id: rendered

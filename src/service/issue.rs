@@ -68,13 +68,18 @@ impl TokenService {
         let (tx, rx) = oneshot::channel();
         let this = self.clone();
         let caller = caller.clone();
-        tokio::spawn(async move {
+        let task = async move {
             let result = this.issue_now(&caller, request).await;
             if let Err(Ok(unclaimed)) = tx.send(result) {
                 tracing::warn!(token_id = %unclaimed.token_id, "caller left before the token was returned; revoking it");
                 this.undo(unclaimed.undo).await;
             }
-        });
+        };
+        // The request's span (and so its request id) follows the work into the task.
+        tokio::spawn(tracing::Instrument::instrument(
+            task,
+            tracing::Span::current(),
+        ));
         rx.await
             .map_err(|_| Error::Internal("the issuing task ended without an answer".into()))?
     }
@@ -142,18 +147,18 @@ impl TokenService {
         let sa_name = request.service_account.as_str();
         let scope = request.binding_scope.unwrap_or(BindingScope::Namespace);
         self.authorize_issue(caller, request, scope).await?;
-        let sa = if request.create_service_account {
-            let (sa, ensured) = self.cluster.ensure_service_account(ns, sa_name).await?;
-            if ensured == Ensured::Created {
-                let uid = sa.metadata.uid.clone().unwrap_or_default();
-                undo.service_account = Some((ns.to_owned(), sa_name.to_owned(), uid));
+        // Looking first costs one call when the account exists, the usual case.
+        let sa = match self.cluster.service_account(ns, sa_name).await? {
+            Some(sa) => sa,
+            None if request.create_service_account => {
+                let (sa, ensured) = self.cluster.ensure_service_account(ns, sa_name).await?;
+                if ensured == Ensured::Created {
+                    let uid = sa.metadata.uid.clone().unwrap_or_default();
+                    undo.service_account = Some((ns.to_owned(), sa_name.to_owned(), uid));
+                }
+                sa
             }
-            sa
-        } else {
-            match self.cluster.service_account(ns, sa_name).await? {
-                Some(sa) => sa,
-                None => return Err(self.missing_service_account(ns, sa_name).await),
-            }
+            None => return Err(self.missing_service_account(ns, sa_name).await),
         };
         if !request.cluster_role.is_empty() {
             self.bind(ns, sa_name, &request.cluster_role, scope, undo)

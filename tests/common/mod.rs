@@ -29,6 +29,8 @@ pub struct TestEnv {
     pub endpoint: String,
     /// `127.0.0.1:PORT`, for grpcurl.
     pub addr: String,
+    /// `127.0.0.1:PORT` of tokend's `/metrics` endpoint.
+    pub metrics_addr: String,
     /// Admin client of the Kubernetes API.
     pub kube: Client,
     /// Admin kubeconfig of the Kubernetes API, as a file.
@@ -74,22 +76,11 @@ pub async fn start_with(options: ServerOptions) -> TestEnv {
         }
     };
     let kube = Client::try_from(kube_config.clone()).expect("kube client");
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let addr = listener.local_addr().expect("local addr").to_string();
-    let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let shutdown = async {
-            let _ = rx.await;
-        };
-        if let Err(e) = server::run(kube_config, options, listener, shutdown).await {
-            eprintln!("tokend stopped: {e}");
-        }
-    });
+    let (addr, metrics_addr, tx) = serve_tokend(kube_config, options).await;
     TestEnv {
         endpoint: format!("http://{addr}"),
         addr,
+        metrics_addr,
         kube,
         admin_kubeconfig,
         emulator,
@@ -219,4 +210,65 @@ pub async fn client_with_token(env: &TestEnv, token: &str) -> Client {
         .await
         .expect("config with token");
     Client::try_from(config).expect("client with token")
+}
+
+/// Starts tokend with `options` against an emulator that is already down (`faults().set_down`),
+/// so tokend comes up without a Kubernetes API; bring it back with `set_down(false)`. Against a
+/// real cluster, which cannot be taken down, this is [`start_with`] and the API stays up: tests
+/// check [`TestEnv::emulator`] and return early.
+pub async fn start_with_emulator_down(options: ServerOptions) -> TestEnv {
+    if std::env::var_os(REAL_CLUSTER_ENV).is_some() {
+        return start_with(options).await;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let admin_kubeconfig = dir.path().join("admin.kubeconfig");
+    let emulator = Emulator::start().await.expect("emulator starts");
+    emulator
+        .write_kubeconfig(&admin_kubeconfig)
+        .await
+        .expect("write kubeconfig");
+    let kube_config = emulator.client_config().await.expect("emulator config");
+    emulator.faults().set_down(true);
+    let kube = Client::try_from(kube_config.clone()).expect("kube client");
+    let (addr, metrics_addr, shutdown) = serve_tokend(kube_config, options).await;
+    TestEnv {
+        endpoint: format!("http://{addr}"),
+        addr,
+        metrics_addr,
+        kube,
+        admin_kubeconfig,
+        emulator: Some(emulator),
+        _dir: dir,
+        shutdown: Some(shutdown),
+        namespaces: Mutex::new(Vec::new()),
+        cluster_bindings: Mutex::new(Vec::new()),
+    }
+}
+
+/// Serves tokend (gRPC and `/metrics`, each on a fresh loopback port) until the returned sender
+/// fires or is dropped; answers the gRPC and metrics addresses.
+async fn serve_tokend(
+    kube_config: kube::Config,
+    options: ServerOptions,
+) -> (String, String, oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr").to_string();
+    let metrics = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let metrics_addr = metrics.local_addr().expect("local addr").to_string();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let shutdown = async {
+            let _ = rx.await;
+        };
+        if let Err(e) =
+            server::run_with_metrics(kube_config, options, listener, Some(metrics), shutdown).await
+        {
+            eprintln!("tokend stopped: {e}");
+        }
+    });
+    (addr, metrics_addr, tx)
 }

@@ -1,0 +1,285 @@
+//! Prometheus metrics: RPCs by method and code with latency, Kubernetes API calls by verb,
+//! resource and status, tokens issued and revoked, and caller-review cache hits. The families live
+//! in one [`Metrics`] value registered into a registry passed in, never in globals.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of an RPC.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    /// Full gRPC method, e.g. `/tokend.v1.TokenService/IssueToken`.
+    pub method: String,
+    /// gRPC status code name.
+    pub code: String,
+}
+
+/// Labels of an RPC's latency.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabels {
+    /// Full gRPC method.
+    pub method: String,
+}
+
+/// Labels of a Kubernetes API call.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KubeLabels {
+    /// HTTP verb.
+    pub verb: String,
+    /// Resource (with subresource), e.g. `serviceaccounts/token`.
+    pub resource: String,
+    /// HTTP status, or `error` when no answer came.
+    pub status: String,
+}
+
+/// Every metric tokend exports.
+#[derive(Clone)]
+pub struct Metrics {
+    rpcs: Family<RpcLabels, Counter>,
+    rpc_seconds: Family<MethodLabels, Histogram>,
+    kube_calls: Family<KubeLabels, Counter>,
+    kube_seconds: Family<KubeLabels, Histogram>,
+    /// Tokens issued (IssueToken and GetKubeconfig).
+    pub tokens_issued: Counter,
+    /// Tokens revoked.
+    pub tokens_revoked: Counter,
+    /// Caller TokenReviews answered from the cache.
+    pub review_cache_hits: Counter,
+    /// Caller TokenReviews sent to the API server.
+    pub review_cache_misses: Counter,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to about 16 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            rpcs: Family::default(),
+            rpc_seconds: Family::new_with_constructor(latency_histogram),
+            kube_calls: Family::default(),
+            kube_seconds: Family::new_with_constructor(latency_histogram),
+            tokens_issued: Counter::default(),
+            tokens_revoked: Counter::default(),
+            review_cache_hits: Counter::default(),
+            review_cache_misses: Counter::default(),
+        };
+        let r = registry.sub_registry_with_prefix("tokend");
+        r.register(
+            "grpc_requests",
+            "gRPC requests by method and status code",
+            metrics.rpcs.clone(),
+        );
+        r.register(
+            "grpc_request_duration_seconds",
+            "gRPC request latency",
+            metrics.rpc_seconds.clone(),
+        );
+        r.register(
+            "kube_requests",
+            "Kubernetes API requests by verb, resource and status",
+            metrics.kube_calls.clone(),
+        );
+        r.register(
+            "kube_request_duration_seconds",
+            "Kubernetes API request latency",
+            metrics.kube_seconds.clone(),
+        );
+        r.register(
+            "tokens_issued",
+            "Tokens issued",
+            metrics.tokens_issued.clone(),
+        );
+        r.register(
+            "tokens_revoked",
+            "Tokens revoked",
+            metrics.tokens_revoked.clone(),
+        );
+        r.register(
+            "caller_review_cache_hits",
+            "Caller TokenReviews answered from the cache",
+            metrics.review_cache_hits.clone(),
+        );
+        r.register(
+            "caller_review_cache_misses",
+            "Caller TokenReviews sent to the API server",
+            metrics.review_cache_misses.clone(),
+        );
+        metrics
+    }
+
+    /// Records one finished RPC.
+    pub fn record_rpc(&self, method: &str, code: tonic::Code, started: Instant) {
+        self.rpcs
+            .get_or_create(&RpcLabels {
+                method: method.to_owned(),
+                code: format!("{code:?}"),
+            })
+            .inc();
+        self.rpc_seconds
+            .get_or_create(&MethodLabels {
+                method: method.to_owned(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    fn record_kube(&self, labels: KubeLabels, started: Instant) {
+        self.kube_seconds
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        self.kube_calls.get_or_create(&labels).inc();
+    }
+}
+
+/// Serves `/metrics` in the OpenMetrics text format on `listener` until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    registry: Arc<Registry>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::response::IntoResponse as _;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let registry = registry.clone();
+            async move {
+                let mut text = String::new();
+                if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {
+                    return (http::StatusCode::INTERNAL_SERVER_ERROR, "encoding failed")
+                        .into_response();
+                }
+                let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+                ([(http::header::CONTENT_TYPE, content_type)], text).into_response()
+            }
+        }),
+    );
+    tracing::info!(listen = %listener.local_addr()?, "metrics serving");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Tower layer counting the Kubernetes API calls of a kube-rs client.
+#[derive(Clone)]
+pub struct KubeMetricsLayer {
+    metrics: Metrics,
+}
+
+impl KubeMetricsLayer {
+    /// A layer recording into `metrics`.
+    pub fn new(metrics: Metrics) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S> tower::Layer<S> for KubeMetricsLayer {
+    type Service = KubeMetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        KubeMetricsService {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// The service [`KubeMetricsLayer`] wraps around kube-rs' HTTP stack.
+#[derive(Clone)]
+pub struct KubeMetricsService<S> {
+    inner: S,
+    metrics: Metrics,
+}
+
+impl<S, ReqB, ResB> tower::Service<http::Request<ReqB>> for KubeMetricsService<S>
+where
+    S: tower::Service<http::Request<ReqB>, Response = http::Response<ResB>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqB>) -> Self::Future {
+        let verb = request.method().as_str().to_owned();
+        let resource = resource_of(request.uri().path());
+        let metrics = self.metrics.clone();
+        let started = Instant::now();
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let result = future.await;
+            let status = match &result {
+                Ok(response) => response.status().as_u16().to_string(),
+                Err(_) => "error".to_owned(),
+            };
+            metrics.record_kube(
+                KubeLabels {
+                    verb,
+                    resource,
+                    status,
+                },
+                started,
+            );
+            result
+        })
+    }
+}
+
+/// The resource (and subresource) an API path names, without namespaces or object names, so
+/// label values stay few: `/api/v1/namespaces/a/serviceaccounts/b/token` → `serviceaccounts/token`.
+fn resource_of(path: &str) -> String {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let rest = match parts.as_slice() {
+        ["api", _version, rest @ ..] => rest,
+        ["apis", _group, _version, rest @ ..] => rest,
+        _ => return "other".into(),
+    };
+    let rest = match rest {
+        ["namespaces", _ns, rest @ ..] if !rest.is_empty() => rest,
+        other => other,
+    };
+    match rest {
+        [] => "discovery".into(),
+        [resource] | [resource, _] => (*resource).to_owned(),
+        [resource, _, sub, ..] => format!("{resource}/{sub}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resource_of;
+
+    #[test]
+    fn resources_are_named_without_namespaces_or_objects() {
+        assert_eq!(
+            resource_of("/api/v1/namespaces/a/serviceaccounts/b/token"),
+            "serviceaccounts/token"
+        );
+        assert_eq!(resource_of("/api/v1/namespaces/a/secrets"), "secrets");
+        assert_eq!(
+            resource_of("/api/v1/namespaces/a/secrets/tokend-x"),
+            "secrets"
+        );
+        assert_eq!(resource_of("/api/v1/namespaces/a"), "namespaces");
+        assert_eq!(
+            resource_of("/apis/authentication.k8s.io/v1/tokenreviews"),
+            "tokenreviews"
+        );
+        assert_eq!(resource_of("/version"), "other");
+    }
+}

@@ -1,0 +1,106 @@
+//! The layer every gRPC request passes: it gives the request an id (the caller's `x-request-id`
+//! or a fresh one), runs it inside a tracing span carrying that id, returns the id in the
+//! response metadata, and records the RPC's code and latency.
+
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use http::HeaderValue;
+use tracing::Instrument as _;
+
+use crate::metrics::Metrics;
+
+/// Header carrying the request id both ways.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Tower layer adding request ids, spans and RPC metrics.
+#[derive(Clone)]
+pub struct RpcLayer {
+    metrics: Metrics,
+}
+
+impl RpcLayer {
+    /// A layer recording into `metrics`.
+    pub fn new(metrics: Metrics) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S> tower::Layer<S> for RpcLayer {
+    type Service = RpcService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RpcService {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// The service [`RpcLayer`] wraps around the gRPC router.
+#[derive(Clone)]
+pub struct RpcService<S> {
+    inner: S,
+    metrics: Metrics,
+}
+
+impl<S, B, ResB> tower::Service<http::Request<B>> for RpcService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let metrics = self.metrics.clone();
+        let method = request.uri().path().to_owned();
+        let request_id = request
+            .headers()
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
+            .map(str::to_owned)
+            .unwrap_or_else(new_request_id);
+        let span = tracing::info_span!("rpc", request_id = %request_id, method = %method);
+        let started = Instant::now();
+        Box::pin(
+            async move {
+                let mut response = inner.call(request).await?;
+                // A unary call that failed answers trailers-only, with the status in the headers;
+                // one that succeeded has none there.
+                let code = response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<i32>().ok())
+                    .map_or(tonic::Code::Ok, tonic::Code::from);
+                if let Ok(value) = HeaderValue::from_str(&request_id) {
+                    response.headers_mut().insert(REQUEST_ID_HEADER, value);
+                }
+                if !method.starts_with("/grpc.reflection") {
+                    metrics.record_rpc(&method, code, started);
+                }
+                if code != tonic::Code::Ok {
+                    tracing::info!(code = ?code, "rpc failed");
+                }
+                Ok(response)
+            }
+            .instrument(span),
+        )
+    }
+}
+
+fn new_request_id() -> String {
+    use rand::Rng as _;
+    format!("{:032x}", rand::rng().random::<u128>())
+}

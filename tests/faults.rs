@@ -1,0 +1,421 @@
+//! What callers see, and what the cluster keeps, when the Kubernetes API fails under tokend: down at
+//! start, 5xx mid-issue, slower than the caller's deadline, 409 races, and a storm of faults.
+//! Faults are made with the emulator's knobs, so most tests here are emulator-only and say so;
+//! the 409 race needs no knob and runs against a real cluster too.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{TestEnv, eventually};
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::Api;
+use kube::api::ListParams;
+use kube_emulator::FailRule;
+use tokend::config::AuthMode;
+use tokend::server::ServerOptions;
+use tokend::token_id::TokenId;
+use tokend_client::v1;
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// tokend without caller authentication, re-checking the Kubernetes API every 100 ms.
+fn quick_health() -> ServerOptions {
+    ServerOptions {
+        auth: AuthMode::None,
+        health_interval: Duration::from_millis(100),
+        ..ServerOptions::default()
+    }
+}
+
+fn issue(ns: &str, sa: &str) -> v1::IssueTokenRequest {
+    v1::IssueTokenRequest {
+        namespace: ns.into(),
+        service_account: sa.into(),
+        create_service_account: true,
+        ..Default::default()
+    }
+}
+
+fn revoke(token_id: &str) -> v1::RevokeTokenRequest {
+    v1::RevokeTokenRequest {
+        target: Some(v1::revoke_token_request::Target::TokenId(
+            token_id.to_owned(),
+        )),
+    }
+}
+
+/// Names of the record Secrets tokend keeps in a namespace.
+async fn record_names(env: &TestEnv, ns: &str) -> BTreeSet<String> {
+    Api::<Secret>::namespaced(env.kube.clone(), ns)
+        .list(&ListParams::default().labels("app.kubernetes.io/managed-by=tokend"))
+        .await
+        .expect("list secrets")
+        .items
+        .into_iter()
+        .filter_map(|s| s.metadata.name)
+        .collect()
+}
+
+async fn service_account_names(env: &TestEnv, ns: &str) -> BTreeSet<String> {
+    Api::<ServiceAccount>::namespaced(env.kube.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .expect("list serviceaccounts")
+        .items
+        .into_iter()
+        .filter_map(|s| s.metadata.name)
+        .collect()
+}
+
+async fn role_binding_names(env: &TestEnv, ns: &str) -> BTreeSet<String> {
+    Api::<RoleBinding>::namespaced(env.kube.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .expect("list rolebindings")
+        .items
+        .into_iter()
+        .filter_map(|s| s.metadata.name)
+        .collect()
+}
+
+fn secret_name_of(token_id: &str) -> String {
+    TokenId::parse(token_id)
+        .expect("tokend returned a well-formed token_id")
+        .secret_name()
+}
+
+async fn health_of(env: &TestEnv, service: &str) -> Option<ServingStatus> {
+    let channel = tonic::transport::Endpoint::from_shared(env.endpoint.clone())
+        .ok()?
+        .connect()
+        .await
+        .ok()?;
+    let mut health = HealthClient::new(channel);
+    let answer = health
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .ok()?;
+    ServingStatus::try_from(answer.into_inner().status).ok()
+}
+
+fn skip_on_real_cluster(env: &TestEnv, why: &str) -> bool {
+    if env.emulator().is_none() {
+        eprintln!("skipped against a real cluster: {why}");
+        return true;
+    }
+    false
+}
+
+#[tokio::test]
+async fn tokend_started_without_the_api_is_not_serving_until_the_api_returns() {
+    // Given a Kubernetes API that is down before tokend starts.
+    let env = common::start_with_emulator_down(quick_health()).await;
+    if skip_on_real_cluster(&env, "a real API server cannot be switched off") {
+        return;
+    }
+    let faults = env.emulator().expect("emulator").faults();
+
+    // Then tokend starts, says NOT_SERVING, and answers RPCs UNAVAILABLE naming the API.
+    eventually("tokend reports NOT_SERVING", || async {
+        health_of(&env, "").await == Some(ServingStatus::NotServing)
+    })
+    .await;
+    let client = env.client().await;
+    let err = client
+        .issue_token(issue("default", "early"))
+        .await
+        .expect_err("IssueToken without a Kubernetes API");
+    assert_eq!(err.code(), Code::Unavailable, "message: {}", err.message());
+    assert!(
+        err.message().contains("Kubernetes API"),
+        "the message {:?} should name the Kubernetes API",
+        err.message()
+    );
+    let err = client
+        .list_tokens(v1::ListTokensRequest {
+            namespace: "default".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("ListTokens without a Kubernetes API");
+    assert_eq!(err.code(), Code::Unavailable, "message: {}", err.message());
+
+    // When the API comes back, health turns SERVING without a restart, and RPCs work.
+    faults.set_down(false);
+    eventually("tokend reports SERVING", || async {
+        health_of(&env, "").await == Some(ServingStatus::Serving)
+            && health_of(&env, "tokend.v1.TokenService").await == Some(ServingStatus::Serving)
+    })
+    .await;
+    let ns = env.fresh_namespace().await;
+    client
+        .issue_token(issue(&ns, "late"))
+        .await
+        .expect("IssueToken once the API is back");
+}
+
+#[tokio::test]
+async fn a_failed_token_request_leaves_no_record_account_or_binding() {
+    let env = common::start_with(quick_health()).await;
+    if skip_on_real_cluster(&env, "a real API server cannot be made to fail TokenRequest") {
+        return;
+    }
+    let faults = env.emulator().expect("emulator").faults();
+    let ns = env.fresh_namespace().await;
+    let client = env.client().await;
+    let accounts_before = service_account_names(&env, &ns).await;
+    let bindings_before = role_binding_names(&env, &ns).await;
+
+    // Given the API server fails the TokenRequest, after tokend made the account, binding and record.
+    faults.fail_next(FailRule {
+        method: Some(http::Method::POST),
+        path_contains: "/serviceaccounts/builder/token".into(),
+        count: 1,
+        status: 500,
+    });
+    // When a caller asks for a token with a new ServiceAccount bound to `view`.
+    let err = client
+        .issue_token(v1::IssueTokenRequest {
+            cluster_role: "view".into(),
+            binding_scope: v1::BindingScope::Namespace as i32,
+            ..issue(&ns, "builder")
+        })
+        .await
+        .expect_err("IssueToken with a failing TokenRequest");
+
+    // Then it is UNAVAILABLE and everything that call made is gone again.
+    assert_eq!(err.code(), Code::Unavailable, "message: {}", err.message());
+    assert!(
+        err.message().contains("Kubernetes API"),
+        "message: {}",
+        err.message()
+    );
+    assert!(
+        record_names(&env, &ns).await.is_empty(),
+        "no record Secret"
+    );
+    assert_eq!(
+        service_account_names(&env, &ns).await,
+        accounts_before,
+        "the ServiceAccount this call created is gone"
+    );
+    assert_eq!(
+        role_binding_names(&env, &ns).await,
+        bindings_before,
+        "the RoleBinding this call created is gone"
+    );
+
+    // And the same call succeeds once the API does.
+    client
+        .issue_token(v1::IssueTokenRequest {
+            cluster_role: "view".into(),
+            binding_scope: v1::BindingScope::Namespace as i32,
+            ..issue(&ns, "builder")
+        })
+        .await
+        .expect("IssueToken after the fault");
+}
+
+#[tokio::test]
+async fn an_issue_the_caller_gave_up_on_is_finished_and_undone() {
+    let env = common::start_with(quick_health()).await;
+    if skip_on_real_cluster(&env, "a real API server cannot be slowed down on demand") {
+        return;
+    }
+    let faults = env.emulator().expect("emulator").faults();
+    let ns = env.fresh_namespace().await;
+    let client = env.client().await;
+
+    // Given every API call takes longer than the caller is willing to wait for the whole RPC.
+    faults.set_latency(Duration::from_millis(1500));
+    let mut request = tonic::Request::new(issue(&ns, "impatient"));
+    request.set_timeout(Duration::from_millis(500));
+    let status = client
+        .inner()
+        .issue_token(request)
+        .await
+        .expect_err("IssueToken past its deadline");
+    assert!(
+        matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "got {:?}: {}",
+        status.code(),
+        status.message()
+    );
+
+    // Then tokend carries on: the record appears although nobody waits for it...
+    eventually("tokend writes the record of the abandoned call", || async {
+        !record_names(&env, &ns).await.is_empty()
+    })
+    .await;
+    faults.set_latency(Duration::ZERO);
+    // ...and when the token arrives with no one to take it, the record and account go again.
+    eventually("the abandoned call's record and account are deleted", || async {
+        record_names(&env, &ns).await.is_empty()
+            && !service_account_names(&env, &ns).await.contains("impatient")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_callers_creating_the_same_account_and_binding_both_get_tokens() {
+    // A 409 needs no fault knob: whichever create comes second gets AlreadyExists from any API
+    // server, so this runs against a real cluster too.
+    let env = common::start_with(quick_health()).await;
+    let ns = env.fresh_namespace().await;
+    let client = env.client().await;
+    let request = v1::IssueTokenRequest {
+        cluster_role: "view".into(),
+        binding_scope: v1::BindingScope::Namespace as i32,
+        ..issue(&ns, "shared")
+    };
+
+    let (a, b) = tokio::join!(
+        client.issue_token(request.clone()),
+        client.issue_token(request.clone())
+    );
+
+    let a = a.expect("first concurrent IssueToken");
+    let b = b.expect("second concurrent IssueToken");
+    assert_ne!(a.token_id, b.token_id);
+    assert_eq!(
+        record_names(&env, &ns).await,
+        BTreeSet::from([secret_name_of(&a.token_id), secret_name_of(&b.token_id)])
+    );
+    assert!(service_account_names(&env, &ns).await.contains("shared"));
+    assert_eq!(
+        role_binding_names(&env, &ns)
+            .await
+            .into_iter()
+            .filter(|name| name.starts_with("tokend:"))
+            .collect::<Vec<_>>(),
+        vec!["tokend:shared:view".to_owned()],
+        "one binding, shared by both"
+    );
+    for token in [&a.token, &b.token] {
+        let review = client
+            .validate_token(v1::ValidateTokenRequest {
+                token: token.clone(),
+                audiences: vec![],
+            })
+            .await
+            .expect("ValidateToken");
+        assert!(review.authenticated, "error: {}", review.error);
+    }
+}
+
+/// What one Issue+Revoke pair of the storm reported.
+#[derive(Debug, Default)]
+struct PairOutcome {
+    issued: Option<String>,
+    revoked: bool,
+}
+
+#[tokio::test]
+async fn under_a_storm_of_faults_every_record_left_is_one_a_caller_holds() {
+    const PAIRS: usize = 200;
+    // About six API calls per pair (get account, create record, TokenRequest, get and delete the
+    // record, sometimes a patch): one injected failure per pair with this probability is ~10%.
+    const FAULTS_PER_PAIR: f64 = 0.6;
+    let env = common::start_with(quick_health()).await;
+    if skip_on_real_cluster(&env, "a real API server cannot be made to fail on demand") {
+        return;
+    }
+    let faults = env.emulator().expect("emulator").faults();
+    let ns = env.fresh_namespace().await;
+    let client = env.client().await;
+    client
+        .issue_token(issue(&ns, "worker"))
+        .await
+        .expect("the account exists before the storm");
+    let before = record_names(&env, &ns).await;
+
+    // Given a failure armed before each pair for one of the calls tokend makes in this namespace.
+    let targets: [(http::Method, &str); 6] = [
+        (http::Method::GET, "/serviceaccounts/worker"),
+        (http::Method::POST, "/secrets"),
+        (http::Method::POST, "/serviceaccounts/worker/token"),
+        (http::Method::GET, "/secrets/"),
+        (http::Method::DELETE, "/secrets/"),
+        (http::Method::PATCH, "/secrets/"),
+    ];
+    let mut pairs = tokio::task::JoinSet::new();
+    let mut injected = 0;
+    for _ in 0..PAIRS {
+        if rand::random_bool(FAULTS_PER_PAIR) {
+            let (method, path) = &targets[rand::random_range(0..targets.len())];
+            faults.fail_next(FailRule {
+                method: Some(method.clone()),
+                path_contains: format!("/namespaces/{ns}{path}"),
+                count: 1,
+                status: [500, 503, 429][rand::random_range(0..3)],
+            });
+            injected += 1;
+        }
+        let client = client.clone();
+        let ns = ns.clone();
+        // When 200 callers each issue a token and revoke it, all at once.
+        pairs.spawn(async move {
+            let mut outcome = PairOutcome::default();
+            let request = v1::IssueTokenRequest {
+                create_service_account: false,
+                ..issue(&ns, "worker")
+            };
+            let Ok(issued) = client.issue_token(request).await else {
+                return outcome;
+            };
+            outcome.issued = Some(issued.token_id.clone());
+            outcome.revoked = client.revoke_token(revoke(&issued.token_id)).await.is_ok();
+            outcome
+        });
+    }
+    let outcomes = tokio::time::timeout(Duration::from_secs(60), pairs.join_all())
+        .await
+        .expect("the storm ends within 60 s");
+    faults.clear();
+
+    // Then every record left belongs to a token some caller was given and did not get revoked,
+    // and every revoke that succeeded took its record away.
+    let issued: BTreeSet<String> = outcomes
+        .iter()
+        .filter_map(|o| o.issued.as_deref().map(secret_name_of))
+        .collect();
+    let revoked: BTreeSet<String> = outcomes
+        .iter()
+        .filter(|o| o.revoked)
+        .filter_map(|o| o.issued.as_deref().map(secret_name_of))
+        .collect();
+    let unrevoked: BTreeSet<String> = issued.difference(&revoked).cloned().collect();
+    let left: BTreeSet<String> = record_names(&env, &ns)
+        .await
+        .difference(&before)
+        .cloned()
+        .collect();
+    eprintln!(
+        "storm: {injected} faults armed, {} issued, {} revoked, {} records left",
+        issued.len(),
+        revoked.len(),
+        left.len()
+    );
+    let strays: Vec<_> = left.difference(&unrevoked).collect();
+    assert!(
+        strays.is_empty(),
+        "records no caller holds (a failed issue's record, or a revoked one): {strays:?}"
+    );
+    let lost: Vec<_> = unrevoked.difference(&left).collect();
+    assert!(
+        lost.is_empty(),
+        "issued, never revoked, yet their records are gone: {lost:?}"
+    );
+    assert!(
+        issued.len() > PAIRS / 2,
+        "most pairs got a token ({} of {PAIRS})",
+        issued.len()
+    );
+}

@@ -1,0 +1,148 @@
+//! The Prometheus endpoint: after a known number of RPCs, the counters say so.
+
+mod common;
+
+use tokend_client::v1;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// GET /metrics over plain HTTP/1.1, the way a Prometheus scraper asks.
+async fn scrape(addr: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to metrics");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: tokend\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
+/// The value of the sample line that starts with `series` (name and labels, as exported).
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+        .and_then(|line| line[series.len()..].trim().parse().ok())
+}
+
+#[tokio::test]
+async fn counters_follow_the_rpcs_made() {
+    let env = common::start().await;
+    let ns = env.fresh_namespace().await;
+    let client = env.client().await;
+    let issue = v1::IssueTokenRequest {
+        namespace: ns.clone(),
+        service_account: "counted".into(),
+        create_service_account: true,
+        ..Default::default()
+    };
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(
+            client
+                .issue_token(issue.clone())
+                .await
+                .expect("issue")
+                .token_id,
+        );
+    }
+    client
+        .revoke_token(v1::RevokeTokenRequest {
+            target: Some(v1::revoke_token_request::Target::TokenId(ids[0].clone())),
+        })
+        .await
+        .expect("revoke");
+    let bad = v1::IssueTokenRequest {
+        duration: "1.5h".into(),
+        ..issue
+    };
+    assert!(client.issue_token(bad).await.is_err());
+
+    let text = scrape(&env.metrics_addr).await;
+    let issue_method = "/tokend.v1.TokenService/IssueToken";
+    assert_eq!(
+        value(&text, "tokend_tokens_issued_total"),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "tokend_tokens_revoked_total"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            &format!("tokend_grpc_requests_total{{method=\"{issue_method}\",code=\"Ok\"}}")
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            &format!(
+                "tokend_grpc_requests_total{{method=\"{issue_method}\",code=\"InvalidArgument\"}}"
+            )
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "tokend_kube_requests_total{verb=\"POST\",resource=\"serviceaccounts/token\",status=\"201\"}"
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            &format!("tokend_grpc_request_duration_seconds_count{{method=\"{issue_method}\"}}")
+        ),
+        Some(4.0),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn every_response_carries_its_request_id() {
+    let env = common::start().await;
+    let client = env.client().await;
+    let mut raw = client.inner();
+    let mut request = tonic::Request::new(v1::ListTokensRequest {
+        namespace: "default".into(),
+        ..Default::default()
+    });
+    request
+        .metadata_mut()
+        .insert("x-request-id", "trace-me-42".parse().expect("ascii"));
+    let response = raw.list_tokens(request).await.expect("ListTokens");
+    assert_eq!(
+        response
+            .metadata()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("trace-me-42")
+    );
+
+    let failed = raw
+        .get_token(v1::GetTokenRequest {
+            token_id: "nonsense".into(),
+        })
+        .await
+        .expect_err("bad id");
+    let generated = failed
+        .metadata()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert_eq!(
+        generated.len(),
+        32,
+        "a fresh id is made when the caller sends none: {generated:?}"
+    );
+}
