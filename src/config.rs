@@ -99,6 +99,15 @@ pub struct ServeArgs {
     /// Address of the Prometheus `/metrics` endpoint; none when unset.
     #[arg(long, env = "TOKEND_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Time between sweeps of expired records; `0` turns the sweeper off.
+    #[arg(long, env = "TOKEND_SWEEP_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub sweep_interval: Duration,
+    /// How long an expired record is kept (ListTokens shows it as EXPIRED) before it is swept.
+    #[arg(long, env = "TOKEND_SWEEP_GRACE", default_value = "24h", value_parser = parse_duration)]
+    pub sweep_grace: Duration,
+    /// Namespace of the Lease that elects the one replica that sweeps.
+    #[arg(long, env = "TOKEND_LEASE_NAMESPACE", default_value = "tokend")]
+    pub lease_namespace: String,
     /// How often the Kubernetes API is checked for the health service.
     #[arg(long, env = "TOKEND_HEALTH_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub health_interval: Duration,

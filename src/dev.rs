@@ -30,6 +30,22 @@ pub async fn run_dev(args: ServeArgs) -> Result<(), DevError> {
         std::env::temp_dir().join(format!("tokend-dev-{}.kubeconfig", std::process::id()));
     emulator.write_kubeconfig(&kubeconfig_path).await?;
     let options = ServerOptions::from_args(&args, true)?;
+    // The namespace a deployment runs in, where the sweeper's Lease lives.
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(emulator.client().await?);
+    let tokend_ns = k8s_openapi::api::core::v1::Namespace {
+        metadata: kube::api::ObjectMeta {
+            name: Some(args.lease_namespace.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    if let Err(e) = namespaces
+        .create(&kube::api::PostParams::default(), &tokend_ns)
+        .await
+    {
+        tracing::warn!(error = %e, "could not create the lease namespace in the emulator");
+    }
     let listener = TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
     println!("{}", banner(&addr.to_string(), &kubeconfig_path));

@@ -18,6 +18,7 @@ pub mod policy;
 pub mod rpc_layer;
 pub mod server;
 pub mod service;
+pub mod sweeper;
 pub mod telemetry;
 pub mod tls;
 pub mod token_id;

@@ -18,6 +18,7 @@ use crate::metrics::{self, KubeMetricsLayer, Metrics};
 use crate::policy::Policy;
 use crate::rpc_layer::RpcLayer;
 use crate::service::{Settings, TokenService};
+use crate::sweeper::{self, SweeperOptions};
 use crate::tls::{ReloadingTls, TlsError, TlsFiles};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
@@ -70,6 +71,8 @@ pub struct ServerOptions {
     pub tls_reload_interval: Duration,
     /// Where `/metrics` is served; nowhere when None.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The sweeper of expired records; off when None.
+    pub sweeper: Option<SweeperOptions>,
 }
 
 impl Default for ServerOptions {
@@ -83,6 +86,7 @@ impl Default for ServerOptions {
             tls: None,
             tls_reload_interval: Duration::from_secs(10),
             metrics_listen: None,
+            sweeper: None,
         }
     }
 }
@@ -146,6 +150,12 @@ impl ServerOptions {
             },
             tls_reload_interval: args.tls_reload_interval,
             metrics_listen: args.metrics_listen,
+            sweeper: (!args.sweep_interval.is_zero()).then(|| SweeperOptions {
+                interval: args.sweep_interval,
+                grace: args.sweep_grace,
+                lease_namespace: args.lease_namespace.clone(),
+                identity: replica_identity(),
+            }),
         })
     }
 }
@@ -206,6 +216,10 @@ pub async fn run_with_metrics(
     let client = kube::client::ClientBuilder::try_from(kube_config)?
         .with_layer(&KubeMetricsLayer::new(metrics.clone()))
         .build();
+    let sweeper = options
+        .sweeper
+        .clone()
+        .map(|o| tokio::spawn(sweeper::run(client.clone(), o)));
     let cluster = Cluster::new(client);
     let authentication = match options.auth {
         AuthMode::Kubernetes => {
@@ -288,10 +302,21 @@ pub async fn run_with_metrics(
         }
     };
     watcher.abort();
+    if let Some(task) = sweeper {
+        task.abort();
+    }
     if let Some(task) = metrics_server {
         task.abort();
     }
     Ok(result?)
+}
+
+/// This replica's name in the sweeper Lease: the pod name (HOSTNAME) and a random suffix, so a
+/// restarted pod is a new holder.
+fn replica_identity() -> String {
+    use rand::Rng as _;
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "tokend".into());
+    format!("{host}-{:08x}", rand::rng().random::<u32>())
 }
 
 /// Resolves on SIGTERM or ctrl-c.

@@ -317,12 +317,34 @@ struct PairOutcome {
     revoked: bool,
 }
 
+/// The calls tokend makes for an Issue+Revoke pair on an existing account, as the emulator's fault
+/// rules match them.
+const STORM_TARGETS: [(http::Method, &str); 6] = [
+    (http::Method::GET, "/serviceaccounts/worker"),
+    (http::Method::POST, "/secrets"),
+    (http::Method::POST, "/serviceaccounts/worker/token"),
+    (http::Method::GET, "/secrets/"),
+    (http::Method::DELETE, "/secrets/"),
+    (http::Method::PATCH, "/secrets/"),
+];
+
+/// Arms one failure (500, 503 or 429) of a random call tokend makes in `ns`.
+fn arm_one_fault(faults: &kube_emulator::Faults, ns: &str) {
+    let (method, path) = &STORM_TARGETS[rand::random_range(0..STORM_TARGETS.len())];
+    faults.fail_next(FailRule {
+        method: Some(method.clone()),
+        path_contains: format!("/namespaces/{ns}{path}"),
+        count: 1,
+        status: [500, 503, 429][rand::random_range(0..3)],
+    });
+}
+
 #[tokio::test]
 async fn under_a_storm_of_faults_every_record_left_is_one_a_caller_holds() {
     const PAIRS: usize = 200;
-    // About six API calls per pair (get account, create record, TokenRequest, get and delete the
-    // record, sometimes a patch): one injected failure per pair with this probability is ~10%.
-    const FAULTS_PER_PAIR: f64 = 0.6;
+    // An RPC of the storm makes about three API calls; arming one failure after each RPC with
+    // this probability fails about 10% of them, spread over the run as the RPCs complete.
+    const FAULT_PER_RPC: f64 = 0.3;
     let env = common::start_with(quick_health()).await;
     if skip_on_real_cluster(&env, "a real API server cannot be made to fail on demand") {
         return;
@@ -335,43 +357,38 @@ async fn under_a_storm_of_faults_every_record_left_is_one_a_caller_holds() {
         .await
         .expect("the account exists before the storm");
     let before = record_names(&env, &ns).await;
-
-    // Given a failure armed before each pair for one of the calls tokend makes in this namespace.
-    let targets: [(http::Method, &str); 6] = [
-        (http::Method::GET, "/serviceaccounts/worker"),
-        (http::Method::POST, "/secrets"),
-        (http::Method::POST, "/serviceaccounts/worker/token"),
-        (http::Method::GET, "/secrets/"),
-        (http::Method::DELETE, "/secrets/"),
-        (http::Method::PATCH, "/secrets/"),
-    ];
-    let mut pairs = tokio::task::JoinSet::new();
-    let mut injected = 0;
-    for _ in 0..PAIRS {
-        if rand::random_bool(FAULTS_PER_PAIR) {
-            let (method, path) = &targets[rand::random_range(0..targets.len())];
-            faults.fail_next(FailRule {
-                method: Some(method.clone()),
-                path_contains: format!("/namespaces/{ns}{path}"),
-                count: 1,
-                status: [500, 503, 429][rand::random_range(0..3)],
-            });
-            injected += 1;
+    let armed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let arm = {
+        let (faults, ns, armed) = (faults.clone(), ns.clone(), armed.clone());
+        move || {
+            if rand::random_bool(FAULT_PER_RPC) {
+                arm_one_fault(&faults, &ns);
+                armed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
         }
-        let client = client.clone();
-        let ns = ns.clone();
-        // When 200 callers each issue a token and revoke it, all at once.
+    };
+    for _ in 0..PAIRS / 10 {
+        arm();
+    }
+
+    // When 200 callers each issue a token and revoke it, all at once, while faults are armed.
+    let mut pairs = tokio::task::JoinSet::new();
+    for _ in 0..PAIRS {
+        let (client, ns, arm) = (client.clone(), ns.clone(), arm.clone());
         pairs.spawn(async move {
             let mut outcome = PairOutcome::default();
             let request = v1::IssueTokenRequest {
                 create_service_account: false,
                 ..issue(&ns, "worker")
             };
-            let Ok(issued) = client.issue_token(request).await else {
+            let issued = client.issue_token(request).await;
+            arm();
+            let Ok(issued) = issued else {
                 return outcome;
             };
             outcome.issued = Some(issued.token_id.clone());
             outcome.revoked = client.revoke_token(revoke(&issued.token_id)).await.is_ok();
+            arm();
             outcome
         });
     }
@@ -398,7 +415,8 @@ async fn under_a_storm_of_faults_every_record_left_is_one_a_caller_holds() {
         .cloned()
         .collect();
     eprintln!(
-        "storm: {injected} faults armed, {} issued, {} revoked, {} records left",
+        "storm: {} faults armed, {} issued, {} revoked, {} records left",
+        armed.load(std::sync::atomic::Ordering::Relaxed),
         issued.len(),
         revoked.len(),
         left.len()

@@ -96,6 +96,69 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     }))
 }
 
+/// The OpenAPI v3 index at `/openapi/v3`: one document per served group version.
+pub fn openapi_v3_index() -> Value {
+    let mut paths = Map::new();
+    let mut add = |gv_path: String| {
+        let url = format!("/openapi/v3/{gv_path}?hash={}", OPENAPI_HASH);
+        paths.insert(gv_path, json!({"serverRelativeURL": url}));
+    };
+    add("api/v1".into());
+    for (g, v) in GROUPS {
+        add(format!("apis/{g}/{v}"));
+    }
+    json!({"paths": paths})
+}
+
+/// A stable hash for the OpenAPI document URLs (the documents never change).
+const OPENAPI_HASH: &str = "6B2E3D4F5A697887";
+
+/// A minimal OpenAPI v3 document for one group version: the paths of its stored resources with the
+/// group-version-kind extension and the `fieldValidation` parameter, so kubectl validates server-side.
+///
+/// It carries no schemas: kubectl then computes apply patches from its own built-in types.
+pub fn openapi_v3_document(group: &str, version: &str) -> Option<Value> {
+    resource_list(group, version)?;
+    let mut paths = Map::new();
+    let field_validation = json!({"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}});
+    for rt in resources::in_group_version(group, version).filter(|r| r.handling == Handling::Stored)
+    {
+        let prefix = if group.is_empty() {
+            format!("/api/{version}")
+        } else {
+            format!("/apis/{group}/{version}")
+        };
+        let collection = if rt.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}", rt.plural)
+        } else {
+            format!("{prefix}/{}", rt.plural)
+        };
+        let gvk = json!({"group": group, "version": version, "kind": rt.kind});
+        let op = |action: &str| {
+            json!({
+                "parameters": [field_validation.clone()],
+                "x-kubernetes-action": action,
+                "x-kubernetes-group-version-kind": gvk.clone(),
+                "responses": {"200": {"description": "OK"}},
+            })
+        };
+        paths.insert(
+            collection.clone(),
+            json!({"post": op("post"), "get": op("list")}),
+        );
+        paths.insert(
+            format!("{collection}/{{name}}"),
+            json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}),
+        );
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": GIT_VERSION},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

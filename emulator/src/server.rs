@@ -180,6 +180,9 @@ fn serve_path(path: &str, host: &str) -> Result<PathReply, ApiError> {
         ["apis"] => Some(discovery::groups()),
         ["apis", group] => discovery::group(group),
         ["apis", group, version] => discovery::resource_list(group, version),
+        ["openapi", "v3"] => Some(discovery::openapi_v3_index()),
+        ["openapi", "v3", "api", version] => discovery::openapi_v3_document("", version),
+        ["openapi", "v3", "apis", group, version] => discovery::openapi_v3_document(group, version),
         _ => None,
     };
     found

@@ -86,5 +86,59 @@ async fn kubectl_can_list_create_issue_tokens_and_ask_can_i() -> Result<()> {
 
     let sas = tokio::task::block_in_place(|| run(&["get", "sa", "-n", &ns.name, "-o", "name"]))?;
     ensure!(sas.contains(&format!("serviceaccount/{sa}")), "{sas}");
+
+    let secret = tokio::task::block_in_place(|| {
+        run(&[
+            "create",
+            "secret",
+            "generic",
+            "lit",
+            "-n",
+            &ns.name,
+            "--from-literal=k=v",
+        ])
+    })?;
+    ensure!(secret.contains("lit"), "{secret}");
+    let binding = tokio::task::block_in_place(|| {
+        run(&[
+            "create",
+            "rolebinding",
+            "rb",
+            "-n",
+            &ns.name,
+            "--clusterrole=view",
+            &format!("--serviceaccount={}:{sa}", ns.name),
+        ])
+    })?;
+    ensure!(binding.contains("rb"), "{binding}");
+
+    let manifest = dir.path().join("cm.yaml");
+    for value in ["one", "two"] {
+        std::fs::write(
+            &manifest,
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\n  namespace: {}\ndata:\n  k: {value}\n",
+                ns.name
+            ),
+        )?;
+        let applied =
+            tokio::task::block_in_place(|| run(&["apply", "-f", &manifest.to_string_lossy()]))?;
+        ensure!(applied.contains("applied"), "{applied}");
+    }
+    let value = tokio::task::block_in_place(|| {
+        run(&[
+            "get",
+            "cm",
+            "applied",
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={.data.k}",
+        ])
+    })?;
+    ensure!(value == "two", "{value}");
+
+    let deleted = tokio::task::block_in_place(|| run(&["delete", "sa", &sa, "-n", &ns.name]))?;
+    ensure!(deleted.contains("deleted"), "{deleted}");
     Ok(())
 }

@@ -320,25 +320,52 @@ impl TokenService {
     }
 
     /// Takes back what a failed or unclaimed issue made, newest first; failures are logged, as
-    /// the caller already has the error that matters.
+    /// the caller already has the error that matters. A delete that meets a transient failure
+    /// (5xx, 429, unreachable) is tried again a few times: the API failing is the usual reason
+    /// for an undo, and what a failed undo still leaves waits for the sweeper.
     async fn undo(&self, undo: Undo) {
+        async fn retried<F, Fut>(mut delete: F) -> crate::cluster::Result<()>
+        where
+            F: FnMut() -> Fut,
+            Fut: Future<Output = crate::cluster::Result<()>>,
+        {
+            const ATTEMPTS: u32 = 5;
+            let mut pause = Duration::from_millis(50);
+            for _ in 1..ATTEMPTS {
+                match delete().await {
+                    Err(
+                        crate::cluster::Error::Unreachable(_)
+                        | crate::cluster::Error::Api {
+                            code: 429 | 500..=599,
+                            ..
+                        },
+                    ) => {
+                        tokio::time::sleep(pause).await;
+                        pause *= 2;
+                    }
+                    done => return done,
+                }
+            }
+            delete().await
+        }
         if let Some((ns, name)) = undo.secret
-            && let Err(e) = self.cluster.delete_secret(&ns, &name).await
+            && let Err(e) =
+                retried(|| async { self.cluster.delete_secret(&ns, &name).await.map(drop) }).await
         {
             tracing::error!(namespace = %ns, secret = %name, error = %e, "could not delete the record of a failed issue");
         }
         if let Some(name) = undo.cluster_role_binding
-            && let Err(e) = self.cluster.delete_cluster_role_binding(&name).await
+            && let Err(e) = retried(|| self.cluster.delete_cluster_role_binding(&name)).await
         {
             tracing::error!(binding = %name, error = %e, "could not delete a ClusterRoleBinding of a failed issue");
         }
         if let Some((ns, name)) = undo.role_binding
-            && let Err(e) = self.cluster.delete_role_binding(&ns, &name).await
+            && let Err(e) = retried(|| self.cluster.delete_role_binding(&ns, &name)).await
         {
             tracing::error!(namespace = %ns, binding = %name, error = %e, "could not delete a RoleBinding of a failed issue");
         }
         if let Some((ns, name, uid)) = undo.service_account
-            && let Err(e) = self.cluster.delete_service_account(&ns, &name, &uid).await
+            && let Err(e) = retried(|| self.cluster.delete_service_account(&ns, &name, &uid)).await
         {
             tracing::error!(namespace = %ns, service_account = %name, error = %e, "could not delete a ServiceAccount of a failed issue");
         }

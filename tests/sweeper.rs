@@ -1,0 +1,200 @@
+//! The sweeper deletes records whose tokens expired past the grace period, and nothing else:
+//! not live records, not Secrets that merely look like tokend's.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::eventually;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+use tokend::config::AuthMode;
+use tokend::server::ServerOptions;
+use tokend::sweeper::{LEASE_NAME, SweeperOptions};
+
+/// A Secret shaped like a tokend record, expiring at `expiration`.
+fn record(ns: &str, name: &str, expiration: &str, type_: &str, managed: bool) -> Secret {
+    let mut labels = BTreeMap::from([("tokend.io/service-account".to_owned(), "app".to_owned())]);
+    if managed {
+        labels.insert("app.kubernetes.io/managed-by".into(), "tokend".into());
+    }
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(ns.into()),
+            labels: Some(labels),
+            annotations: Some(BTreeMap::from([(
+                "tokend.io/expiration-time".to_owned(),
+                expiration.to_owned(),
+            )])),
+            ..Default::default()
+        },
+        type_: Some(type_.into()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn expired_records_are_swept_and_look_alikes_are_left_alone() {
+    let lease_ns = common::unique_name("tokend-lease");
+    let env = common::start_with(ServerOptions {
+        auth: AuthMode::None,
+        sweeper: Some(SweeperOptions {
+            interval: Duration::from_millis(200),
+            grace: Duration::ZERO,
+            lease_namespace: lease_ns.clone(),
+            identity: "test-replica".into(),
+        }),
+        ..ServerOptions::default()
+    })
+    .await;
+    let ns = env.fresh_namespace().await;
+    // The lease lives in a namespace of its own, made after tokend started, as in a fresh cluster.
+    let lease_namespace = k8s_openapi::api::core::v1::Namespace {
+        metadata: ObjectMeta {
+            name: Some(lease_ns.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(env.kube.clone())
+        .create(&PostParams::default(), &lease_namespace)
+        .await
+        .expect("lease namespace");
+    let secrets = Api::<Secret>::namespaced(env.kube.clone(), &ns);
+    let past = "2020-01-01T00:00:00Z";
+    let future = "2099-01-01T00:00:00Z";
+    let kept = [
+        record(
+            &ns,
+            "tokend-aaaaaaaaaaaaaaab",
+            future,
+            "tokend.io/token-record",
+            true,
+        ),
+        record(&ns, "tokend-aaaaaaaaaaaaaaac", past, "Opaque", true),
+        record(
+            &ns,
+            "tokend-aaaaaaaaaaaaaaad",
+            past,
+            "tokend.io/token-record",
+            false,
+        ),
+        record(&ns, "not-a-record", past, "tokend.io/token-record", true),
+    ];
+    for secret in &kept {
+        secrets
+            .create(&PostParams::default(), secret)
+            .await
+            .expect("create kept secret");
+    }
+    let expired = record(
+        &ns,
+        "tokend-aaaaaaaaaaaaaaaa",
+        past,
+        "tokend.io/token-record",
+        true,
+    );
+    secrets
+        .create(&PostParams::default(), &expired)
+        .await
+        .expect("create expired record");
+
+    eventually("the expired record is swept", || async {
+        secrets
+            .get_opt("tokend-aaaaaaaaaaaaaaaa")
+            .await
+            .expect("get")
+            .is_none()
+    })
+    .await;
+    // The pass that deleted it saw every other Secret in the same listing.
+    for secret in &kept {
+        let name = secret.metadata.name.clone().unwrap_or_default();
+        assert!(
+            secrets.get_opt(&name).await.expect("get").is_some(),
+            "{name} must survive"
+        );
+    }
+    let lease = Api::<Lease>::namespaced(env.kube.clone(), &lease_ns)
+        .get(LEASE_NAME)
+        .await
+        .expect("lease");
+    assert_eq!(
+        lease.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some("test-replica")
+    );
+    let _ = Api::<k8s_openapi::api::core::v1::Namespace>::all(env.kube.clone())
+        .delete(&lease_ns, &Default::default())
+        .await;
+}
+
+#[tokio::test]
+async fn only_one_replica_holds_the_sweeper_lease() {
+    let lease_ns = common::unique_name("tokend-lease");
+    let env = common::start().await;
+    let namespace = k8s_openapi::api::core::v1::Namespace {
+        metadata: ObjectMeta {
+            name: Some(lease_ns.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(env.kube.clone());
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("lease namespace");
+    let options = |identity: &str| SweeperOptions {
+        interval: Duration::from_millis(100),
+        grace: Duration::from_secs(3600),
+        lease_namespace: lease_ns.clone(),
+        identity: identity.into(),
+    };
+    let first = tokio::spawn(tokend::sweeper::run(env.kube.clone(), options("replica-a")));
+    let leases = Api::<Lease>::namespaced(env.kube.clone(), &lease_ns);
+    eventually("replica-a takes the lease", || async {
+        leases
+            .get_opt(LEASE_NAME)
+            .await
+            .expect("get")
+            .and_then(|l| l.spec?.holder_identity)
+            .as_deref()
+            == Some("replica-a")
+    })
+    .await;
+    let second = tokio::spawn(tokend::sweeper::run(env.kube.clone(), options("replica-b")));
+    // replica-a keeps renewing; over several of replica-b's attempts, b never takes over.
+    let renewed_at = |l: Option<Lease>| l.and_then(|l| l.spec?.renew_time).map(|t| t.0);
+    for _ in 0..5 {
+        let before = renewed_at(leases.get_opt(LEASE_NAME).await.expect("get"));
+        eventually("replica-a renews the lease", || async {
+            renewed_at(leases.get_opt(LEASE_NAME).await.expect("get")) > before
+        })
+        .await;
+        let holder = leases
+            .get(LEASE_NAME)
+            .await
+            .expect("lease")
+            .spec
+            .and_then(|s| s.holder_identity);
+        assert_eq!(holder.as_deref(), Some("replica-a"));
+    }
+    // When replica-a stops, replica-b takes over once the lease runs out.
+    first.abort();
+    eventually("replica-b takes over an expired lease", || async {
+        leases
+            .get_opt(LEASE_NAME)
+            .await
+            .expect("get")
+            .and_then(|l| l.spec?.holder_identity)
+            .as_deref()
+            == Some("replica-b")
+    })
+    .await;
+    second.abort();
+    let _ = namespaces.delete(&lease_ns, &Default::default()).await;
+}
