@@ -19,6 +19,9 @@ use crate::validation::{NameRule, validate_data_keys, validate_labels, validate_
 /// The name of the ConfigMap holding the cluster CA in every namespace.
 pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
 
+/// Namespaces the NamespaceLifecycle admission plugin refuses to delete.
+const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
 /// A request for a stored resource type, already authenticated and authorised.
 #[derive(Debug)]
 pub struct RestRequest<'a> {
@@ -609,6 +612,12 @@ fn delete(
     name: &str,
     body: &[u8],
 ) -> Result<Value, ApiError> {
+    if rt.plural == "namespaces" && PROTECTED_NAMESPACES.contains(&name) {
+        return Err(ApiError::forbidden(
+            format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
+            json!({"name": name, "kind": "namespaces"}),
+        ));
+    }
     let mut store = shared.store();
     let Some(existing) = store.get(rt, ns, name) else {
         return Err(ApiError::not_found(rt.group_resource(), name));

@@ -297,6 +297,14 @@ async fn malformed_bodies_get_status_answers_not_crashes() -> Result<()> {
             "{path}: {answer}"
         );
     }
+    let req = http::Request::delete("/api/v1/namespaces/kube-system").body(Vec::new())?;
+    let (code, answer) = c.raw(&c.client, req).await?;
+    ensure!(
+        code == 403
+            && answer["message"]
+                == "namespaces \"kube-system\" is forbidden: this namespace may not be deleted",
+        "{answer}"
+    );
     let req = http::Request::get("/api/v1/namespaces/default/nothings").body(Vec::new())?;
     let (code, answer) = c.raw(&c.client, req).await?;
     ensure!(code == 404 && answer["reason"] == "NotFound", "{answer}");
