@@ -164,7 +164,10 @@ async fn tokend_started_without_the_api_is_not_serving_until_the_api_returns() {
 #[tokio::test]
 async fn a_failed_token_request_leaves_no_record_account_or_binding() {
     let env = common::start_with(quick_health()).await;
-    if skip_on_real_cluster(&env, "a real API server cannot be made to fail TokenRequest") {
+    if skip_on_real_cluster(
+        &env,
+        "a real API server cannot be made to fail TokenRequest",
+    ) {
         return;
     }
     let faults = env.emulator().expect("emulator").faults();
@@ -197,10 +200,7 @@ async fn a_failed_token_request_leaves_no_record_account_or_binding() {
         "message: {}",
         err.message()
     );
-    assert!(
-        record_names(&env, &ns).await.is_empty(),
-        "no record Secret"
-    );
+    assert!(record_names(&env, &ns).await.is_empty(), "no record Secret");
     assert_eq!(
         service_account_names(&env, &ns).await,
         accounts_before,
@@ -256,10 +256,13 @@ async fn an_issue_the_caller_gave_up_on_is_finished_and_undone() {
     .await;
     faults.set_latency(Duration::ZERO);
     // ...and when the token arrives with no one to take it, the record and account go again.
-    eventually("the abandoned call's record and account are deleted", || async {
-        record_names(&env, &ns).await.is_empty()
-            && !service_account_names(&env, &ns).await.contains("impatient")
-    })
+    eventually(
+        "the abandoned call's record and account are deleted",
+        || async {
+            record_names(&env, &ns).await.is_empty()
+                && !service_account_names(&env, &ns).await.contains("impatient")
+        },
+    )
     .await;
 }
 

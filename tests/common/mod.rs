@@ -3,6 +3,8 @@
 //! helpers for unique names and eventual consistency.
 #![allow(dead_code)]
 
+pub mod least_privilege;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -20,6 +22,9 @@ use tokend_client::TokendClient;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+/// Env var that runs tokend with the admin credentials instead of deploy/'s RBAC.
+pub const AS_ADMIN_ENV: &str = "TOKEND_TEST_AS_ADMIN";
+
 /// Env var naming an admin kubeconfig of a real cluster to run the suite against.
 pub const REAL_CLUSTER_ENV: &str = "TOKEND_TEST_KUBECONFIG";
 
@@ -31,6 +36,9 @@ pub struct TestEnv {
     pub addr: String,
     /// `127.0.0.1:PORT` of tokend's `/metrics` endpoint.
     pub metrics_addr: String,
+    /// Namespace of tokend's own ServiceAccount (and sweeper Lease) when it runs with deploy/'s
+    /// RBAC; None when it runs as admin.
+    pub tokend_namespace: Option<String>,
     /// Admin client of the Kubernetes API.
     pub kube: Client,
     /// Admin kubeconfig of the Kubernetes API, as a file.
@@ -40,6 +48,7 @@ pub struct TestEnv {
     shutdown: Option<oneshot::Sender<()>>,
     namespaces: Mutex<Vec<String>>,
     cluster_bindings: Mutex<Vec<String>>,
+    cluster_roles: Mutex<Vec<String>>,
 }
 
 /// Starts tokend without caller authentication (the RPC tests' setting) against the test backend.
@@ -53,6 +62,17 @@ pub async fn start() -> TestEnv {
 
 /// Starts tokend with `options` against the test backend.
 pub async fn start_with(options: ServerOptions) -> TestEnv {
+    let rules =
+        (std::env::var_os(AS_ADMIN_ENV).is_none()).then(least_privilege::deploy_cluster_rules);
+    start_as(options, rules).await
+}
+
+/// Starts tokend with `options`; with `Some(rules)` tokend runs as a ServiceAccount holding only
+/// those cluster rules (and deploy/'s lease Role), with None as the backend's admin.
+pub async fn start_as(
+    mut options: ServerOptions,
+    rules: Option<Vec<k8s_openapi::api::rbac::v1::PolicyRule>>,
+) -> TestEnv {
     let dir = tempfile::tempdir().expect("temp dir");
     let admin_kubeconfig = dir.path().join("admin.kubeconfig");
     let (emulator, kube_config) = match std::env::var_os(REAL_CLUSTER_ENV) {
@@ -76,18 +96,36 @@ pub async fn start_with(options: ServerOptions) -> TestEnv {
         }
     };
     let kube = Client::try_from(kube_config.clone()).expect("kube client");
-    let (addr, metrics_addr, tx) = serve_tokend(kube_config, options).await;
+    let mut cluster_roles = Vec::new();
+    let mut namespaces = Vec::new();
+    let mut tokend_namespace = None;
+    let tokend_config = match rules {
+        Some(rules) => {
+            let account = least_privilege::tokend_account(&kube, &kube_config, rules).await;
+            if let Some(sweeper) = options.sweeper.as_mut() {
+                sweeper.lease_namespace = account.namespace.clone();
+            }
+            cluster_roles.push(account.cluster_role);
+            namespaces.push(account.namespace.clone());
+            tokend_namespace = Some(account.namespace);
+            account.config
+        }
+        None => kube_config,
+    };
+    let (addr, metrics_addr, tx) = serve_tokend(tokend_config, options).await;
     TestEnv {
         endpoint: format!("http://{addr}"),
         addr,
         metrics_addr,
+        tokend_namespace,
         kube,
         admin_kubeconfig,
         emulator,
         _dir: dir,
         shutdown: Some(tx),
-        namespaces: Mutex::new(Vec::new()),
-        cluster_bindings: Mutex::new(Vec::new()),
+        namespaces: Mutex::new(namespaces),
+        cluster_bindings: Mutex::new(cluster_roles.clone()),
+        cluster_roles: Mutex::new(cluster_roles),
     }
 }
 
@@ -142,6 +180,7 @@ impl Drop for TestEnv {
         }
         let namespaces = std::mem::take(&mut *self.namespaces.lock().expect("lock"));
         let bindings = std::mem::take(&mut *self.cluster_bindings.lock().expect("lock"));
+        let roles = std::mem::take(&mut *self.cluster_roles.lock().expect("lock"));
         let kube = self.kube.clone();
         // Drop cannot await, and the test's runtime is shutting down: clean up on a thread of its own.
         let cleanup = std::thread::spawn(move || {
@@ -159,6 +198,11 @@ impl Drop for TestEnv {
                 for b in bindings {
                     let _ = Api::<ClusterRoleBinding>::all(kube.clone())
                         .delete(&b, &dp)
+                        .await;
+                }
+                for r in roles {
+                    let _ = Api::<k8s_openapi::api::rbac::v1::ClusterRole>::all(kube.clone())
+                        .delete(&r, &dp)
                         .await;
                 }
             });
@@ -235,6 +279,7 @@ pub async fn start_with_emulator_down(options: ServerOptions) -> TestEnv {
         endpoint: format!("http://{addr}"),
         addr,
         metrics_addr,
+        tokend_namespace: None,
         kube,
         admin_kubeconfig,
         emulator: Some(emulator),
@@ -242,6 +287,7 @@ pub async fn start_with_emulator_down(options: ServerOptions) -> TestEnv {
         shutdown: Some(shutdown),
         namespaces: Mutex::new(Vec::new()),
         cluster_bindings: Mutex::new(Vec::new()),
+        cluster_roles: Mutex::new(Vec::new()),
     }
 }
 

@@ -253,19 +253,28 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// Polls `check` until it returns Ok(true) or `EVENTUALLY` passes; returns the last outcome.
-pub async fn eventually<F, Fut>(what: &str, mut check: F) -> Result<()>
+pub async fn eventually<F, Fut>(what: &str, check: F) -> Result<()>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<bool>>,
 {
-    let deadline = Instant::now() + EVENTUALLY;
+    eventually_within(what, EVENTUALLY, check).await
+}
+
+/// Polls `check` until it returns Ok(true) or `limit` passes.
+pub async fn eventually_within<F, Fut>(what: &str, limit: Duration, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<bool>>,
+{
+    let deadline = Instant::now() + limit;
     loop {
         let last = check().await;
         if let Ok(true) = last {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            bail!("{what} did not happen within {EVENTUALLY:?} (last outcome: {last:?})");
+            bail!("{what} did not happen within {limit:?} (last outcome: {last:?})");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
