@@ -112,6 +112,46 @@ async fn issued_token_authenticates_as_the_service_account() {
 }
 
 #[tokio::test]
+async fn a_token_the_api_server_shortens_is_reported_with_the_servers_expiry() {
+    let env = common::start().await;
+    let ns = env.fresh_namespace().await;
+    let client = env.client().await;
+    let issued = client
+        .issue_token(v1::IssueTokenRequest {
+            duration: "72h".into(),
+            ..issue(&ns, "long")
+        })
+        .await
+        .expect("IssueToken over the server's cap still succeeds");
+    let expires = issued.expiration_time.expect("expiration_time").seconds;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    assert!(expires - now <= 72 * 3600 + 60, "never longer than asked");
+    if env.emulator().is_some() {
+        // The suite's emulator caps tokens at 48h, as --service-account-max-token-expiration does.
+        assert!(
+            (expires - now - 48 * 3600).abs() < 60,
+            "shortened to the cap: {}",
+            expires - now
+        );
+    }
+    // Every view of the token agrees with what the API server set.
+    let record = client
+        .get_token(v1::GetTokenRequest {
+            token_id: issued.token_id.clone(),
+        })
+        .await
+        .expect("GetToken")
+        .token
+        .expect("record");
+    assert_eq!(record.expiration_time.map(|t| t.seconds), Some(expires));
+    let review = validate(&env, &issued.token).await;
+    assert_eq!(review.expiration_time.map(|t| t.seconds), Some(expires));
+}
+
+#[tokio::test]
 async fn the_record_holds_no_token_and_names_the_service_account() {
     let env = common::start().await;
     let ns = env.fresh_namespace().await;

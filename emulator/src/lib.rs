@@ -64,6 +64,9 @@ pub struct Options {
     pub bind: SocketAddr,
     /// Whether requests without credentials run as `system:anonymous` (403 when not allowed) or get 401.
     pub anonymous_auth: bool,
+    /// Like kube-apiserver's `--service-account-max-token-expiration`: a TokenRequest for longer
+    /// is not refused but silently shortened to this. Default: no maximum.
+    pub max_token_expiration: Option<std::time::Duration>,
 }
 
 impl Default for Options {
@@ -71,6 +74,7 @@ impl Default for Options {
         Options {
             bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             anonymous_auth: true,
+            max_token_expiration: None,
         }
     }
 }
@@ -143,6 +147,9 @@ impl Emulator {
             ca_pem: tls.ca_pem,
             faults: Faults::default(),
             anonymous_auth: opts.anonymous_auth,
+            max_token_seconds: opts
+                .max_token_expiration
+                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
         });
         seed(&shared);
         let host = if addr.ip().is_unspecified() {

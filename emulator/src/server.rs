@@ -75,6 +75,59 @@ fn attributes(info: &RequestInfo, user: &UserInfo) -> Attributes {
     }
 }
 
+/// RBAC's escalation rule for bindings: whoever creates or replaces a binding must be allowed to
+/// `bind` the role it grants (or be in `system:masters`). A real server also accepts a user who
+/// already holds every permission of the role; the emulator does not compute that coverage, so it
+/// is stricter there, never looser.
+fn check_escalation(
+    shared: &Shared,
+    info: &request_info::RequestInfo,
+    method: &http::Method,
+    body: &[u8],
+    user: &UserInfo,
+) -> Result<(), ApiError> {
+    let binding = info.api_group == "rbac.authorization.k8s.io"
+        && matches!(info.resource.as_str(), "rolebindings" | "clusterrolebindings")
+        && info.subresource.is_empty();
+    if !binding
+        || !matches!(*method, http::Method::POST | http::Method::PUT)
+        || user.groups.iter().any(|g| g == "system:masters")
+    {
+        return Ok(());
+    }
+    let Ok(object) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Ok(()); // the handler answers a malformed body
+    };
+    let kind = object["roleRef"]["kind"].as_str().unwrap_or("");
+    let role = object["roleRef"]["name"].as_str().unwrap_or("");
+    let name = object["metadata"]["name"].as_str().unwrap_or(info.name.as_str());
+    let (resource, namespace) = match kind {
+        "Role" => ("roles", info.namespace.clone()),
+        _ => ("clusterroles", info.namespace.clone()),
+    };
+    let attrs = rbac::Attributes {
+        user: Some(user.clone()),
+        verb: "bind".into(),
+        resource_request: true,
+        namespace,
+        api_group: "rbac.authorization.k8s.io".into(),
+        resource: resource.into(),
+        subresource: String::new(),
+        name: role.into(),
+        path: String::new(),
+    };
+    if rbac::authorize(&shared.store(), &attrs).allowed {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(
+        format!(
+            "{}.rbac.authorization.k8s.io {:?} is forbidden: user {:?} (groups={:?}) is attempting to grant RBAC permissions not currently held: may not bind {} {:?}",
+            info.resource, name, user.name, user.groups, kind, role
+        ),
+        serde_json::json!({"name": name, "group": "rbac.authorization.k8s.io", "kind": info.resource}),
+    ))
+}
+
 /// Answers one request: faults, then authentication, authorisation and the handler.
 async fn handle(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Response {
     let latency = shared.faults.latency();
@@ -133,6 +186,9 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
     } else {
         (body, content_type)
     };
+    if let Err(e) = check_escalation(&shared, &info, &parts.method, &body, &user) {
+        return error_response(&e);
+    }
     let host = parts
         .headers
         .get(header::HOST)

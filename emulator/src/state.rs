@@ -21,6 +21,8 @@ pub struct Shared {
     pub faults: Faults,
     /// Whether requests without credentials are treated as `system:anonymous` (else 401).
     pub anonymous_auth: bool,
+    /// Like `--service-account-max-token-expiration`: longer TokenRequests are silently shortened.
+    pub max_token_seconds: Option<i64>,
 }
 
 impl Shared {

@@ -107,6 +107,10 @@ pub fn create_token(shared: &Shared, ns: &str, name: &str, body: &[u8]) -> Resul
         ));
     }
 
+    // A real server answers 201 with the shortened token (and a warning header), never an error.
+    let seconds = shared.max_token_seconds.map_or(seconds, |max| seconds.min(max));
+    spec["expirationSeconds"] = json!(seconds);
+
     let mut secret_ref = None;
     if let Some(bound) = spec.get("boundObjectRef").filter(|b| !b.is_null()) {
         let kind = str_field(bound, "/kind");

@@ -86,7 +86,9 @@ pub async fn start_as(
             (None, config)
         }
         None => {
-            let emulator = Emulator::start().await.expect("emulator starts");
+            let emulator = Emulator::start_with(emulator_options())
+                .await
+                .expect("emulator starts");
             emulator
                 .write_kubeconfig(&admin_kubeconfig)
                 .await
@@ -208,6 +210,15 @@ impl Drop for TestEnv {
             });
         });
         let _ = cleanup.join();
+    }
+}
+
+/// The emulator as the suite runs it: with a token-lifetime cap, as many real clusters set
+/// (`--service-account-max-token-expiration`), so tokend meets a server that shortens tokens.
+pub fn emulator_options() -> kube_emulator::Options {
+    kube_emulator::Options {
+        max_token_expiration: Some(Duration::from_secs(48 * 3600)),
+        ..kube_emulator::Options::default()
     }
 }
 
