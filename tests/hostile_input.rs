@@ -597,9 +597,6 @@ async fn hostile_lookups_and_revokes_are_refused_with_the_field_named_and_change
 }
 
 #[tokio::test]
-#[ignore = "bug: RevokeToken by a forged JWT naming a record that does not exist answers \
-            NOT_FOUND (\"already revoked\"), not INVALID_ARGUMENT, and does so before the \
-            caller's RBAC check (service::TokenService::revocable_token_id)"]
 async fn a_forged_token_naming_no_record_is_invalid_not_already_revoked() {
     let env = common::start().await;
     let ns = env.fresh_namespace().await;

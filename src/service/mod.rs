@@ -144,16 +144,21 @@ impl TokenService {
 
     /// Revokes a token by deleting its record Secret; the second revoke of a token is NotFound.
     pub async fn revoke(&self, caller: &Caller, target: RevokeTarget) -> Result<TokenRecord> {
-        let id = match target {
-            RevokeTarget::TokenId(text) => parse_token_id(&text)?,
-            RevokeTarget::Token(token) => self.revocable_token_id(&token).await?,
+        let (id, token) = match target {
+            RevokeTarget::TokenId(text) => (parse_token_id(&text)?, None),
+            RevokeTarget::Token(token) => (claimed_token_id(&token)?, Some(token)),
         };
         let secret_name = id.secret_name();
+        // The caller's rights are checked before tokend looks at anything for it, so a refused
+        // caller learns nothing about which records exist.
         self.require(
             caller,
             secret_access("delete", id.namespace(), Some(&secret_name)),
         )
         .await?;
+        if let Some(token) = token {
+            self.confirm_token(&token).await?;
+        }
         let Some(record) = self.record(&id).await? else {
             return Err(not_found_token(&id));
         };
@@ -369,34 +374,21 @@ impl TokenService {
         Ok(secret.as_ref().and_then(TokenRecord::from_secret))
     }
 
-    /// The id of the record a token is bound to, after the API server confirmed the token; a
-    /// token whose record is gone is NotFound (already revoked).
-    async fn revocable_token_id(&self, token: &str) -> Result<TokenId> {
-        if token.is_empty() {
-            return Err(Error::invalid("token", "must not be empty"));
-        }
-        let claims = Claims::read(token)
-            .ok_or_else(|| Error::invalid("token", "is not a ServiceAccount token (JWT)"))?;
-        let id = claims.token_id().ok_or_else(|| {
-            Error::invalid(
-                "token",
-                "is not bound to a tokend record, so tokend did not issue it",
-            )
-        })?;
-        let status = self
-            .cluster
-            .review_token(token, &claims.audiences())
-            .await?;
+    /// Only a token the API server still accepts is revoked by value: the claims of anything
+    /// else are the sender's word, not the cluster's.
+    async fn confirm_token(&self, token: &str) -> Result<()> {
+        let audiences = Claims::read(token)
+            .map(|c| c.audiences())
+            .unwrap_or_default();
+        let status = self.cluster.review_token(token, &audiences).await?;
         if status.authenticated == Some(true) {
-            return Ok(id);
-        }
-        if self.record(&id).await?.is_none() {
-            return Err(not_found_token(&id));
+            return Ok(());
         }
         Err(Error::invalid(
             "token",
             format!(
-                "the API server rejects it: {}",
+                "the API server rejects it ({}): a revoked, expired or foreign token cannot be \
+                 revoked by value; use its token_id",
                 status.error.unwrap_or_else(|| "not authenticated".into())
             ),
         ))
@@ -448,6 +440,21 @@ fn secret_access<'a>(
         namespace: Some(namespace),
         name,
     }
+}
+
+/// The record a token's claims name; only a hint until the API server confirms the token.
+fn claimed_token_id(token: &str) -> Result<TokenId> {
+    if token.is_empty() {
+        return Err(Error::invalid("token", "must not be empty"));
+    }
+    let claims = Claims::read(token)
+        .ok_or_else(|| Error::invalid("token", "is not a ServiceAccount token (JWT)"))?;
+    claims.token_id().ok_or_else(|| {
+        Error::invalid(
+            "token",
+            "is not bound to a tokend record, so tokend did not issue it",
+        )
+    })
 }
 
 fn parse_token_id(text: &str) -> Result<TokenId> {
