@@ -86,7 +86,8 @@ impl RawIssuer {
             .context("POST serviceaccounts/token")?;
         answer
             .status
-            .filter(|s| !s.token.is_empty())
+            .and_then(|s| s.token)
+            .filter(|t| !t.is_empty())
             .context("TokenRequest answered without a token")?;
         secret.metadata.name.context("the Secret has no name")
     }

@@ -50,12 +50,39 @@ pub fn deploy_cluster_rules() -> Vec<PolicyRule> {
         .unwrap_or_default()
 }
 
-/// Sets up tokend's account with `rules` (deploy/'s, or a variant) plus deploy/'s lease Role.
+/// The rules of the lease Role in deploy/ (the sweeper's leader election).
+pub fn deploy_lease_rules() -> Vec<PolicyRule> {
+    manifest::<Role>("rbac-leader-election.yaml", "Role")
+        .rules
+        .unwrap_or_default()
+}
+
+/// tokend's RBAC for one run: the ClusterRole's rules and the lease Role's rules.
+#[derive(Debug, Clone)]
+pub struct TokendRbac {
+    /// Rules of tokend's ClusterRole.
+    pub cluster_rules: Vec<PolicyRule>,
+    /// Rules of its Role in its own namespace.
+    pub lease_rules: Vec<PolicyRule>,
+}
+
+impl TokendRbac {
+    /// Exactly what deploy/ grants.
+    pub fn deploy() -> Self {
+        Self {
+            cluster_rules: deploy_cluster_rules(),
+            lease_rules: deploy_lease_rules(),
+        }
+    }
+}
+
+/// Sets up tokend's account with `rbac` (deploy/'s, or a variant of it).
 pub async fn tokend_account(
     admin: &Client,
     admin_config: &kube::Config,
-    rules: Vec<PolicyRule>,
+    rbac: TokendRbac,
 ) -> TokendAccount {
+    let rules = rbac.cluster_rules;
     let namespace = super::unique_name("tokend-sa");
     let name = "tokend";
     Api::<Namespace>::all(admin.clone())
@@ -124,10 +151,9 @@ pub async fn tokend_account(
         .await
         .expect("tokend ClusterRoleBinding");
 
-    let lease_role: Role = manifest("rbac-leader-election.yaml", "Role");
     let lease_role = Role {
         metadata: meta("tokend-leader-election"),
-        ..lease_role
+        rules: Some(rbac.lease_rules),
     };
     Api::<Role>::namespaced(admin.clone(), &namespace)
         .create(&PostParams::default(), &lease_role)

@@ -60,18 +60,18 @@ pub async fn start() -> TestEnv {
     .await
 }
 
-/// Starts tokend with `options` against the test backend.
+/// Starts tokend with `options` against the test backend, with exactly deploy/'s RBAC (or as
+/// admin when `TOKEND_TEST_AS_ADMIN` is set).
 pub async fn start_with(options: ServerOptions) -> TestEnv {
-    let rules =
-        (std::env::var_os(AS_ADMIN_ENV).is_none()).then(least_privilege::deploy_cluster_rules);
-    start_as(options, rules).await
+    let rbac = (std::env::var_os(AS_ADMIN_ENV).is_none()).then(least_privilege::TokendRbac::deploy);
+    start_as(options, rbac).await
 }
 
-/// Starts tokend with `options`; with `Some(rules)` tokend runs as a ServiceAccount holding only
-/// those cluster rules (and deploy/'s lease Role), with None as the backend's admin.
+/// Starts tokend with `options`; with `Some(rbac)` tokend runs as a ServiceAccount holding only
+/// that RBAC, with None as the backend's admin.
 pub async fn start_as(
     mut options: ServerOptions,
-    rules: Option<Vec<k8s_openapi::api::rbac::v1::PolicyRule>>,
+    rbac: Option<least_privilege::TokendRbac>,
 ) -> TestEnv {
     let dir = tempfile::tempdir().expect("temp dir");
     let admin_kubeconfig = dir.path().join("admin.kubeconfig");
@@ -101,9 +101,9 @@ pub async fn start_as(
     let mut cluster_roles = Vec::new();
     let mut namespaces = Vec::new();
     let mut tokend_namespace = None;
-    let tokend_config = match rules {
-        Some(rules) => {
-            let account = least_privilege::tokend_account(&kube, &kube_config, rules).await;
+    let tokend_config = match rbac {
+        Some(rbac) => {
+            let account = least_privilege::tokend_account(&kube, &kube_config, rbac).await;
             if let Some(sweeper) = options.sweeper.as_mut() {
                 sweeper.lease_namespace = account.namespace.clone();
             }

@@ -1,0 +1,456 @@
+//! deploy/'s RBAC grants tokend enough and nothing unneeded. Every other black-box test already
+//! runs tokend with exactly deploy/'s rules (proof of enough); here each verb of each rule is
+//! taken away in turn and a scenario exercising everything tokend does must then fail (proof of
+//! nothing unneeded: a permission whose removal breaks nothing has no place in deploy/).
+//!
+//! Emulator only: the scenario injects a fault to exercise tokend's undo path, and stripping
+//! rules on a shared real cluster proves nothing more than the emulator's RBAC does.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::least_privilege::TokendRbac;
+use common::{TestEnv, unique_name};
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, PolicyRule, RoleBinding, RoleRef, Subject};
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+use kube_emulator::FailRule;
+use tokend::config::AuthMode;
+use tokend::policy::Policy;
+use tokend::server::ServerOptions;
+use tokend::service::Settings;
+use tokend::sweeper::{LEASE_NAME, SweeperOptions};
+use tokend_client::{TokendClient, v1};
+use tonic::Code;
+
+type Outcome = Result<(), String>;
+
+fn options() -> ServerOptions {
+    ServerOptions {
+        auth: AuthMode::Kubernetes,
+        settings: Settings {
+            policy: Policy {
+                allowed_cluster_roles: vec!["*".into()],
+                ..Policy::default()
+            },
+            ..Settings::default()
+        },
+        sweeper: Some(SweeperOptions {
+            interval: Duration::from_millis(200),
+            grace: Duration::ZERO,
+            lease_namespace: String::new(), // the harness puts it in tokend's own namespace
+            identity: "rbac-test".into(),
+        }),
+        ..ServerOptions::default()
+    }
+}
+
+/// A caller allowed everything, so only tokend's own rights can make the scenario fail.
+async fn admin_caller(env: &TestEnv) -> TokendClient {
+    let ns = env.fresh_namespace().await;
+    let name = "caller";
+    let meta = |n: &str| ObjectMeta {
+        name: Some(n.into()),
+        namespace: Some(ns.clone()),
+        ..Default::default()
+    };
+    let accounts = Api::<ServiceAccount>::namespaced(env.kube.clone(), &ns);
+    accounts
+        .create(
+            &PostParams::default(),
+            &ServiceAccount {
+                metadata: meta(name),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("caller SA");
+    let binding_name = unique_name("tokend-test-caller");
+    let binding = ClusterRoleBinding {
+        metadata: ObjectMeta {
+            name: Some(binding_name.clone()),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "ClusterRole".into(),
+            name: "cluster-admin".into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: name.into(),
+            namespace: Some(ns.clone()),
+            api_group: None,
+        }]),
+    };
+    Api::<ClusterRoleBinding>::all(env.kube.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("caller binding");
+    env.forget_cluster_binding_later(&binding_name);
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let answer: TokenRequest = accounts
+        .create_subresource("token", name, &PostParams::default(), &request)
+        .await
+        .expect("caller token");
+    let token = answer.status.and_then(|s| s.token).expect("token");
+    TokendClient::builder(env.endpoint.clone())
+        .bearer_token(token)
+        .connect()
+        .await
+        .expect("connect")
+}
+
+fn issue(ns: &str, sa: &str) -> v1::IssueTokenRequest {
+    v1::IssueTokenRequest {
+        namespace: ns.into(),
+        service_account: sa.into(),
+        create_service_account: true,
+        ..Default::default()
+    }
+}
+
+fn bound(
+    request: v1::IssueTokenRequest,
+    role: &str,
+    scope: v1::BindingScope,
+) -> v1::IssueTokenRequest {
+    v1::IssueTokenRequest {
+        cluster_role: role.into(),
+        binding_scope: scope as i32,
+        ..request
+    }
+}
+
+fn ensure(condition: bool, what: &str) -> Outcome {
+    if condition {
+        Ok(())
+    } else {
+        Err(what.to_owned())
+    }
+}
+
+fn step<T>(what: &str, result: Result<T, tokend_client::Error>) -> Result<T, String> {
+    result.map_err(|e| format!("{what}: {:?} {}", e.code(), e.message()))
+}
+
+async fn poll(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Outcome {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("not within {limit:?}: {what}"))
+}
+
+/// Everything tokend does with Kubernetes, each step checked; the first failure is the answer.
+async fn scenario(env: &TestEnv) -> Outcome {
+    let emulator = env.emulator().ok_or("emulator only")?;
+    let client = admin_caller(env).await;
+    let ns = env.fresh_namespace().await;
+    let kube = env.kube.clone();
+    let view = v1::BindingScope::Namespace;
+
+    // Issue with a new ServiceAccount and a RoleBinding, over the server's cap (a record patch).
+    let first = step(
+        "issue",
+        client
+            .issue_token(bound(
+                v1::IssueTokenRequest {
+                    duration: "72h".into(),
+                    ..issue(&ns, "app")
+                },
+                "view",
+                view,
+            ))
+            .await,
+    )?;
+    // Again: the binding exists now (409, then a GET of it).
+    let second = step(
+        "issue again",
+        client
+            .issue_token(bound(issue(&ns, "app"), "view", view))
+            .await,
+    )?;
+    step(
+        "cluster-scoped binding",
+        client
+            .issue_token(bound(issue(&ns, "app2"), "view", v1::BindingScope::Cluster))
+            .await,
+    )?;
+    env.forget_cluster_binding_later(&format!("tokend:{ns}:app2:view"));
+    step(
+        "cluster-scoped binding again",
+        client
+            .issue_token(bound(issue(&ns, "app2"), "view", v1::BindingScope::Cluster))
+            .await,
+    )?;
+    let record = step(
+        "get",
+        client
+            .get_token(v1::GetTokenRequest {
+                token_id: first.token_id.clone(),
+            })
+            .await,
+    )?
+    .token
+    .ok_or("no record")?;
+    ensure(
+        record.expiration_time.map(|t| t.seconds) == first.expiration_time.map(|t| t.seconds),
+        "the record keeps the server's expiry",
+    )?;
+    let kubeconfig = step(
+        "kubeconfig",
+        client
+            .get_kubeconfig(v1::GetKubeconfigRequest {
+                source: Some(v1::get_kubeconfig_request::Source::Token(
+                    first.token.clone(),
+                )),
+                ..Default::default()
+            })
+            .await,
+    )?;
+    ensure(
+        kubeconfig.kubeconfig.contains("certificate-authority-data"),
+        "kubeconfig embeds the CA",
+    )?;
+    let review = step(
+        "validate",
+        client
+            .validate_token(v1::ValidateTokenRequest {
+                token: first.token.clone(),
+                audiences: vec![],
+            })
+            .await,
+    )?;
+    ensure(review.authenticated, "the token validates")?;
+    let listed = step(
+        "list",
+        client
+            .list_tokens(v1::ListTokensRequest {
+                namespace: ns.clone(),
+                ..Default::default()
+            })
+            .await,
+    )?;
+    ensure(listed.tokens.len() == 4, "four tokens listed")?;
+    step(
+        "revoke by token",
+        client
+            .revoke_token(v1::RevokeTokenRequest {
+                target: Some(v1::revoke_token_request::Target::Token(second.token)),
+            })
+            .await,
+    )?;
+
+    // A missing ServiceAccount is NOT_FOUND naming it (tokend looks at the namespace to say which).
+    match client
+        .issue_token(v1::IssueTokenRequest {
+            create_service_account: false,
+            ..issue(&ns, "ghost")
+        })
+        .await
+    {
+        Err(e) if e.code() == Code::NotFound && e.message().contains("serviceaccounts") => {}
+        other => return Err(format!("missing account: {other:?}")),
+    }
+    // A failure after the ServiceAccount was made takes it back.
+    match client
+        .issue_token(bound(
+            issue(&ns, "undo1"),
+            &unique_name("no-such-role"),
+            view,
+        ))
+        .await
+    {
+        Err(e) if e.code() == Code::NotFound => {}
+        other => return Err(format!("missing role: {other:?}")),
+    }
+    let accounts = Api::<ServiceAccount>::namespaced(kube.clone(), &ns);
+    ensure(
+        accounts
+            .get_opt("undo1")
+            .await
+            .map_err(|e| e.to_string())?
+            .is_none(),
+        "undo deletes the ServiceAccount",
+    )?;
+    // A failed TokenRequest takes back the bindings too.
+    for (sa, scope) in [("undo2", view), ("undo3", v1::BindingScope::Cluster)] {
+        emulator.faults().fail_next(FailRule {
+            method: Some(http::Method::POST),
+            path_contains: format!("/serviceaccounts/{sa}/token"),
+            count: 1,
+            status: 500,
+        });
+        ensure(
+            client
+                .issue_token(bound(issue(&ns, sa), "view", scope))
+                .await
+                .is_err(),
+            "the faulted issue fails",
+        )?;
+    }
+    let role_bindings = Api::<RoleBinding>::namespaced(kube.clone(), &ns);
+    ensure(
+        role_bindings
+            .get_opt("tokend:undo2:view")
+            .await
+            .map_err(|e| e.to_string())?
+            .is_none(),
+        "undo deletes the RoleBinding",
+    )?;
+    let crb = Api::<ClusterRoleBinding>::all(kube.clone())
+        .get_opt(&format!("tokend:{ns}:undo3:view"))
+        .await
+        .map_err(|e| e.to_string())?;
+    ensure(crb.is_none(), "undo deletes the ClusterRoleBinding")?;
+
+    // The sweeper: takes the lease, deletes an expired record, renews the lease.
+    let expired = Secret {
+        metadata: ObjectMeta {
+            name: Some("tokend-zzzzzzzzzzzzzzzz".into()),
+            namespace: Some(ns.clone()),
+            labels: Some(BTreeMap::from([
+                (
+                    "app.kubernetes.io/managed-by".to_owned(),
+                    "tokend".to_owned(),
+                ),
+                ("tokend.io/service-account".to_owned(), "app".to_owned()),
+            ])),
+            annotations: Some(BTreeMap::from([(
+                "tokend.io/expiration-time".to_owned(),
+                "2020-01-01T00:00:00Z".to_owned(),
+            )])),
+            ..Default::default()
+        },
+        type_: Some("tokend.io/token-record".into()),
+        ..Default::default()
+    };
+    let secrets = Api::<Secret>::namespaced(kube.clone(), &ns);
+    secrets
+        .create(&PostParams::default(), &expired)
+        .await
+        .map_err(|e| e.to_string())?;
+    poll(
+        "the sweeper deletes the expired record",
+        Duration::from_secs(5),
+        async || matches!(secrets.get_opt("tokend-zzzzzzzzzzzzzzzz").await, Ok(None)),
+    )
+    .await?;
+    let leases = Api::<Lease>::namespaced(
+        kube.clone(),
+        env.tokend_namespace
+            .as_deref()
+            .ok_or("no tokend namespace")?,
+    );
+    poll(
+        "the sweeper renews its lease",
+        Duration::from_secs(5),
+        async || {
+            let spec = leases
+                .get_opt(LEASE_NAME)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|l| l.spec);
+            spec.is_some_and(|s| s.renew_time.map(|t| t.0) > s.acquire_time.map(|t| t.0))
+        },
+    )
+    .await
+}
+
+/// Every (rule, resource, verb) of `rules`, and the rules with just that one taken away.
+fn without_each_permission(rules: &[PolicyRule]) -> Vec<(String, Vec<PolicyRule>)> {
+    let mut variants = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let resources = rule.resources.clone().unwrap_or_default();
+        for resource in &resources {
+            for verb in &rule.verbs {
+                let mut reduced = rules.to_vec();
+                reduced.remove(i);
+                let other_resources: Vec<String> = resources
+                    .iter()
+                    .filter(|r| *r != resource)
+                    .cloned()
+                    .collect();
+                let other_verbs: Vec<String> =
+                    rule.verbs.iter().filter(|v| *v != verb).cloned().collect();
+                if !other_resources.is_empty() {
+                    reduced.push(PolicyRule {
+                        resources: Some(other_resources),
+                        ..rule.clone()
+                    });
+                }
+                if !other_verbs.is_empty() {
+                    reduced.push(PolicyRule {
+                        resources: Some(vec![resource.clone()]),
+                        verbs: other_verbs,
+                        ..rule.clone()
+                    });
+                }
+                variants.push((format!("{verb} {resource}"), reduced));
+            }
+        }
+    }
+    variants
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_rbac_grants_tokend_exactly_what_it_uses() {
+    if std::env::var_os(common::REAL_CLUSTER_ENV).is_some() {
+        eprintln!("skipped: the rule-by-rule check runs against the emulator only");
+        return;
+    }
+    let deploy = TokendRbac::deploy();
+    let env = common::start_as(options(), Some(deploy.clone())).await;
+    scenario(&env)
+        .await
+        .expect("with deploy/'s RBAC the whole scenario works");
+    drop(env);
+
+    let mut unneeded = Vec::new();
+    for (what, cluster_rules) in without_each_permission(&deploy.cluster_rules) {
+        let env = common::start_as(
+            options(),
+            Some(TokendRbac {
+                cluster_rules,
+                lease_rules: deploy.lease_rules.clone(),
+            }),
+        )
+        .await;
+        if scenario(&env).await.is_ok() {
+            unneeded.push(format!("ClusterRole: {what}"));
+        }
+    }
+    for (what, lease_rules) in without_each_permission(&deploy.lease_rules) {
+        let env = common::start_as(
+            options(),
+            Some(TokendRbac {
+                cluster_rules: deploy.cluster_rules.clone(),
+                lease_rules,
+            }),
+        )
+        .await;
+        if scenario(&env).await.is_ok() {
+            unneeded.push(format!("lease Role: {what}"));
+        }
+    }
+    assert!(
+        unneeded.is_empty(),
+        "deploy/ grants permissions tokend never needs: {unneeded:?}"
+    );
+}
