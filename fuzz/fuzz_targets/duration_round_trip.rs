@@ -66,14 +66,25 @@ fuzz_target!(|data: &[u8]| {
         );
         if let Ok(duration) = parsed {
             let canonical = format_duration(duration);
-            assert_eq!(parse_duration(&canonical), Ok(duration), "{text:?} -> {canonical:?}");
-            assert_eq!(format_duration(parse_duration(&canonical).unwrap()), canonical);
+            assert_eq!(
+                parse_duration(&canonical),
+                Ok(duration),
+                "{text:?} -> {canonical:?}"
+            );
+            assert_eq!(
+                format_duration(parse_duration(&canonical).unwrap()),
+                canonical
+            );
         }
     }
     if let Some(bytes) = data.get(..8) {
         let seconds = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
         let duration = Duration::from_secs(seconds);
         let text = format_duration(duration);
-        assert_eq!(parse_duration(&text), Ok(duration), "{seconds} s -> {text:?}");
+        assert_eq!(
+            parse_duration(&text),
+            Ok(duration),
+            "{seconds} s -> {text:?}"
+        );
     }
 });

@@ -38,7 +38,11 @@ fuzz_target!(|parts: Parts| {
     };
     assert_eq!(Some(cluster.name.as_str()), name, "{yaml}");
     let cluster = cluster.cluster.as_ref().expect("cluster entry");
-    assert_eq!(cluster.server.as_deref(), Some(parts.server.as_str()), "{yaml}");
+    assert_eq!(
+        cluster.server.as_deref(),
+        Some(parts.server.as_str()),
+        "{yaml}"
+    );
     let ca = cluster
         .certificate_authority_data
         .as_ref()
@@ -63,5 +67,9 @@ fuzz_target!(|parts: Parts| {
     let context = context.context.as_ref().expect("context entry");
     assert_eq!(Some(context.cluster.as_str()), name, "{yaml}");
     assert_eq!(context.user.as_deref(), name, "{yaml}");
-    assert_eq!(context.namespace.as_deref(), Some(parts.namespace.as_str()), "{yaml}");
+    assert_eq!(
+        context.namespace.as_deref(),
+        Some(parts.namespace.as_str()),
+        "{yaml}"
+    );
 });

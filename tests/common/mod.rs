@@ -329,3 +329,11 @@ async fn serve_tokend(
     });
     (addr, metrics_addr, tx)
 }
+
+/// The first file named `program` on PATH, like `command -v`.
+pub fn find_on_path(program: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
