@@ -13,6 +13,9 @@ use crate::report::Row;
 /// The font tried when `--font` is not given (Debian's fonts-dejavu-core).
 pub const DEFAULT_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
+/// One panel: caption, y axis description, y range, and the value plotted.
+type Panel = (&'static str, &'static str, f64, f64, fn(&Row) -> f64);
+
 /// Registers the TTF at `font` as plotters' `sans-serif`; call once before [`draw`].
 pub fn load_font(font: &Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(font).with_context(|| format!("reading font {}", font.display()))?;
@@ -28,10 +31,30 @@ pub fn draw(rows: &[Row], title: &str, path: &Path) -> anyhow::Result<()> {
     series.sort_by_key(|s| crate::report::series_rank(s));
     series.dedup();
     let max_c = rows.iter().map(|r| r.concurrency).max().unwrap_or(1).max(2) as f64;
-    let lat_min = rows.iter().map(|r| r.p50_ms).fold(f64::MAX, f64::min).max(0.01) / 1.5;
-    let lat_max = rows.iter().map(|r| r.p99_ms).fold(0.0, f64::max).max(lat_min * 2.0) * 1.5;
-    let tput_min = rows.iter().map(|r| r.throughput).fold(f64::MAX, f64::min).max(0.1) / 1.5;
-    let tput_max = rows.iter().map(|r| r.throughput).fold(0.0, f64::max).max(tput_min * 2.0) * 1.5;
+    let lat_min = rows
+        .iter()
+        .map(|r| r.p50_ms)
+        .fold(f64::MAX, f64::min)
+        .max(0.01)
+        / 1.5;
+    let lat_max = rows
+        .iter()
+        .map(|r| r.p99_ms)
+        .fold(0.0, f64::max)
+        .max(lat_min * 2.0)
+        * 1.5;
+    let tput_min = rows
+        .iter()
+        .map(|r| r.throughput)
+        .fold(f64::MAX, f64::min)
+        .max(0.1)
+        / 1.5;
+    let tput_max = rows
+        .iter()
+        .map(|r| r.throughput)
+        .fold(0.0, f64::max)
+        .max(tput_min * 2.0)
+        * 1.5;
 
     let root = BitMapBackend::new(path, (1500, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("drawing: {e}"))?;
@@ -39,10 +62,12 @@ pub fn draw(rows: &[Row], title: &str, path: &Path) -> anyhow::Result<()> {
         .titled(title, ("sans-serif", 20))
         .map_err(|e| anyhow!("drawing: {e}"))?;
     let panels = root.split_evenly((1, 3));
-    let panel_specs: [(&str, &str, f64, f64, fn(&Row) -> f64); 3] = [
+    let panel_specs: [Panel; 3] = [
         ("p50 latency", "ms (log)", lat_min, lat_max, |r| r.p50_ms),
         ("p99 latency", "ms (log)", lat_min, lat_max, |r| r.p99_ms),
-        ("throughput", "ops/s (log)", tput_min, tput_max, |r| r.throughput),
+        ("throughput", "ops/s (log)", tput_min, tput_max, |r| {
+            r.throughput
+        }),
     ];
     for (panel, (caption, y_desc, lo, hi, value)) in panels.iter().zip(panel_specs) {
         let mut chart = ChartBuilder::on(panel)
@@ -56,8 +81,9 @@ pub fn draw(rows: &[Row], title: &str, path: &Path) -> anyhow::Result<()> {
             .configure_mesh()
             .x_desc("concurrency (log)")
             .y_desc(y_desc)
+            .light_line_style(WHITE)
             .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_label_formatter(&|y| format!("{y:.3}"))
+            .y_label_formatter(&|y| short_number(*y))
             .draw()
             .map_err(|e| anyhow!("drawing: {e}"))?;
         for (i, name) in series.iter().enumerate() {
@@ -75,7 +101,11 @@ pub fn draw(rows: &[Row], title: &str, path: &Path) -> anyhow::Result<()> {
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
                 });
             chart
-                .draw_series(points.into_iter().map(|p| Circle::new(p, 3, color.filled())))
+                .draw_series(
+                    points
+                        .into_iter()
+                        .map(|p| Circle::new(p, 3, color.filled())),
+                )
                 .map_err(|e| anyhow!("drawing: {e}"))?;
         }
         chart
@@ -86,6 +116,18 @@ pub fn draw(rows: &[Row], title: &str, path: &Path) -> anyhow::Result<()> {
             .draw()
             .map_err(|e| anyhow!("drawing: {e}"))?;
     }
-    root.present().map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
+    root.present()
+        .map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
     Ok(())
+}
+
+/// An axis label with as few digits as its size needs.
+fn short_number(v: f64) -> String {
+    if v >= 10.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
 }

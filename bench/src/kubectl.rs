@@ -25,11 +25,7 @@ pub struct Kubectl {
 
 impl Kubectl {
     /// kubectl at `program`, or why it cannot be used (absent, or not answering `version --client`).
-    pub async fn find(
-        program: &Path,
-        kubeconfig: &Path,
-        namespace: &str,
-    ) -> Result<Self, String> {
+    pub async fn find(program: &Path, kubeconfig: &Path, namespace: &str) -> Result<Self, String> {
         let output = Command::new(program)
             .args(["version", "--client"])
             .output()

@@ -17,7 +17,7 @@ use std::str::FromStr;
 
 /// What a run drives: one way of getting a bound ServiceAccount token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// The floor: tokend's own Kubernetes calls, made directly with kube-rs.
     Raw,
@@ -27,11 +27,19 @@ pub enum Mode {
     Tokend,
     /// tokend's service layer called in-process, without gRPC (a diagnostic split).
     Service,
+    /// IssueToken that tokend rejects before any Kubernetes call: the gRPC round trip alone.
+    GrpcFloor,
 }
 
 impl Mode {
     /// Every mode, in report order.
-    pub const ALL: [Mode; 4] = [Mode::Raw, Mode::Kubectl, Mode::Tokend, Mode::Service];
+    pub const ALL: [Mode; 5] = [
+        Mode::Raw,
+        Mode::Kubectl,
+        Mode::Tokend,
+        Mode::Service,
+        Mode::GrpcFloor,
+    ];
 
     /// The mode's name on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -40,6 +48,7 @@ impl Mode {
             Mode::Kubectl => "kubectl",
             Mode::Tokend => "tokend",
             Mode::Service => "service",
+            Mode::GrpcFloor => "grpc-floor",
         }
     }
 }
@@ -57,7 +66,9 @@ impl FromStr for Mode {
         Mode::ALL
             .into_iter()
             .find(|m| m.name() == s)
-            .ok_or_else(|| format!("unknown mode {s:?} (raw, kubectl, tokend, service)"))
+            .ok_or_else(|| {
+                format!("unknown mode {s:?} (raw, kubectl, tokend, service, grpc-floor)")
+            })
     }
 }
 

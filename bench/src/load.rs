@@ -10,6 +10,8 @@ use hdrhistogram::Histogram;
 
 /// Significant figures the latency histograms keep.
 const SIGFIGS: u8 = 3;
+/// Longest latency recorded, in microseconds (an hour); longer ones saturate to it.
+const MAX_US: u64 = 3_600_000_000;
 
 /// The outcome of one load run.
 #[derive(Debug, Clone)]
@@ -30,7 +32,11 @@ impl LoadResult {
     /// Successful operations per second of wall time.
     pub fn throughput(&self) -> f64 {
         let secs = self.wall.as_secs_f64();
-        if secs > 0.0 { self.ok as f64 / secs } else { 0.0 }
+        if secs > 0.0 {
+            self.ok as f64 / secs
+        } else {
+            0.0
+        }
     }
 }
 
@@ -81,8 +87,12 @@ where
     for worker in futures::future::join_all(workers).await {
         match worker {
             Ok((latency, errors, first_error)) => {
-                // Both histograms auto-resize, so adding cannot run out of range.
-                let _ = result.latency_us.add(&latency);
+                // Same bounds on both sides, so adding cannot run out of range.
+                if let Err(e) = result.latency_us.add(&latency) {
+                    result
+                        .first_error
+                        .get_or_insert_with(|| format!("histogram: {e}"));
+                }
                 result.errors += errors;
                 if result.first_error.is_none() {
                     result.first_error = first_error;
@@ -102,7 +112,6 @@ where
 }
 
 fn new_histogram() -> Histogram<u64> {
-    let mut h = Histogram::new(SIGFIGS).expect("3 significant figures is a valid histogram");
-    h.auto(true);
-    h
+    Histogram::new_with_bounds(1, MAX_US, SIGFIGS)
+        .expect("1 us to 1 h at 3 significant figures are valid histogram bounds")
 }

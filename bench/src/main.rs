@@ -25,8 +25,9 @@ struct Args {
     /// Admin kubeconfig of the Kubernetes API to use; default: an embedded emulator.
     #[arg(long, env = "TOKEND_BENCH_KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
-    /// Modes to run, comma-separated: raw, kubectl, tokend, service (tokend's service layer
-    /// without gRPC, a diagnostic).
+    /// Modes to run, comma-separated: raw, kubectl, tokend; and two diagnostics: service
+    /// (tokend's service layer without gRPC) and grpc-floor (a request tokend rejects before
+    /// any Kubernetes call).
     #[arg(long, value_delimiter = ',', default_value = "raw,kubectl,tokend")]
     modes: Vec<Mode>,
     /// Operations per run (every mode but kubectl).
@@ -142,10 +143,13 @@ async fn main() -> anyhow::Result<()> {
                 let client = counter.client(backend.config())?;
                 drivers.service = Some((ServiceIssuer::new(client, &namespace), counter));
             }
-            Mode::Tokend => {
+            Mode::Tokend | Mode::GrpcFloor if drivers.tokend.is_some() => {}
+            Mode::Tokend | Mode::GrpcFloor => {
                 let ttl = Duration::from_secs(args.auth_cache_ttl_secs);
                 let mut started = match &args.tokend_bin {
-                    Some(bin) => TokendServer::process(bin, backend.kubeconfig(), args.auth, ttl).await?,
+                    Some(bin) => {
+                        TokendServer::process(bin, backend.kubeconfig(), args.auth, ttl).await?
+                    }
                     None => TokendServer::in_process(backend.config(), args.auth, ttl).await?,
                 };
                 let bearer = match args.auth {
@@ -177,10 +181,8 @@ async fn main() -> anyhow::Result<()> {
     for repeat in 0..args.repeat.max(1) {
         for &concurrency in &args.concurrency {
             for &mode in &args.modes {
-                let measured = measure(
-                    &drivers, &admin, &args, mode, workload, concurrency, repeat,
-                )
-                .await?;
+                let measured =
+                    measure(&drivers, &admin, &args, mode, workload, concurrency, repeat).await?;
                 if let Some(m) = measured {
                     print_measurement(&m);
                     measurements.push(m);
@@ -206,7 +208,11 @@ async fn main() -> anyhow::Result<()> {
     if let Some(rss) = bench_process_rss {
         println!(
             "bench process (load generator{}): VmHWM {:.1} MiB, VmRSS {:.1} MiB",
-            if args.tokend_bin.is_none() { ", emulator and tokend" } else { " and emulator" },
+            if args.tokend_bin.is_none() {
+                ", emulator and tokend"
+            } else {
+                " and emulator"
+            },
             rss.peak_kib as f64 / 1024.0,
             rss.current_kib as f64 / 1024.0
         );
@@ -326,6 +332,20 @@ async fn measure(
             let rss = pid.and_then(|pid| memory::rss(Some(pid)));
             (series.to_owned(), result, None, rss)
         }
+        Mode::GrpcFloor => {
+            let Some((issuer, _)) = &drivers.tokend else {
+                return Ok(None);
+            };
+            let op = {
+                let issuer = issuer.clone();
+                move |_| {
+                    let issuer = issuer.clone();
+                    async move { issuer.rejected().await }
+                }
+            };
+            let result = warm_then_run(args.warmup, ops, concurrency, op, || {}).await;
+            ("grpc-floor".to_owned(), result, None, None)
+        }
         Mode::Kubectl => {
             let Some(kubectl) = &drivers.kubectl else {
                 return Ok(None);
@@ -402,7 +422,16 @@ where
 fn print_measurement(m: &Measurement) {
     let mut line = format!(
         "{:<12} c={:<3} run={} ok={:<6} err={:<4} p50={:.2}ms p90={:.2}ms p99={:.2}ms max={:.2}ms {:.1} ops/s",
-        m.series, m.concurrency, m.repeat, m.ok, m.errors, m.p50_ms, m.p90_ms, m.p99_ms, m.max_ms, m.throughput
+        m.series,
+        m.concurrency,
+        m.repeat,
+        m.ok,
+        m.errors,
+        m.p50_ms,
+        m.p90_ms,
+        m.p99_ms,
+        m.max_ms,
+        m.throughput
     );
     if let Some(rss) = m.tokend_rss {
         line.push_str(&format!(

@@ -74,14 +74,9 @@ impl RawIssuer {
             }),
             ..Default::default()
         };
-        let answer = self
+        let answer: TokenRequest = self
             .service_accounts
-            .create_subresource::<TokenRequest>(
-                "token",
-                SERVICE_ACCOUNT,
-                &PostParams::default(),
-                &request,
-            )
+            .create_subresource("token", SERVICE_ACCOUNT, &PostParams::default(), &request)
             .await
             .context("POST serviceaccounts/token")?;
         answer

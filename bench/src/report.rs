@@ -156,9 +156,15 @@ pub fn rows(measurements: &[Measurement]) -> Vec<Row> {
 
 /// Every tokend-ish series against `raw` and `kubectl` at each concurrency both were run at.
 pub fn ratios(rows: &[Row]) -> Vec<Ratio> {
-    let find = |series: &str, c: usize| rows.iter().find(|r| r.series == series && r.concurrency == c);
+    let find = |series: &str, c: usize| {
+        rows.iter()
+            .find(|r| r.series == series && r.concurrency == c)
+    };
     let mut out = Vec::new();
-    for row in rows.iter().filter(|r| series_rank(&r.series) >= 2) {
+    for row in rows
+        .iter()
+        .filter(|r| (2..=4).contains(&series_rank(&r.series)))
+    {
         for baseline in ["raw", "kubectl"] {
             if let Some(base) = find(baseline, row.concurrency) {
                 out.push(Ratio {
@@ -226,14 +232,15 @@ pub fn ratios_table(ratios: &[Ratio]) -> String {
     out
 }
 
-/// Report order: raw, kubectl, then tokend, tokend+auth, service.
+/// Report order: raw, kubectl, then tokend, tokend+auth, service, grpc-floor.
 pub fn series_rank(series: &str) -> u8 {
     match series {
         "raw" => 0,
         "kubectl" => 1,
         "tokend" => 2,
         "tokend+auth" => 3,
-        _ => 4,
+        "service" => 4,
+        _ => 5,
     }
 }
 

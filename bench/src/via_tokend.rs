@@ -110,7 +110,10 @@ impl TokendServer {
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .args(["--listen", &listen, "--auth", auth.flag()])
-            .arg(format!("--auth-cache-ttl={}s", auth_cache_ttl.as_secs().max(1)))
+            .arg(format!(
+                "--auth-cache-ttl={}s",
+                auth_cache_ttl.as_secs().max(1)
+            ))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -211,6 +214,24 @@ impl TokendIssuer {
         Ok(response.token_id)
     }
 
+    /// IssueToken with a namespace no API server accepts: tokend answers INVALID_ARGUMENT before
+    /// any Kubernetes call, so this times the gRPC round trip through tokend alone.
+    pub async fn rejected(&self) -> anyhow::Result<()> {
+        let answer = self
+            .client
+            .issue_token(v1::IssueTokenRequest {
+                namespace: "-not-a-namespace-".to_owned(),
+                service_account: SERVICE_ACCOUNT.to_owned(),
+                ..Default::default()
+            })
+            .await;
+        match answer {
+            Err(e) if e.code() == tonic::Code::InvalidArgument => Ok(()),
+            Err(e) => Err(e).context("IssueToken with a bad namespace"),
+            Ok(_) => bail!("IssueToken accepted a bad namespace"),
+        }
+    }
+
     /// RevokeToken by id.
     pub async fn revoke(&self, token_id: &str) -> anyhow::Result<()> {
         self.client
@@ -266,7 +287,10 @@ impl ServiceIssuer {
     /// `TokenService::revoke` by id.
     pub async fn revoke(&self, token_id: &str) -> anyhow::Result<()> {
         self.service
-            .revoke(&Caller::default(), RevokeTarget::TokenId(token_id.to_owned()))
+            .revoke(
+                &Caller::default(),
+                RevokeTarget::TokenId(token_id.to_owned()),
+            )
             .await
             .context("TokenService::revoke")?;
         Ok(())
