@@ -2,10 +2,9 @@
 //! token into a [`Caller`] (through TokenReview, cached briefly) and puts it in the request's
 //! extensions. Handlers read the caller; they never parse headers.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tonic::Status;
@@ -14,8 +13,9 @@ use crate::cluster::Cluster;
 use crate::grpc::v1::token_service_server::SERVICE_NAME;
 use crate::metrics::Metrics;
 use crate::service::Caller;
+use crate::ttl_cache::TtlCache;
 
-/// Most reviews kept at once; past it, expired entries go, and if none had, the whole cache.
+/// Most reviews kept at once.
 const MAX_CACHED: usize = 10_000;
 
 /// How callers prove who they are.
@@ -34,8 +34,7 @@ pub enum Authentication {
 pub struct TokenAuthenticator {
     cluster: Cluster,
     audiences: Vec<String>,
-    ttl: Duration,
-    cache: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
+    cache: TtlCache<[u8; 32], Caller>,
     metrics: Metrics,
 }
 
@@ -46,8 +45,7 @@ impl TokenAuthenticator {
         Self {
             cluster,
             audiences,
-            ttl,
-            cache: Mutex::new(HashMap::new()),
+            cache: TtlCache::new(ttl, MAX_CACHED),
             metrics,
         }
     }
@@ -55,7 +53,7 @@ impl TokenAuthenticator {
     /// The caller a bearer token belongs to, or why it is refused.
     pub async fn authenticate(&self, token: &str) -> Result<Caller, Status> {
         let key = fingerprint(token);
-        if let Some(caller) = self.cached(&key) {
+        if let Some(caller) = self.cache.get(&key) {
             self.metrics.review_cache_hits.inc();
             return Ok(caller);
         }
@@ -81,31 +79,8 @@ impl TokenAuthenticator {
             uid: user.uid.unwrap_or_default(),
             groups: user.groups.unwrap_or_default(),
         };
-        self.remember(key, caller.clone());
+        self.cache.insert(key, caller.clone());
         Ok(caller)
-    }
-
-    fn cached(&self, key: &[u8; 32]) -> Option<Caller> {
-        let cache = self.cache.lock().ok()?;
-        let (caller, at) = cache.get(key)?;
-        (at.elapsed() < self.ttl).then(|| caller.clone())
-    }
-
-    fn remember(&self, key: [u8; 32], caller: Caller) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let Ok(mut cache) = self.cache.lock() else {
-            return;
-        };
-        if cache.len() >= MAX_CACHED {
-            let ttl = self.ttl;
-            cache.retain(|_, (_, at)| at.elapsed() < ttl);
-            if cache.len() >= MAX_CACHED {
-                cache.clear();
-            }
-        }
-        cache.insert(key, (caller, Instant::now()));
     }
 }
 

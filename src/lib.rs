@@ -22,4 +22,5 @@ pub mod sweeper;
 pub mod telemetry;
 pub mod tls;
 pub mod token_id;
+pub mod ttl_cache;
 pub mod vocabulary;

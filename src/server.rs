@@ -244,6 +244,7 @@ pub async fn run_with_metrics(
             Authentication::None
         }
     };
+    options.settings.access_cache_ttl = options.auth_cache_ttl;
     let service = TokenService::new(cluster, options.settings);
 
     let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -296,8 +297,10 @@ pub async fn run_with_metrics(
             result
         }
         None => {
+            // Without TCP_NODELAY a unary answer waits ~40 ms for Nagle and delayed ACKs.
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
             router
-                .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+                .serve_with_incoming_shutdown(incoming, shutdown)
                 .await
         }
     };

@@ -165,6 +165,10 @@ impl ReloadingTls {
                         continue;
                     }
                 };
+                // Without TCP_NODELAY a unary answer waits ~40 ms for Nagle and delayed ACKs.
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+                }
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {

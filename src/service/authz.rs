@@ -10,11 +10,24 @@ impl TokenService {
         if !self.settings.authorize {
             return Ok(());
         }
+        // Like the API server's own authorizer cache: allowed answers are reused briefly, so a
+        // withdrawn permission lasts at most the cache TTL; denials are always asked again.
+        let key = format!(
+            "{}\n{}\n{}\n{:?}",
+            caller.username,
+            caller.uid,
+            caller.groups.join(","),
+            access
+        );
+        if self.allowed.get(&key).is_some() {
+            return Ok(());
+        }
         let decision = self
             .cluster
             .subject_access_review(&caller.username, &caller.uid, &caller.groups, &access)
             .await?;
         if decision.allowed {
+            self.allowed.insert(key, ());
             return Ok(());
         }
         Err(Error::PermissionDenied(format!(

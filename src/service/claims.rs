@@ -33,6 +33,8 @@ struct KubernetesClaims {
 struct NamedRef {
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    uid: Option<String>,
 }
 
 impl Claims {
@@ -65,6 +67,16 @@ impl Claims {
             .serviceaccount
             .as_ref()?
             .name
+            .as_deref()
+    }
+
+    /// Uid of the ServiceAccount the token was issued for.
+    pub fn service_account_uid(&self) -> Option<&str> {
+        self.kubernetes
+            .as_ref()?
+            .serviceaccount
+            .as_ref()?
+            .uid
             .as_deref()
     }
 

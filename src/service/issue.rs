@@ -9,10 +9,13 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use tokio::sync::oneshot;
 
 use super::record::{BindingScope, TokenRecord};
-use super::{Caller, Error, Result, TokenService, check_audiences};
+use super::{Caller, Claims, Error, Result, TokenService, check_audiences};
 use crate::cluster::{Ensured, ResourceAccess};
 use crate::token_id::TokenId;
-use crate::vocabulary::{BINDING_PREFIX, MAX_LABELS, RESERVED_PREFIX};
+use crate::vocabulary::{
+    BINDING_PREFIX, EXPIRATION_ANNOTATION, MAX_LABELS, RESERVED_PREFIX,
+    SERVICE_ACCOUNT_UID_ANNOTATION,
+};
 use crate::{audit, names};
 
 /// An IssueToken request in the service's terms.
@@ -55,6 +58,8 @@ pub struct IssuedToken {
 /// What one IssueToken call created, so a failure can take exactly that back.
 #[derive(Debug, Default)]
 struct Undo {
+    /// The ServiceAccount's existence was taken from the cache, not checked by this attempt.
+    cached_account: bool,
     secret: Option<(String, String)>,
     service_account: Option<(String, String, String)>,
     role_binding: Option<(String, String)>,
@@ -86,24 +91,37 @@ impl TokenService {
 
     async fn issue_now(&self, caller: &Caller, request: IssueRequest) -> Result<IssuedToken> {
         let plan = self.check_issue(&request)?;
-        let mut undo = Undo::default();
-        match self.issue_steps(caller, &request, &plan, &mut undo).await {
-            Ok((token, record)) => {
-                audit::issued(caller, &record, "issued");
-                let expiration = record.expiration.unwrap_or_else(Timestamp::now);
-                Ok(IssuedToken {
-                    token,
-                    token_id: record.token_id,
-                    expiration,
-                    namespace: request.namespace,
-                    service_account: request.service_account,
-                    undo,
-                })
-            }
-            Err(e) => {
-                audit::issue_failed(caller, &request.namespace, &request.service_account, &e);
-                self.undo(undo).await;
-                Err(e)
+        let mut trust_cache = true;
+        loop {
+            let mut undo = Undo::default();
+            let result = self
+                .issue_steps(caller, &request, &plan, &mut undo, trust_cache)
+                .await;
+            match result {
+                Ok((token, record)) => {
+                    audit::issued(caller, &record, "issued");
+                    let expiration = record.expiration.unwrap_or_else(Timestamp::now);
+                    return Ok(IssuedToken {
+                        token,
+                        token_id: record.token_id,
+                        expiration,
+                        namespace: request.namespace,
+                        service_account: request.service_account,
+                        undo,
+                    });
+                }
+                // The cached account may be gone: take back this attempt and look again, once.
+                Err(Error::NotFound(_)) if trust_cache && undo.cached_account => {
+                    self.accounts
+                        .remove(&(request.namespace.clone(), request.service_account.clone()));
+                    self.undo(undo).await;
+                    trust_cache = false;
+                }
+                Err(e) => {
+                    audit::issue_failed(caller, &request.namespace, &request.service_account, &e);
+                    self.undo(undo).await;
+                    return Err(e);
+                }
             }
         }
     }
@@ -142,23 +160,26 @@ impl TokenService {
         request: &IssueRequest,
         plan: &Plan,
         undo: &mut Undo,
+        trust_cache: bool,
     ) -> Result<(String, TokenRecord)> {
         let ns = request.namespace.as_str();
         let sa_name = request.service_account.as_str();
         let scope = request.binding_scope.unwrap_or(BindingScope::Namespace);
         self.authorize_issue(caller, request, scope).await?;
-        // Looking first costs one call when the account exists, the usual case.
-        let sa = match self.cluster.service_account(ns, sa_name).await? {
-            Some(sa) => sa,
-            None if request.create_service_account => {
-                let (sa, ensured) = self.cluster.ensure_service_account(ns, sa_name).await?;
-                if ensured == Ensured::Created {
-                    let uid = sa.metadata.uid.clone().unwrap_or_default();
-                    undo.service_account = Some((ns.to_owned(), sa_name.to_owned(), uid));
-                }
-                sa
+        let account_key = (ns.to_owned(), sa_name.to_owned());
+        let cached_uid = trust_cache
+            .then(|| self.accounts.get(&account_key))
+            .flatten();
+        let sa_uid = match cached_uid {
+            Some(uid) => {
+                undo.cached_account = true;
+                uid
             }
-            None => return Err(self.missing_service_account(ns, sa_name).await),
+            None => {
+                let uid = self.look_up_or_create_account(request, undo).await?;
+                self.accounts.insert(account_key.clone(), uid.clone());
+                uid
+            }
         };
         if !request.cluster_role.is_empty() {
             self.bind(ns, sa_name, &request.cluster_role, scope, undo)
@@ -175,7 +196,7 @@ impl TokenService {
             token_id: TokenId::generate(ns),
             namespace: ns.to_owned(),
             service_account: sa_name.to_owned(),
-            service_account_uid: sa.metadata.uid.clone().unwrap_or_default(),
+            service_account_uid: sa_uid,
             issued_at: Some(now),
             expiration: now.checked_add(asked).ok(),
             audiences: request.audiences.clone(),
@@ -193,18 +214,52 @@ impl TokenService {
             .cluster
             .request_token(ns, sa_name, seconds, &request.audiences, &secret)
             .await?;
-        // A real server silently shortens tokens over its own maximum, and clocks differ.
+        // A real server silently shortens tokens over its own maximum, and clocks differ; and a
+        // cached account may have been recreated since. The token's claims say what is true.
+        let mut corrections = BTreeMap::new();
         if record.expiration != Some(issued.expiration) {
-            let annotations = BTreeMap::from([(
-                crate::vocabulary::EXPIRATION_ANNOTATION.to_owned(),
+            corrections.insert(
+                EXPIRATION_ANNOTATION.to_owned(),
                 issued.expiration.to_string(),
-            )]);
+            );
+        }
+        let claimed_uid =
+            Claims::read(&issued.token).and_then(|c| c.service_account_uid().map(str::to_owned));
+        if let Some(uid) = claimed_uid.filter(|uid| *uid != record.service_account_uid) {
+            corrections.insert(SERVICE_ACCOUNT_UID_ANNOTATION.to_owned(), uid.clone());
+            self.accounts.insert(account_key, uid.clone());
+            record.service_account_uid = uid;
+        }
+        if !corrections.is_empty() {
             self.cluster
-                .annotate_secret(ns, &record.token_id.secret_name(), &annotations)
+                .annotate_secret(ns, &record.token_id.secret_name(), &corrections)
                 .await?;
         }
         record.expiration = Some(issued.expiration);
         Ok((issued.token, record))
+    }
+
+    /// The uid of the request's ServiceAccount, found with one GET in the usual case, created
+    /// when missing and the request asks for it.
+    async fn look_up_or_create_account(
+        &self,
+        request: &IssueRequest,
+        undo: &mut Undo,
+    ) -> Result<String> {
+        let (ns, name) = (request.namespace.as_str(), request.service_account.as_str());
+        let sa = match self.cluster.service_account(ns, name).await? {
+            Some(sa) => sa,
+            None if request.create_service_account => {
+                let (sa, ensured) = self.cluster.ensure_service_account(ns, name).await?;
+                if ensured == Ensured::Created {
+                    let uid = sa.metadata.uid.clone().unwrap_or_default();
+                    undo.service_account = Some((ns.to_owned(), name.to_owned(), uid));
+                }
+                sa
+            }
+            None => return Err(self.missing_service_account(ns, name).await),
+        };
+        Ok(sa.metadata.uid.unwrap_or_default())
     }
 
     /// What the caller would need to do the same with kubectl: create a token for the

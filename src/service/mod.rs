@@ -22,13 +22,14 @@ use crate::kubeconfig::{self, KubeconfigParts};
 use crate::names;
 use crate::policy::Policy;
 use crate::token_id::TokenId;
+use crate::ttl_cache::TtlCache;
 use crate::{audit, vocabulary};
 
 /// Result of the service layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Server-wide settings the service needs beyond the policy.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Limits on what may be issued.
     pub policy: Policy,
@@ -42,6 +43,25 @@ pub struct Settings {
     pub api_server_url: String,
     /// Check every call with SubjectAccessReview (on whenever callers are authenticated).
     pub authorize: bool,
+    /// How long an allowed SubjectAccessReview is reused (denials never are).
+    pub access_cache_ttl: std::time::Duration,
+    /// How long a ServiceAccount seen to exist is trusted to exist without a lookup.
+    pub account_cache_ttl: std::time::Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            policy: Policy::default(),
+            public_server: None,
+            ca_pem: None,
+            client_ca_pem: None,
+            api_server_url: String::new(),
+            authorize: false,
+            access_cache_ttl: std::time::Duration::from_secs(10),
+            account_cache_ttl: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 /// Who is calling, as authenticated by the transport; empty when authentication is off.
@@ -131,13 +151,22 @@ pub struct ListQuery {
 pub struct TokenService {
     cluster: Cluster,
     settings: Arc<Settings>,
+    /// Access decisions the API server allowed, briefly reused (keyed by caller and action).
+    allowed: Arc<TtlCache<String, ()>>,
+    /// ServiceAccounts known to exist, with their uids, so an issue need not look them up.
+    accounts: Arc<TtlCache<(String, String), String>>,
 }
+
+/// Most entries each of the service's caches holds.
+const MAX_CACHED: usize = 10_000;
 
 impl TokenService {
     /// A service over `cluster` with `settings`.
     pub fn new(cluster: Cluster, settings: Settings) -> Self {
         Self {
             cluster,
+            allowed: Arc::new(TtlCache::new(settings.access_cache_ttl, MAX_CACHED)),
+            accounts: Arc::new(TtlCache::new(settings.account_cache_ttl, MAX_CACHED)),
             settings: Arc::new(settings),
         }
     }
