@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::{assert_code, issue};
+
 use common::{TestEnv, eventually, unique_name};
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
@@ -150,15 +152,6 @@ async fn start_authenticated() -> TestEnv {
     .await
 }
 
-fn issue(ns: &str, sa: &str) -> v1::IssueTokenRequest {
-    v1::IssueTokenRequest {
-        namespace: ns.into(),
-        service_account: sa.into(),
-        create_service_account: true,
-        ..Default::default()
-    }
-}
-
 async fn nothing_created(env: &TestEnv, ns: &str, sa: &str) {
     let records = Api::<Secret>::namespaced(env.kube.clone(), ns)
         .list(&ListParams::default().labels("app.kubernetes.io/managed-by=tokend"))
@@ -177,24 +170,6 @@ async fn nothing_created(env: &TestEnv, ns: &str, sa: &str) {
     assert!(bindings.items.is_empty(), "no binding in {ns}");
 }
 
-fn expect_code<T: std::fmt::Debug>(
-    result: Result<T, tokend_client::Error>,
-    code: Code,
-    mentions: &str,
-) {
-    match result {
-        Err(e) => {
-            assert_eq!(e.code(), code, "{}", e.message());
-            assert!(
-                e.message().contains(mentions),
-                "{:?} should mention {mentions:?}",
-                e.message()
-            );
-        }
-        Ok(v) => panic!("expected {code:?}, got {v:?}"),
-    }
-}
-
 // Runs external processes synchronously: a second worker keeps the in-process servers going.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_without_valid_credentials_are_unauthenticated() {
@@ -202,7 +177,7 @@ async fn calls_without_valid_credentials_are_unauthenticated() {
     let ns = env.fresh_namespace().await;
 
     let anonymous = env.client().await;
-    expect_code(
+    assert_code(
         anonymous.issue_token(issue(&ns, "x")).await,
         Code::Unauthenticated,
         "no credentials",
@@ -213,7 +188,7 @@ async fn calls_without_valid_credentials_are_unauthenticated() {
         .connect()
         .await
         .expect("connect");
-    expect_code(
+    assert_code(
         garbage
             .list_tokens(v1::ListTokensRequest {
                 namespace: ns.clone(),
@@ -225,7 +200,7 @@ async fn calls_without_valid_credentials_are_unauthenticated() {
     );
 
     let wrong_audience = caller_account(&env, &ns, Some(vec!["not-kubernetes".into()])).await;
-    expect_code(
+    assert_code(
         as_caller(&env, &wrong_audience)
             .await
             .issue_token(issue(&ns, "x"))
@@ -307,13 +282,13 @@ async fn a_caller_may_issue_only_where_kubernetes_lets_it_create_tokens() {
         "the record names the caller"
     );
 
-    expect_code(
+    assert_code(
         client.issue_token(issue(&other, "app")).await,
         Code::PermissionDenied,
         "serviceaccounts/token",
     );
     nothing_created(&env, &other, "app").await;
-    expect_code(
+    assert_code(
         client
             .list_tokens(v1::ListTokensRequest {
                 namespace: other.clone(),
@@ -350,13 +325,13 @@ async fn a_view_only_caller_cannot_issue_revoke_or_list() {
     .await;
     let client = as_caller(&env, &caller).await;
 
-    expect_code(
+    assert_code(
         client.issue_token(issue(&ns, "app")).await,
         Code::PermissionDenied,
         "create serviceaccounts/token",
     );
     nothing_created(&env, &ns, "app").await;
-    expect_code(
+    assert_code(
         client
             .list_tokens(v1::ListTokensRequest {
                 namespace: ns.clone(),
@@ -367,7 +342,7 @@ async fn a_view_only_caller_cannot_issue_revoke_or_list() {
         "list secrets",
     );
     let some_id = format!("{ns}.aaaaaaaaaaaaaaaa");
-    expect_code(
+    assert_code(
         client
             .revoke_token(v1::RevokeTokenRequest {
                 target: Some(v1::revoke_token_request::Target::TokenId(some_id)),
@@ -410,7 +385,7 @@ async fn a_caller_that_may_not_bind_admin_gets_no_admin_token() {
         client.issue_token(plain.clone()).await.is_ok()
     })
     .await;
-    expect_code(
+    assert_code(
         client.issue_token(request).await,
         Code::PermissionDenied,
         "bind clusterroles",

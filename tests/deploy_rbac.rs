@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::issue;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -110,15 +112,6 @@ async fn admin_caller(env: &TestEnv) -> TokendClient {
         .connect()
         .await
         .expect("connect")
-}
-
-fn issue(ns: &str, sa: &str) -> v1::IssueTokenRequest {
-    v1::IssueTokenRequest {
-        namespace: ns.into(),
-        service_account: sa.into(),
-        create_service_account: true,
-        ..Default::default()
-    }
 }
 
 fn bound(

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::issue;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -29,15 +31,6 @@ fn quick_health() -> ServerOptions {
         auth: AuthMode::None,
         health_interval: Duration::from_millis(100),
         ..ServerOptions::default()
-    }
-}
-
-fn issue(ns: &str, sa: &str) -> v1::IssueTokenRequest {
-    v1::IssueTokenRequest {
-        namespace: ns.into(),
-        service_account: sa.into(),
-        create_service_account: true,
-        ..Default::default()
     }
 }
 

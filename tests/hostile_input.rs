@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::issue;
+
 use std::collections::{BTreeMap, HashMap};
 
 use aws_lc_rs::encoding::AsDer;
@@ -136,15 +138,6 @@ async fn snapshot(env: &TestEnv, ns: &str) -> BTreeMap<String, String> {
     all.extend(versions("rolebindings", bindings));
     all.extend(versions("clusterrolebindings", cluster_bindings));
     all
-}
-
-fn issue(ns: &str, sa: &str) -> v1::IssueTokenRequest {
-    v1::IssueTokenRequest {
-        namespace: ns.into(),
-        service_account: sa.into(),
-        create_service_account: true,
-        ..Default::default()
-    }
 }
 
 fn revoke_id(id: &str) -> Call {

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::{assert_code, issue};
+
 use std::collections::HashMap;
 
 use common::{TestEnv, client_with_token, eventually, unique_name};
@@ -12,15 +14,6 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use tokend_client::v1;
 use tonic::Code;
-
-fn issue(ns: &str, sa: &str) -> v1::IssueTokenRequest {
-    v1::IssueTokenRequest {
-        namespace: ns.into(),
-        service_account: sa.into(),
-        create_service_account: true,
-        ..Default::default()
-    }
-}
 
 async fn validate(env: &TestEnv, token: &str) -> v1::ValidateTokenResponse {
     let client = env.client().await;
@@ -48,24 +41,6 @@ async fn service_account_exists(env: &TestEnv, ns: &str, name: &str) -> bool {
         .await
         .expect("get serviceaccount")
         .is_some()
-}
-
-fn assert_code(
-    result: Result<impl std::fmt::Debug, tokend_client::Error>,
-    code: Code,
-    mentions: &str,
-) {
-    match result {
-        Err(e) => {
-            assert_eq!(e.code(), code, "wrong code; message: {}", e.message());
-            assert!(
-                e.message().contains(mentions),
-                "message {:?} should mention {mentions:?}",
-                e.message()
-            );
-        }
-        Ok(v) => panic!("expected {code:?}, got a success: {v:?}"),
-    }
 }
 
 #[tokio::test]

@@ -337,3 +337,32 @@ pub fn find_on_path(program: &str) -> Option<PathBuf> {
         .map(|dir| dir.join(program))
         .find(|p| p.is_file())
 }
+
+/// An IssueToken request for `ns/sa` that creates the ServiceAccount when missing.
+pub fn issue(ns: &str, sa: &str) -> tokend_client::v1::IssueTokenRequest {
+    tokend_client::v1::IssueTokenRequest {
+        namespace: ns.into(),
+        service_account: sa.into(),
+        create_service_account: true,
+        ..Default::default()
+    }
+}
+
+/// Asserts that a call failed with `code` and a message mentioning `mentions`.
+pub fn assert_code(
+    result: Result<impl std::fmt::Debug, tokend_client::Error>,
+    code: tonic::Code,
+    mentions: &str,
+) {
+    match result {
+        Err(e) => {
+            assert_eq!(e.code(), code, "wrong code; message: {}", e.message());
+            assert!(
+                e.message().contains(mentions),
+                "message {:?} should mention {mentions:?}",
+                e.message()
+            );
+        }
+        Ok(v) => panic!("expected {code:?}, got a success: {v:?}"),
+    }
+}
