@@ -87,7 +87,10 @@ fn check_escalation(
     user: &UserInfo,
 ) -> Result<(), ApiError> {
     let binding = info.api_group == "rbac.authorization.k8s.io"
-        && matches!(info.resource.as_str(), "rolebindings" | "clusterrolebindings")
+        && matches!(
+            info.resource.as_str(),
+            "rolebindings" | "clusterrolebindings"
+        )
         && info.subresource.is_empty();
     if !binding
         || !matches!(*method, http::Method::POST | http::Method::PUT)
@@ -100,7 +103,9 @@ fn check_escalation(
     };
     let kind = object["roleRef"]["kind"].as_str().unwrap_or("");
     let role = object["roleRef"]["name"].as_str().unwrap_or("");
-    let name = object["metadata"]["name"].as_str().unwrap_or(info.name.as_str());
+    let name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or(info.name.as_str());
     let (resource, namespace) = match kind {
         "Role" => ("roles", info.namespace.clone()),
         _ => ("clusterroles", info.namespace.clone()),

@@ -108,7 +108,9 @@ pub fn create_token(shared: &Shared, ns: &str, name: &str, body: &[u8]) -> Resul
     }
 
     // A real server answers 201 with the shortened token (and a warning header), never an error.
-    let seconds = shared.max_token_seconds.map_or(seconds, |max| seconds.min(max));
+    let seconds = shared
+        .max_token_seconds
+        .map_or(seconds, |max| seconds.min(max));
     spec["expirationSeconds"] = json!(seconds);
 
     let mut secret_ref = None;
