@@ -419,10 +419,12 @@ impl TokenService {
         {
             tracing::error!(namespace = %ns, binding = %name, error = %e, "could not delete a RoleBinding of a failed issue");
         }
-        if let Some((ns, name, uid)) = undo.service_account
-            && let Err(e) = retried(|| self.cluster.delete_service_account(&ns, &name, &uid)).await
-        {
-            tracing::error!(namespace = %ns, service_account = %name, error = %e, "could not delete a ServiceAccount of a failed issue");
+        if let Some((ns, name, uid)) = undo.service_account {
+            self.accounts.remove(&(ns.clone(), name.clone()));
+            if let Err(e) = retried(|| self.cluster.delete_service_account(&ns, &name, &uid)).await
+            {
+                tracing::error!(namespace = %ns, service_account = %name, error = %e, "could not delete a ServiceAccount of a failed issue");
+            }
         }
     }
 }
