@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use common::least_privilege::TokendRbac;
 use common::{TestEnv, unique_name};
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, PolicyRule, RoleBinding, RoleRef, Subject};
@@ -95,18 +94,7 @@ async fn admin_caller(env: &TestEnv) -> TokendClient {
         .await
         .expect("caller binding");
     env.forget_cluster_binding_later(&binding_name);
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let answer: TokenRequest = accounts
-        .create_subresource("token", name, &PostParams::default(), &request)
-        .await
-        .expect("caller token");
-    let token = answer.status.and_then(|s| s.token).expect("token");
+    let token = common::least_privilege::service_account_token(&env.kube, &ns, name).await;
     TokendClient::builder(env.endpoint.clone())
         .bearer_token(token)
         .connect()

@@ -158,14 +158,15 @@ async fn only_one_replica_holds_the_sweeper_lease() {
     };
     let first = tokio::spawn(tokend::sweeper::run(env.kube.clone(), options("replica-a")));
     let leases = Api::<Lease>::namespaced(env.kube.clone(), &lease_ns);
-    eventually("replica-a takes the lease", || async {
+    let holder = || async {
         leases
             .get_opt(LEASE_NAME)
             .await
             .expect("get")
             .and_then(|l| l.spec?.holder_identity)
-            .as_deref()
-            == Some("replica-a")
+    };
+    eventually("replica-a takes the lease", || async {
+        holder().await.as_deref() == Some("replica-a")
     })
     .await;
     let second = tokio::spawn(tokend::sweeper::run(env.kube.clone(), options("replica-b")));
@@ -177,24 +178,12 @@ async fn only_one_replica_holds_the_sweeper_lease() {
             renewed_at(leases.get_opt(LEASE_NAME).await.expect("get")) > before
         })
         .await;
-        let holder = leases
-            .get(LEASE_NAME)
-            .await
-            .expect("lease")
-            .spec
-            .and_then(|s| s.holder_identity);
-        assert_eq!(holder.as_deref(), Some("replica-a"));
+        assert_eq!(holder().await.as_deref(), Some("replica-a"));
     }
     // When replica-a stops, replica-b takes over once the lease runs out.
     first.abort();
     eventually("replica-b takes over an expired lease", || async {
-        leases
-            .get_opt(LEASE_NAME)
-            .await
-            .expect("get")
-            .and_then(|l| l.spec?.holder_identity)
-            .as_deref()
-            == Some("replica-b")
+        holder().await.as_deref() == Some("replica-b")
     })
     .await;
     second.abort();

@@ -82,6 +82,42 @@ pub enum Workload {
     IssueRevoke,
 }
 
+/// Something that issues and revokes tokens one way (directly, through tokend, or through its
+/// service layer), so every mode's operation is the same loop.
+pub trait Issuer: Clone + Send + Sync + 'static {
+    /// Issues one token; answers what revoking it takes (a Secret name or a token_id).
+    fn issue(&self) -> impl Future<Output = anyhow::Result<String>> + Send;
+    /// Revokes what [`Issuer::issue`] answered.
+    fn revoke(&self, id: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+impl Issuer for raw::RawIssuer {
+    fn issue(&self) -> impl Future<Output = anyhow::Result<String>> + Send {
+        raw::RawIssuer::issue(self)
+    }
+    fn revoke(&self, id: &str) -> impl Future<Output = anyhow::Result<()>> + Send {
+        raw::RawIssuer::revoke(self, id)
+    }
+}
+
+impl Issuer for via_tokend::TokendIssuer {
+    fn issue(&self) -> impl Future<Output = anyhow::Result<String>> + Send {
+        via_tokend::TokendIssuer::issue(self)
+    }
+    fn revoke(&self, id: &str) -> impl Future<Output = anyhow::Result<()>> + Send {
+        via_tokend::TokendIssuer::revoke(self, id)
+    }
+}
+
+impl Issuer for via_tokend::ServiceIssuer {
+    fn issue(&self) -> impl Future<Output = anyhow::Result<String>> + Send {
+        via_tokend::ServiceIssuer::issue(self)
+    }
+    fn revoke(&self, id: &str) -> impl Future<Output = anyhow::Result<()>> + Send {
+        via_tokend::ServiceIssuer::revoke(self, id)
+    }
+}
+
 /// The lifetime asked for every token: kubectl's `--duration=1h`, and tokend's default.
 pub const TOKEN_DURATION: &str = "1h";
 /// The same lifetime in seconds, for the raw TokenRequest.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use futures::future::BoxFuture;
 use serde::Serialize;
 use tokend_bench::backend::{Backend, unique_name};
 use tokend_bench::calls::CallCounter;
@@ -16,7 +17,7 @@ use tokend_bench::memory::{self, Rss};
 use tokend_bench::raw::RawIssuer;
 use tokend_bench::report::{self, Measurement, Ratio, Row};
 use tokend_bench::via_tokend::{Auth, ServiceIssuer, TokendIssuer, TokendServer};
-use tokend_bench::{Mode, Workload, chart};
+use tokend_bench::{Issuer, Mode, Workload, chart};
 
 /// Load generator for tokend, against the raw kube-rs floor and kubectl-per-token.
 #[derive(Debug, Parser, Serialize)]
@@ -265,19 +266,7 @@ async fn measure(
             let Some((issuer, counter)) = &drivers.raw else {
                 return Ok(None);
             };
-            let op = {
-                let issuer = issuer.clone();
-                move |_| {
-                    let issuer = issuer.clone();
-                    async move {
-                        let name = issuer.issue().await?;
-                        if revoke {
-                            issuer.revoke(&name).await?;
-                        }
-                        Ok(())
-                    }
-                }
-            };
+            let op = issue_op(issuer.clone(), revoke);
             let result = warm_then_run(args.warmup, ops, concurrency, op, || {
                 counter.take();
             })
@@ -288,19 +277,7 @@ async fn measure(
             let Some((issuer, counter)) = &drivers.service else {
                 return Ok(None);
             };
-            let op = {
-                let issuer = issuer.clone();
-                move |_| {
-                    let issuer = issuer.clone();
-                    async move {
-                        let id = issuer.issue().await?;
-                        if revoke {
-                            issuer.revoke(&id).await?;
-                        }
-                        Ok(())
-                    }
-                }
-            };
+            let op = issue_op(issuer.clone(), revoke);
             let result = warm_then_run(args.warmup, ops, concurrency, op, || {
                 counter.take();
             })
@@ -311,19 +288,7 @@ async fn measure(
             let Some((issuer, pid)) = &drivers.tokend else {
                 return Ok(None);
             };
-            let op = {
-                let issuer = issuer.clone();
-                move |_| {
-                    let issuer = issuer.clone();
-                    async move {
-                        let id = issuer.issue().await?;
-                        if revoke {
-                            issuer.revoke(&id).await?;
-                        }
-                        Ok(())
-                    }
-                }
-            };
+            let op = issue_op(issuer.clone(), revoke);
             let result = warm_then_run(args.warmup, ops, concurrency, op, || {}).await;
             let series = match args.auth {
                 Auth::None => "tokend",
@@ -401,6 +366,23 @@ async fn measure(
 }
 
 /// A warm-up of `warmup` operations (then `reset`), then the measured `ops`.
+/// One operation of a mode: issue a token, and revoke it again when `revoke` is set.
+fn issue_op<I: Issuer>(
+    issuer: I,
+    revoke: bool,
+) -> impl Fn(usize) -> BoxFuture<'static, anyhow::Result<()>> + Clone + Send + Sync + 'static {
+    move |_| {
+        let issuer = issuer.clone();
+        Box::pin(async move {
+            let id = issuer.issue().await?;
+            if revoke {
+                issuer.revoke(&id).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
 async fn warm_then_run<F, Fut>(
     warmup: usize,
     ops: usize,

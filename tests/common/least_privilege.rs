@@ -173,18 +173,7 @@ pub async fn tokend_account(
         .await
         .expect("lease RoleBinding");
 
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let answer: TokenRequest = accounts
-        .create_subresource("token", name, &PostParams::default(), &request)
-        .await
-        .expect("tokend's token");
-    let token = answer.status.and_then(|s| s.token).expect("token");
+    let token = service_account_token(admin, &namespace, name).await;
     let mut config = admin_config.clone();
     config.auth_info = kube::config::AuthInfo {
         token: Some(token.into()),
@@ -195,4 +184,20 @@ pub async fn tokend_account(
         namespace,
         cluster_role,
     }
+}
+
+/// A one-hour token of ServiceAccount `ns/name`, from TokenRequest.
+pub async fn service_account_token(admin: &Client, ns: &str, name: &str) -> String {
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let answer: TokenRequest = Api::<ServiceAccount>::namespaced(admin.clone(), ns)
+        .create_subresource("token", name, &PostParams::default(), &request)
+        .await
+        .expect("TokenRequest");
+    answer.status.and_then(|s| s.token).expect("token")
 }
