@@ -78,6 +78,13 @@ pub struct ServeArgs {
     /// Allow `--auth none` on `serve`: anyone reaching the port acts with tokend's rights.
     #[arg(long, env = "TOKEND_INSECURE_NO_AUTH")]
     pub insecure_no_auth: bool,
+    /// Put before a client certificate's CN to make the caller's username (`--auth mtls`), as the
+    /// API server's --oidc-username-prefix; bind RBAC to `User` `mtls:NAME`.
+    #[arg(long, env = "TOKEND_MTLS_USERNAME_PREFIX", default_value = "mtls:")]
+    pub mtls_username_prefix: String,
+    /// Put before each client certificate O to make a group (`--auth mtls`).
+    #[arg(long, env = "TOKEND_MTLS_GROUPS_PREFIX", default_value = "mtls:")]
+    pub mtls_groups_prefix: String,
     /// Audiences callers' tokens must carry, comma-separated; empty means the API server's.
     #[arg(long, env = "TOKEND_AUTH_AUDIENCES", value_delimiter = ',')]
     pub auth_audiences: Vec<String>,
@@ -119,8 +126,8 @@ pub enum AuthMode {
     /// `authorization: Bearer <Kubernetes token>`, checked with TokenReview, and every call
     /// authorised with SubjectAccessReview.
     Kubernetes,
-    /// The verified client certificate (subject CN = user, O = groups, as the API server reads
-    /// it), authorised with SubjectAccessReview; needs --tls-client-ca.
+    /// The verified client certificate (subject CN = user, O = groups, each under the
+    /// --mtls-*-prefix), authorised with SubjectAccessReview; needs --tls-client-ca.
     Mtls,
     /// No authentication and no authorisation: for `tokend dev` and trusted test setups only.
     None,

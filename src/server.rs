@@ -9,7 +9,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
-use crate::authn::{AuthLayer, Authentication, TokenAuthenticator};
+use crate::authn::{AuthLayer, Authentication, CertificateIdentity, TokenAuthenticator};
 use crate::cluster::Cluster;
 use crate::config::{AuthMode, ServeArgs};
 use crate::grpc::{TokenServiceGrpc, v1};
@@ -65,6 +65,8 @@ pub struct ServerOptions {
     pub auth_audiences: Vec<String>,
     /// How long a successful caller review is reused.
     pub auth_cache_ttl: Duration,
+    /// How client certificates name callers (`--auth mtls`).
+    pub certificate_identity: CertificateIdentity,
     /// TLS for the gRPC port; plaintext when None.
     pub tls: Option<TlsFiles>,
     /// How often the TLS files are checked for changes.
@@ -83,6 +85,10 @@ impl Default for ServerOptions {
             auth: AuthMode::Kubernetes,
             auth_audiences: Vec::new(),
             auth_cache_ttl: Duration::from_secs(10),
+            certificate_identity: CertificateIdentity {
+                username_prefix: "mtls:".into(),
+                groups_prefix: "mtls:".into(),
+            },
             tls: None,
             tls_reload_interval: Duration::from_secs(10),
             metrics_listen: None,
@@ -113,6 +119,11 @@ impl ServerOptions {
                 "--auth mtls needs --tls-client-ca".into(),
             ));
         }
+        let certificate_identity = CertificateIdentity {
+            username_prefix: args.mtls_username_prefix.clone(),
+            groups_prefix: args.mtls_groups_prefix.clone(),
+        };
+        certificate_identity.check().map_err(ServerError::Config)?;
         let ca_pem = match &args.kubeconfig_ca_file {
             Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
                 ServerError::Config(format!("--kubeconfig-ca-file {}: {e}", path.display()))
@@ -140,6 +151,7 @@ impl ServerOptions {
             auth,
             auth_audiences: args.auth_audiences.clone(),
             auth_cache_ttl: args.auth_cache_ttl,
+            certificate_identity,
             tls: match (&args.tls_cert, &args.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsFiles {
                     cert: cert.clone(),
@@ -232,8 +244,12 @@ pub async fn run_with_metrics(
             )))
         }
         AuthMode::Mtls => {
+            options
+                .certificate_identity
+                .check()
+                .map_err(ServerError::Config)?;
             options.settings.authorize = true;
-            Authentication::ClientCertificate
+            Authentication::ClientCertificate(options.certificate_identity.clone())
         }
         AuthMode::None => {
             options.settings.authorize = false;
