@@ -496,3 +496,83 @@ async fn certificates_cannot_claim_system_identities_or_name_several_users() {
             .expect("list records");
     assert!(records.items.is_empty(), "no record was written");
 }
+
+/// Grants `subject` (a User or Group) what IssueToken with create_service_account needs in `ns`.
+async fn grant_issue(env: &TestEnv, ns: &str, kind: &str, subject: &str) {
+    let meta = |name: &str| ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some(ns.into()),
+        ..Default::default()
+    };
+    let name = unique_name("issuer");
+    Api::<Role>::namespaced(env.kube.clone(), ns)
+        .create(
+            &PostParams::default(),
+            &Role {
+                metadata: meta(&name),
+                rules: Some(vec![PolicyRule {
+                    api_groups: Some(vec![String::new()]),
+                    resources: Some(vec![
+                        "serviceaccounts".into(),
+                        "serviceaccounts/token".into(),
+                    ]),
+                    verbs: vec!["create".into()],
+                    ..Default::default()
+                }]),
+            },
+        )
+        .await
+        .expect("role");
+    Api::<RoleBinding>::namespaced(env.kube.clone(), ns)
+        .create(
+            &PostParams::default(),
+            &RoleBinding {
+                metadata: meta(&name),
+                role_ref: RoleRef {
+                    api_group: Some("rbac.authorization.k8s.io".into()),
+                    kind: "Role".into(),
+                    name: name.clone(),
+                },
+                subjects: Some(vec![Subject {
+                    kind: kind.into(),
+                    name: subject.into(),
+                    api_group: Some("rbac.authorization.k8s.io".into()),
+                    namespace: None,
+                }]),
+            },
+        )
+        .await
+        .expect("binding");
+}
+
+#[tokio::test]
+async fn an_allowed_decision_for_two_groups_is_not_reused_for_one_group_holding_a_comma() {
+    let setup = mtls_setup().await;
+    let ns = setup.env.fresh_namespace().await;
+    let user = unique_name("dana");
+    // Given RBAC that lets group mtls:b issue, and a caller in groups mtls:a and mtls:b.
+    grant_issue(&setup.env, &ns, "Group", "mtls:b").await;
+    let member = leaf_with_subject(
+        &setup.client_ca,
+        &[Rdn::Cn(&user), Rdn::O("a"), Rdn::O("b")],
+        vec![ExtendedKeyUsagePurpose::ClientAuth],
+    );
+    // The same user in the single group "mtls:a,mtls:b", which is not mtls:b: joined with
+    // commas, both group lists read "mtls:a,mtls:b,system:authenticated".
+    let impostor = leaf_with_subject(
+        &setup.client_ca,
+        &[Rdn::Cn(&user), Rdn::O("a,mtls:b")],
+        vec![ExtendedKeyUsagePurpose::ClientAuth],
+    );
+    eventually("the member of mtls:b may issue", || async {
+        issue_as(&setup, member.clone(), &ns).await.is_ok()
+    })
+    .await;
+
+    // When the other caller asks at once, while the member's allow is cached, it is refused.
+    common::assert_code(
+        issue_as(&setup, impostor, &ns).await,
+        Code::PermissionDenied,
+        &format!("mtls:{user}"),
+    );
+}
