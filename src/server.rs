@@ -16,7 +16,7 @@ use crate::grpc::{TokenServiceGrpc, v1};
 use crate::health;
 use crate::metrics::{self, KubeMetricsLayer, Metrics};
 use crate::policy::Policy;
-use crate::rpc_layer::RpcLayer;
+use crate::rpc_layer::{KnownMethods, RpcLayer};
 use crate::service::{Settings, TokenService};
 use crate::sweeper::{self, SweeperOptions};
 use crate::tls::{ReloadingTls, TlsError, TlsFiles};
@@ -292,8 +292,13 @@ pub async fn run_with_metrics(
             std::future::pending(),
         ))
     });
+    let methods = KnownMethods::from_descriptor_sets(&[
+        v1::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+    ])
+    .map_err(|e| ServerError::Config(format!("the compiled-in proto descriptors: {e}")))?;
     let layers = tower::ServiceBuilder::new()
-        .layer(RpcLayer::new(metrics.clone()))
+        .layer(RpcLayer::new(metrics.clone(), methods))
         .layer(AuthLayer::new(authentication))
         .into_inner();
     let router = tonic::transport::Server::builder()
