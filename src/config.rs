@@ -103,6 +103,24 @@ pub struct ServeArgs {
     /// How often the TLS files are checked for changes.
     #[arg(long, env = "TOKEND_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub tls_reload_interval: Duration,
+    /// Most gRPC connections open at once; further clients wait in the listen backlog.
+    #[arg(long, env = "TOKEND_MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: usize,
+    /// Most streams (calls) in flight on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    #[arg(long, env = "TOKEND_MAX_CONCURRENT_STREAMS", default_value_t = 100)]
+    pub max_concurrent_streams: u32,
+    /// Largest request header block accepted, in bytes (SETTINGS_MAX_HEADER_LIST_SIZE).
+    #[arg(long, env = "TOKEND_MAX_HEADER_LIST_SIZE", default_value_t = 16 * 1024)]
+    pub max_header_list_size: u32,
+    /// Longest any call may take, reading its request included; then DEADLINE_EXCEEDED.
+    #[arg(long, env = "TOKEND_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// How often an idle HTTP/2 connection is pinged; a peer that does not answer is dropped.
+    #[arg(long, env = "TOKEND_HTTP2_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub http2_keepalive_interval: Duration,
+    /// How long a keepalive ping may go unanswered before the connection is closed.
+    #[arg(long, env = "TOKEND_HTTP2_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub http2_keepalive_timeout: Duration,
     /// Address of the Prometheus `/metrics` endpoint; none when unset.
     #[arg(long, env = "TOKEND_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use prost::Message as _;
 
@@ -66,12 +66,18 @@ impl KnownMethods {
 pub struct RpcLayer {
     metrics: Metrics,
     methods: KnownMethods,
+    timeout: Duration,
 }
 
 impl RpcLayer {
-    /// A layer recording into `metrics`, labelling only `methods` by name.
-    pub fn new(metrics: Metrics, methods: KnownMethods) -> Self {
-        Self { metrics, methods }
+    /// A layer recording into `metrics`, labelling only `methods` by name, and answering
+    /// DEADLINE_EXCEEDED to a call not answered within `timeout`.
+    pub fn new(metrics: Metrics, methods: KnownMethods, timeout: Duration) -> Self {
+        Self {
+            metrics,
+            methods,
+            timeout,
+        }
     }
 }
 
@@ -83,6 +89,7 @@ impl<S> tower::Layer<S> for RpcLayer {
             inner,
             metrics: self.metrics.clone(),
             methods: self.methods.clone(),
+            timeout: self.timeout,
         }
     }
 }
@@ -93,11 +100,15 @@ pub struct RpcService<S> {
     inner: S,
     metrics: Metrics,
     methods: KnownMethods,
+    timeout: Duration,
 }
 
-impl<S, B, ResB> tower::Service<http::Request<B>> for RpcService<S>
+impl<S, B> tower::Service<http::Request<B>> for RpcService<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<ResB>> + Clone + Send + 'static,
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
 {
@@ -125,9 +136,21 @@ where
             .unwrap_or_else(new_request_id);
         let span = tracing::info_span!("rpc", request_id = %request_id, method = %method);
         let started = Instant::now();
+        let timeout = self.timeout;
         Box::pin(
             async move {
-                let mut response = inner.call(request).await?;
+                // The whole unary call, reading its request included, runs inside this future:
+                // a client that sends headers and never finishes the body is answered and its
+                // stream freed. (A streaming answer, like health Watch, is past this point once
+                // its headers are out.)
+                let mut response = match tokio::time::timeout(timeout, inner.call(request)).await {
+                    Ok(response) => response?,
+                    Err(_) => tonic::Status::deadline_exceeded(format!(
+                        "the call was not answered within {} (--request-timeout)",
+                        tokend_client::duration::format_duration(timeout)
+                    ))
+                    .into_http(),
+                };
                 // A unary call that failed answers trailers-only, with the status in the headers;
                 // one that succeeded has none there.
                 let mut code = response

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
 
 use crate::authn::{AuthLayer, Authentication, CertificateIdentity, TokenAuthenticator};
 use crate::cluster::Cluster;
@@ -52,6 +51,36 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
+/// Bounds on what callers, authenticated or not, can make the server hold.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Most streams in flight per HTTP/2 connection.
+    pub max_concurrent_streams: u32,
+    /// Largest request header block, in bytes.
+    pub max_header_list_size: u32,
+    /// Longest any call may take, its request's arrival included.
+    pub request_timeout: Duration,
+    /// Interval of HTTP/2 keepalive pings.
+    pub http2_keepalive_interval: Duration,
+    /// How long a ping may go unanswered.
+    pub http2_keepalive_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 512,
+            max_concurrent_streams: 100,
+            max_header_list_size: 16 * 1024,
+            request_timeout: Duration::from_secs(30),
+            http2_keepalive_interval: Duration::from_secs(30),
+            http2_keepalive_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// Everything the server needs besides the Kubernetes connection.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -73,6 +102,8 @@ pub struct ServerOptions {
     pub tls_reload_interval: Duration,
     /// Where `/metrics` is served; nowhere when None.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// What one client may hold: connections, streams, header bytes, time.
+    pub limits: ConnectionLimits,
     /// The sweeper of expired records; off when None.
     pub sweeper: Option<SweeperOptions>,
 }
@@ -92,6 +123,7 @@ impl Default for ServerOptions {
             tls: None,
             tls_reload_interval: Duration::from_secs(10),
             metrics_listen: None,
+            limits: ConnectionLimits::default(),
             sweeper: None,
         }
     }
@@ -162,6 +194,14 @@ impl ServerOptions {
             },
             tls_reload_interval: args.tls_reload_interval,
             metrics_listen: args.metrics_listen,
+            limits: ConnectionLimits {
+                max_connections: args.max_connections,
+                max_concurrent_streams: args.max_concurrent_streams,
+                max_header_list_size: args.max_header_list_size,
+                request_timeout: args.request_timeout,
+                http2_keepalive_interval: args.http2_keepalive_interval,
+                http2_keepalive_timeout: args.http2_keepalive_timeout,
+            },
             sweeper: (!args.sweep_interval.is_zero()).then(|| SweeperOptions {
                 interval: args.sweep_interval,
                 grace: args.sweep_grace,
@@ -298,10 +338,21 @@ pub async fn run_with_metrics(
     ])
     .map_err(|e| ServerError::Config(format!("the compiled-in proto descriptors: {e}")))?;
     let layers = tower::ServiceBuilder::new()
-        .layer(RpcLayer::new(metrics.clone(), methods))
+        .layer(RpcLayer::new(
+            metrics.clone(),
+            methods,
+            options.limits.request_timeout,
+        ))
         .layer(AuthLayer::new(authentication))
         .into_inner();
+    let limits = &options.limits;
+    // An unauthenticated client reaches all of this: each bound keeps what it can make the
+    // server hold (streams, header bytes, time, dead connections) small.
     let router = tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_max_header_list_size(limits.max_header_list_size)
+        .http2_keepalive_interval(Some(limits.http2_keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout))
         .layer(layers)
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -310,7 +361,7 @@ pub async fn run_with_metrics(
     let result = match tls {
         Some(tls) => {
             let reloader = tokio::spawn(tls.clone().watch(options.tls_reload_interval));
-            let incoming = tls.incoming(listener);
+            let incoming = tls.incoming(listener, options.limits.max_connections);
             let result = router
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await;
@@ -318,8 +369,10 @@ pub async fn run_with_metrics(
             result
         }
         None => {
-            // Without TCP_NODELAY a unary answer waits ~40 ms for Nagle and delayed ACKs.
-            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            let incoming =
+                crate::listener::incoming(listener, options.limits.max_connections, |tcp, _| {
+                    std::future::ready(Some(tcp))
+                });
             router
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await
