@@ -133,6 +133,10 @@ pub struct ServeArgs {
     /// Namespace of the Lease that elects the one replica that sweeps.
     #[arg(long, env = "TOKEND_LEASE_NAMESPACE", default_value = "tokend")]
     pub lease_namespace: String,
+    /// Longest tokend waits on the Kubernetes API: to connect, and for each read or write of a
+    /// call; also the health check's budget, so a stalled API turns health NOT_SERVING.
+    #[arg(long, env = "TOKEND_KUBE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub kube_timeout: Duration,
     /// How often the Kubernetes API is checked for the health service.
     #[arg(long, env = "TOKEND_HEALTH_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub health_interval: Duration,

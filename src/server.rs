@@ -88,6 +88,8 @@ pub struct ServerOptions {
     pub settings: Settings,
     /// How often the Kubernetes API is checked for health.
     pub health_interval: Duration,
+    /// Connect, read and write timeout of Kubernetes calls, and the health check's budget.
+    pub kube_timeout: Duration,
     /// How callers authenticate.
     pub auth: AuthMode,
     /// Audiences callers' tokens must carry (empty: the API server's).
@@ -113,6 +115,7 @@ impl Default for ServerOptions {
         Self {
             settings: Settings::default(),
             health_interval: Duration::from_secs(5),
+            kube_timeout: Duration::from_secs(10),
             auth: AuthMode::Kubernetes,
             auth_audiences: Vec::new(),
             auth_cache_ttl: Duration::from_secs(10),
@@ -180,6 +183,7 @@ impl ServerOptions {
                 ..Settings::default()
             },
             health_interval: args.health_interval,
+            kube_timeout: args.kube_timeout,
             auth,
             auth_audiences: args.auth_audiences.clone(),
             auth_cache_ttl: args.auth_cache_ttl,
@@ -244,7 +248,7 @@ pub async fn run(
 
 /// [`run`], with the metrics endpoint on a listener the caller bound (tests bind port 0).
 pub async fn run_with_metrics(
-    kube_config: kube::Config,
+    mut kube_config: kube::Config,
     mut options: ServerOptions,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
@@ -263,6 +267,12 @@ pub async fn run_with_metrics(
                 .collect::<Vec<_>>(),
         )
     });
+    // A stalled API server (a proxy that accepts and never answers) must fail calls, not hang
+    // them: each connect, read and write is bounded. No call tokend makes is a watch, so no
+    // answer legitimately pauses this long.
+    kube_config.connect_timeout = Some(options.kube_timeout);
+    kube_config.read_timeout = Some(options.kube_timeout);
+    kube_config.write_timeout = Some(options.kube_timeout);
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let client = kube::client::ClientBuilder::try_from(kube_config)?
@@ -311,6 +321,7 @@ pub async fn run_with_metrics(
         reporter,
         service.clone(),
         options.health_interval,
+        options.kube_timeout,
     ));
 
     // grpcurl 1.8.6 speaks only v1alpha reflection; newer clients use v1.
