@@ -2,6 +2,7 @@
 //! token (through TokenReview, cached briefly) or verified client certificate into a [`Caller`]
 //! and puts it in the request's extensions. Handlers read the caller; they never parse headers.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -12,6 +13,7 @@ use tonic::Status;
 use crate::cluster::Cluster;
 use crate::grpc::v1::token_service_server::SERVICE_NAME;
 use crate::metrics::Metrics;
+use crate::peer_limit::PeerFailures;
 use crate::service::Caller;
 use crate::ttl_cache::TtlCache;
 
@@ -39,6 +41,9 @@ pub enum AuthError {
     /// A credential that claims an identity it may never claim (a `system:` user or group).
     #[error("{0}")]
     Forbidden(String),
+    /// This address has failed too often lately; it is not reviewed until its window ends.
+    #[error("{0}")]
+    Throttled(String),
     /// The Kubernetes API could not be asked.
     #[error("cannot check the caller's token with the Kubernetes API: {0}")]
     Unavailable(String),
@@ -50,6 +55,7 @@ impl AuthError {
         let code = match &self {
             AuthError::Unauthenticated(_) => tonic::Code::Unauthenticated,
             AuthError::Forbidden(_) => tonic::Code::PermissionDenied,
+            AuthError::Throttled(_) => tonic::Code::ResourceExhausted,
             AuthError::Unavailable(_) => tonic::Code::Unavailable,
         };
         Status::new(code, self.to_string())
@@ -93,33 +99,69 @@ impl CertificateIdentity {
     }
 }
 
-/// Checks bearer tokens with the API server and remembers successes for a short TTL, keyed by
-/// a hash of the token (never the token itself).
+/// Checks bearer tokens with the API server and remembers answers for a short TTL, keyed by a
+/// hash of the token (never the token itself): successes so a caller is not reviewed on every
+/// call, failures so a repeated bad token costs one review. Distinct bad tokens are bounded per
+/// client address by [`PeerFailures`].
 pub struct TokenAuthenticator {
     cluster: Cluster,
     audiences: Vec<String>,
     cache: TtlCache<[u8; 32], Caller>,
+    rejected: TtlCache<[u8; 32], String>,
+    failures: PeerFailures,
     metrics: Metrics,
 }
 
+/// Limits on failed authentications.
+#[derive(Debug, Clone, Copy)]
+pub struct FailureLimit {
+    /// Failed reviews allowed per client address in each window (0: unbounded).
+    pub per_peer: u32,
+    /// The window.
+    pub window: Duration,
+}
+
 impl TokenAuthenticator {
-    /// An authenticator reviewing tokens for `audiences` (empty: the API server's) and caching
-    /// successes for `ttl`.
-    pub fn new(cluster: Cluster, audiences: Vec<String>, ttl: Duration, metrics: Metrics) -> Self {
+    /// An authenticator reviewing tokens for `audiences` (empty: the API server's), reusing
+    /// answers for `ttl`, and refusing addresses past `limit`.
+    pub fn new(
+        cluster: Cluster,
+        audiences: Vec<String>,
+        ttl: Duration,
+        limit: FailureLimit,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             cluster,
             audiences,
             cache: TtlCache::new(ttl, MAX_CACHED),
+            rejected: TtlCache::new(ttl, MAX_CACHED),
+            failures: PeerFailures::new(limit.per_peer, limit.window),
             metrics,
         }
     }
 
-    /// The caller a bearer token belongs to, or why it is refused.
-    pub async fn authenticate(&self, token: &str) -> Result<Caller, AuthError> {
+    /// The caller a bearer token belongs to, or why it is refused; `peer` is the client's
+    /// address, which failures are counted against.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<Caller, AuthError> {
         let key = fingerprint(token);
         if let Some(caller) = self.cache.get(&key) {
             self.metrics.review_cache_hits.inc();
             return Ok(caller);
+        }
+        if let Some(reason) = self.rejected.get(&key) {
+            self.metrics.review_cache_hits.inc();
+            return Err(rejected(&reason));
+        }
+        if let Err(wait) = self.failures.check(peer) {
+            return Err(AuthError::Throttled(format!(
+                "too many failed authentications from this address; try again in {}s",
+                wait.as_secs().max(1)
+            )));
         }
         self.metrics.review_cache_misses.inc();
         let status = self
@@ -128,10 +170,11 @@ impl TokenAuthenticator {
             .await
             .map_err(|e| AuthError::Unavailable(e.to_string()))?;
         if status.authenticated != Some(true) {
-            return Err(AuthError::Unauthenticated(format!(
-                "the bearer token was rejected by the Kubernetes API: {}",
-                status.error.unwrap_or_else(|| "not authenticated".into())
-            )));
+            let reason = status.error.unwrap_or_else(|| "not authenticated".into());
+            self.failures.record_failure(peer);
+            let refusal = rejected(&reason);
+            self.rejected.insert(key, reason);
+            return Err(refusal);
         }
         let user = status.user.unwrap_or_default();
         let caller = Caller {
@@ -142,6 +185,28 @@ impl TokenAuthenticator {
         self.cache.insert(key, caller.clone());
         Ok(caller)
     }
+}
+
+fn rejected(reason: &str) -> AuthError {
+    AuthError::Unauthenticated(format!(
+        "the bearer token was rejected by the Kubernetes API: {}",
+        crate::names::echo(reason)
+    ))
+}
+
+/// The client's address, as the transport saw it.
+fn peer_ip<B>(request: &http::Request<B>) -> Option<IpAddr> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let extensions = request.extensions();
+    extensions
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|info| info.get_ref().remote_addr())
+        })
+        .map(|addr| addr.ip())
 }
 
 fn fingerprint(token: &str) -> [u8; 32] {
@@ -216,7 +281,7 @@ where
                         Ok(token) => token,
                         Err(e) => return Ok(e.into_status().into_http()),
                     };
-                    match authenticator.authenticate(&token).await {
+                    match authenticator.authenticate(&token, peer_ip(&request)).await {
                         Ok(caller) => {
                             request.extensions_mut().insert(caller);
                         }

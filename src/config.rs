@@ -88,9 +88,17 @@ pub struct ServeArgs {
     /// Audiences callers' tokens must carry, comma-separated; empty means the API server's.
     #[arg(long, env = "TOKEND_AUTH_AUDIENCES", value_delimiter = ',')]
     pub auth_audiences: Vec<String>,
-    /// How long a successful caller TokenReview is reused (failures never are).
+    /// How long a caller's TokenReview is reused, successful or failed (a failed one keyed by a
+    /// hash of the token, so a repeated bad token costs one review).
     #[arg(long, env = "TOKEND_AUTH_CACHE_TTL", default_value = "10s", value_parser = parse_duration)]
     pub auth_cache_ttl: Duration,
+    /// Failed bearer-token authentications allowed per client address in each
+    /// --auth-failure-window; past it the address is refused before any TokenReview. 0: no bound.
+    #[arg(long, env = "TOKEND_AUTH_FAILURE_LIMIT", default_value_t = 20)]
+    pub auth_failure_limit: u32,
+    /// The window --auth-failure-limit counts in.
+    #[arg(long, env = "TOKEND_AUTH_FAILURE_WINDOW", default_value = "1m", value_parser = parse_duration)]
+    pub auth_failure_window: Duration,
     /// TLS certificate chain (PEM) for the gRPC port; re-read when the file changes.
     #[arg(long, env = "TOKEND_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

@@ -15,6 +15,7 @@ pub mod kubeconfig;
 pub mod listener;
 pub mod metrics;
 pub mod names;
+pub mod peer_limit;
 pub mod policy;
 pub mod rpc_layer;
 pub mod server;

@@ -8,7 +8,9 @@ use std::time::Duration;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::net::TcpListener;
 
-use crate::authn::{AuthLayer, Authentication, CertificateIdentity, TokenAuthenticator};
+use crate::authn::{
+    AuthLayer, Authentication, CertificateIdentity, FailureLimit, TokenAuthenticator,
+};
 use crate::cluster::Cluster;
 use crate::config::{AuthMode, ServeArgs};
 use crate::grpc::{TokenServiceGrpc, v1};
@@ -94,8 +96,10 @@ pub struct ServerOptions {
     pub auth: AuthMode,
     /// Audiences callers' tokens must carry (empty: the API server's).
     pub auth_audiences: Vec<String>,
-    /// How long a successful caller review is reused.
+    /// How long a caller review, successful or failed, is reused.
     pub auth_cache_ttl: Duration,
+    /// Failed authentications allowed per client address.
+    pub auth_failure_limit: FailureLimit,
     /// How client certificates name callers (`--auth mtls`).
     pub certificate_identity: CertificateIdentity,
     /// TLS for the gRPC port; plaintext when None.
@@ -119,6 +123,10 @@ impl Default for ServerOptions {
             auth: AuthMode::Kubernetes,
             auth_audiences: Vec::new(),
             auth_cache_ttl: Duration::from_secs(10),
+            auth_failure_limit: FailureLimit {
+                per_peer: 20,
+                window: Duration::from_secs(60),
+            },
             certificate_identity: CertificateIdentity {
                 username_prefix: "mtls:".into(),
                 groups_prefix: "mtls:".into(),
@@ -187,6 +195,10 @@ impl ServerOptions {
             auth,
             auth_audiences: args.auth_audiences.clone(),
             auth_cache_ttl: args.auth_cache_ttl,
+            auth_failure_limit: FailureLimit {
+                per_peer: args.auth_failure_limit,
+                window: args.auth_failure_window,
+            },
             certificate_identity,
             tls: match (&args.tls_cert, &args.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsFiles {
@@ -290,6 +302,7 @@ pub async fn run_with_metrics(
                 cluster.clone(),
                 options.auth_audiences.clone(),
                 options.auth_cache_ttl,
+                options.auth_failure_limit,
                 metrics.clone(),
             )))
         }
