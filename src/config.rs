@@ -67,7 +67,7 @@ pub struct ServeArgs {
         long,
         env = "TOKEND_ALLOWED_CLUSTER_ROLES",
         value_delimiter = ',',
-        default_value = "view,edit,admin"
+        default_value = crate::vocabulary::DEFAULT_ALLOWED_CLUSTER_ROLES
     )]
     pub allowed_cluster_roles: Vec<String>,
     /// How callers authenticate: `kubernetes` (bearer token, TokenReview) or `none`.
@@ -191,7 +191,14 @@ mod tests {
         assert_eq!(args.listen.to_string(), "127.0.0.1:50051");
         assert_eq!(args.default_duration, Duration::from_secs(3600));
         assert_eq!(args.max_duration, Duration::from_secs(8760 * 3600));
-        assert_eq!(args.allowed_cluster_roles, vec!["view", "edit", "admin"]);
+        assert_eq!(
+            args.allowed_cluster_roles,
+            vec!["view", "edit", "admin", "tokend-view", "tokend-admin"]
+        );
+        assert_eq!(
+            args.allowed_cluster_roles,
+            crate::policy::Policy::default().allowed_cluster_roles
+        );
     }
 
     #[test]

@@ -26,7 +26,10 @@ impl Default for Policy {
             default_duration: Duration::from_secs(3600),
             max_duration: Duration::from_secs(8760 * 3600),
             allowed_namespaces: Vec::new(),
-            allowed_cluster_roles: vec!["view".into(), "edit".into(), "admin".into()],
+            allowed_cluster_roles: crate::vocabulary::DEFAULT_ALLOWED_CLUSTER_ROLES
+                .split(',')
+                .map(str::to_owned)
+                .collect(),
         }
     }
 }
