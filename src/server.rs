@@ -154,9 +154,16 @@ impl ServerOptions {
             }
             (Some(mode), _) => mode,
             (None, true) => AuthMode::None,
-            (None, false) if args.insecure_no_auth => AuthMode::None,
+            // The flag only permits `--auth none`; alone it chooses nothing, so a stray
+            // TOKEND_INSECURE_NO_AUTH cannot switch authentication off.
             (None, false) => AuthMode::Kubernetes,
         };
+        if args.insecure_no_auth && auth != AuthMode::None {
+            tracing::warn!(
+                auth = ?auth,
+                "--insecure-no-auth has no effect without --auth none: callers are authenticated"
+            );
+        }
         if auth == AuthMode::Mtls && args.tls_client_ca.is_none() {
             return Err(ServerError::Config(
                 "--auth mtls needs --tls-client-ca".into(),
