@@ -1,6 +1,7 @@
 //! The audit trail: one line per issue and revoke, on the `tokend::audit` target. Never a token.
 
 use crate::service::{Caller, Error, TokenRecord};
+use crate::token_id::TokenId;
 
 /// Logs a token issued.
 pub fn issued(caller: &Caller, record: &TokenRecord, outcome: &str) {
@@ -41,6 +42,32 @@ pub fn revoked(caller: &Caller, record: &TokenRecord) {
         namespace = %record.namespace,
         service_account = %record.service_account,
         token_id = %record.token_id,
+    );
+}
+
+/// Logs a token revoked because nobody received it (`revoked: caller left`), or that revoking
+/// it failed and the sweeper will delete its record after expiry.
+pub fn taken_back(
+    caller: &Caller,
+    namespace: &str,
+    service_account: &str,
+    token_id: &TokenId,
+    reason: &str,
+    revoked: bool,
+) {
+    let outcome = if revoked {
+        format!("revoked: {reason}")
+    } else {
+        format!("revoke failed: {reason}; the sweeper deletes the record after expiry")
+    };
+    tracing::info!(
+        target: "tokend::audit",
+        action = "revoke",
+        outcome = %outcome,
+        caller = %caller_name(caller),
+        namespace,
+        service_account,
+        token_id = %token_id,
     );
 }
 

@@ -138,7 +138,8 @@ pub struct ServeArgs {
     /// How long an expired record is kept (ListTokens shows it as EXPIRED) before it is swept.
     #[arg(long, env = "TOKEND_SWEEP_GRACE", default_value = "24h", value_parser = parse_duration)]
     pub sweep_grace: Duration,
-    /// Namespace of the Lease that elects the one replica that sweeps.
+    /// tokend's own namespace: the Lease electing the one replica that sweeps is there, and so is
+    /// the `kube-root-ca.crt` it trusts for kubeconfigs.
     #[arg(long, env = "TOKEND_LEASE_NAMESPACE", default_value = "tokend")]
     pub lease_namespace: String,
     /// Longest tokend waits on the Kubernetes API: to connect, and for each read or write of a

@@ -195,6 +195,7 @@ impl ServerOptions {
                 },
                 public_server: args.public_server.clone(),
                 ca_pem,
+                own_namespace: Some(args.lease_namespace.clone()),
                 ..Settings::default()
             },
             health_interval: args.health_interval,

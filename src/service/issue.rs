@@ -55,6 +55,13 @@ pub struct IssuedToken {
     undo: Undo,
 }
 
+/// Which token was minted, for the audit line of its revocation.
+struct Minted {
+    namespace: String,
+    service_account: String,
+    token_id: TokenId,
+}
+
 /// What one IssueToken call created, so a failure can take exactly that back.
 #[derive(Debug, Default)]
 struct Undo {
@@ -70,14 +77,56 @@ impl TokenService {
     /// Issues a token. The work runs to completion even if the caller disconnects; a token
     /// nobody received is revoked again at once.
     pub async fn issue(&self, caller: &Caller, request: IssueRequest) -> Result<IssuedToken> {
+        self.issue_then(caller, request, |issued| async move { Ok(issued) })
+            .await
+    }
+
+    /// Issues a token and makes the caller's answer from it with `finish`, both in a task of their
+    /// own that outlives the caller. A minted token is revoked again (with an audit line) when
+    /// `finish` fails or the caller has left before the answer is handed over: nobody holds it.
+    pub(super) async fn issue_then<T, F, Fut>(
+        &self,
+        caller: &Caller,
+        request: IssueRequest,
+        finish: F,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(IssuedToken) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T>> + Send,
+    {
         let (tx, rx) = oneshot::channel();
         let this = self.clone();
         let caller = caller.clone();
         let task = async move {
-            let result = this.issue_now(&caller, request).await;
-            if let Err(Ok(unclaimed)) = tx.send(result) {
-                tracing::warn!(token_id = %unclaimed.token_id, "caller left before the token was returned; revoking it");
-                this.undo(unclaimed.undo).await;
+            let mut issued = match this.issue_now(&caller, request).await {
+                Ok(issued) => issued,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let undo = std::mem::take(&mut issued.undo);
+            let minted = Minted {
+                namespace: issued.namespace.clone(),
+                service_account: issued.service_account.clone(),
+                token_id: issued.token_id.clone(),
+            };
+            if tx.is_closed() {
+                this.take_back(&caller, &minted, undo, "caller left").await;
+                return;
+            }
+            match finish(issued).await {
+                Ok(answer) => {
+                    if tx.send(Ok(answer)).is_err() {
+                        this.take_back(&caller, &minted, undo, "caller left").await;
+                    }
+                }
+                Err(e) => {
+                    this.take_back(&caller, &minted, undo, "answer could not be made")
+                        .await;
+                    let _ = tx.send(Err(e));
+                }
             }
         };
         // The request's span (and so its request id) follows the work into the task.
@@ -87,6 +136,20 @@ impl TokenService {
         ));
         rx.await
             .map_err(|_| Error::Internal("the issuing task ended without an answer".into()))?
+    }
+
+    /// Revokes a minted token nobody holds, by undoing its issue, and says so in the audit.
+    async fn take_back(&self, caller: &Caller, minted: &Minted, undo: Undo, reason: &str) {
+        tracing::warn!(token_id = %minted.token_id, reason, "revoking a token nobody received");
+        let revoked = self.undo(undo).await;
+        audit::taken_back(
+            caller,
+            &minted.namespace,
+            &minted.service_account,
+            &minted.token_id,
+            reason,
+            revoked,
+        );
     }
 
     async fn issue_now(&self, caller: &Caller, request: IssueRequest) -> Result<IssuedToken> {
@@ -377,8 +440,10 @@ impl TokenService {
     /// Takes back what a failed or unclaimed issue made, newest first; failures are logged, as
     /// the caller already has the error that matters. A delete that meets a transient failure
     /// (5xx, 429, unreachable) is tried again a few times: the API failing is the usual reason
-    /// for an undo, and what a failed undo still leaves waits for the sweeper.
-    async fn undo(&self, undo: Undo) {
+    /// for an undo, and what a failed undo still leaves waits for the sweeper. Answers whether
+    /// no record is left (so a token bound to it no longer authenticates).
+    async fn undo(&self, undo: Undo) -> bool {
+        let mut record_gone = true;
         async fn retried<F, Fut>(mut delete: F) -> crate::cluster::Result<()>
         where
             F: FnMut() -> Fut,
@@ -407,6 +472,7 @@ impl TokenService {
             && let Err(e) =
                 retried(|| async { self.cluster.delete_secret(&ns, &name).await.map(drop) }).await
         {
+            record_gone = false;
             tracing::error!(namespace = %ns, secret = %name, error = %e, "could not delete the record of a failed issue");
         }
         if let Some(name) = undo.cluster_role_binding
@@ -426,6 +492,7 @@ impl TokenService {
                 tracing::error!(namespace = %ns, service_account = %name, error = %e, "could not delete a ServiceAccount of a failed issue");
             }
         }
+        record_gone
     }
 }
 

@@ -39,6 +39,8 @@ pub struct Settings {
     pub ca_pem: Option<String>,
     /// The CA tokend itself trusts for the API server: the last resort for kubeconfigs.
     pub client_ca_pem: Option<String>,
+    /// tokend's own namespace, whose `kube-root-ca.crt` it trusts for kubeconfigs.
+    pub own_namespace: Option<String>,
     /// The API server URL tokend talks to.
     pub api_server_url: String,
     /// Check every call with SubjectAccessReview (on whenever callers are authenticated).
@@ -56,6 +58,7 @@ impl Default for Settings {
             public_server: None,
             ca_pem: None,
             client_ca_pem: None,
+            own_namespace: None,
             api_server_url: String::new(),
             authorize: false,
             access_cache_ttl: std::time::Duration::from_secs(10),
@@ -202,7 +205,9 @@ impl TokenService {
         Ok(record)
     }
 
-    /// Renders a kubeconfig for a fresh token or for one the caller has.
+    /// Renders a kubeconfig for a fresh token or for one the caller has. Everything the answer
+    /// needs is checked before a token is minted, and a minted token whose answer cannot be made
+    /// or delivered is revoked again.
     pub async fn kubeconfig(
         &self,
         caller: &Caller,
@@ -213,64 +218,69 @@ impl TokenService {
             names::check_role_name(&request.context_name)
                 .map_err(|rule| Error::invalid("context_name", rule))?;
         }
-        let (token, namespace, service_account, token_id, expiration) = match request.source {
+        match request.source {
             KubeconfigSource::Issue(issue) => {
-                let issued = self.issue(caller, issue).await?;
-                let IssuedToken {
-                    token,
-                    token_id,
-                    expiration,
-                    namespace,
-                    service_account,
-                    ..
-                } = issued;
-                (
-                    token,
-                    namespace,
-                    service_account,
-                    Some(token_id),
-                    Some(expiration),
-                )
+                let context_name = kubeconfig_context_name(
+                    request.context_name,
+                    &issue.namespace,
+                    &issue.service_account,
+                )?;
+                let this = self.clone();
+                self.issue_then(caller, issue, move |issued| async move {
+                    let yaml = this
+                        .render_kubeconfig(&server, &issued.token, &issued.namespace, &context_name)
+                        .await?;
+                    Ok(RenderedKubeconfig {
+                        yaml,
+                        token_id: Some(issued.token_id),
+                        expiration: Some(issued.expiration),
+                    })
+                })
+                .await
             }
             KubeconfigSource::Token(token) => {
                 let validation = self.validate(caller, &token, &[]).await?;
                 if !validation.authenticated {
                     return Err(Error::invalid(
                         "token",
-                        format!("the API server rejects it: {}", validation.error),
+                        format!(
+                            "the API server rejects it: {}",
+                            names::echo(&validation.error)
+                        ),
                     ));
                 }
                 let claims = Claims::read(&token).unwrap_or_default();
                 let namespace = claims.namespace().unwrap_or("default").to_owned();
-                let sa = claims.service_account().unwrap_or("user").to_owned();
-                (
-                    token,
-                    namespace,
-                    sa,
-                    validation.token_id,
-                    validation.expiration,
-                )
+                let sa = claims.service_account().unwrap_or("user");
+                let context_name = kubeconfig_context_name(request.context_name, &namespace, sa)?;
+                let yaml = self
+                    .render_kubeconfig(&server, &token, &namespace, &context_name)
+                    .await?;
+                Ok(RenderedKubeconfig {
+                    yaml,
+                    token_id: validation.token_id,
+                    expiration: validation.expiration,
+                })
             }
-        };
-        let ca = self.kubeconfig_ca(&namespace).await?;
-        let context_name = if request.context_name.is_empty() {
-            format!("{namespace}-{service_account}")
-        } else {
-            request.context_name
-        };
-        let yaml = kubeconfig::render(&KubeconfigParts {
-            server: &server,
+        }
+    }
+
+    async fn render_kubeconfig(
+        &self,
+        server: &str,
+        token: &str,
+        namespace: &str,
+        context_name: &str,
+    ) -> Result<String> {
+        let ca = self.kubeconfig_ca().await?;
+        kubeconfig::render(&KubeconfigParts {
+            server,
             ca_pem: ca.as_deref(),
-            token: &token,
-            namespace: &namespace,
-            context_name: &context_name,
+            token,
+            namespace,
+            context_name,
         })
-        .map_err(|e| Error::Internal(e.to_string()))?;
-        Ok(RenderedKubeconfig {
-            yaml,
-            token_id,
-            expiration,
-        })
+        .map_err(|e| Error::Internal(e.to_string()))
     }
 
     /// Asks the API server (TokenReview) about a token; a rejected token is an answer, not an error.
@@ -443,16 +453,33 @@ impl TokenService {
         Ok(server.trim_end_matches('/').to_owned())
     }
 
-    /// The CA for kubeconfigs: configured, then `kube-root-ca.crt`, then tokend's own trust.
-    async fn kubeconfig_ca(&self, namespace: &str) -> Result<Option<String>> {
+    /// The CA for kubeconfigs, from sources tokend trusts: configured, then `kube-root-ca.crt` in
+    /// tokend's own namespace, then the CA tokend itself trusts for the API server. Never the
+    /// target namespace's copy: anyone who may edit ConfigMaps there could replace it.
+    async fn kubeconfig_ca(&self) -> Result<Option<String>> {
         if let Some(ca) = &self.settings.ca_pem {
             return Ok(Some(ca.clone()));
         }
-        if let Some(ca) = self.cluster.published_root_ca(namespace).await? {
+        if let Some(own) = &self.settings.own_namespace
+            && let Some(ca) = self.cluster.published_root_ca(own).await?
+        {
             return Ok(Some(ca));
         }
         Ok(self.settings.client_ca_pem.clone())
     }
+}
+
+/// The context name a kubeconfig will carry (the caller's, or `NAMESPACE-SERVICEACCOUNT`), after
+/// checking that kubectl will read it, and the namespace, back as the same strings.
+fn kubeconfig_context_name(requested: String, namespace: &str, sa: &str) -> Result<String> {
+    kubeconfig::check_name(namespace).map_err(|rule| Error::invalid("namespace", rule))?;
+    let name = if requested.is_empty() {
+        format!("{namespace}-{sa}")
+    } else {
+        requested
+    };
+    kubeconfig::check_name(&name).map_err(|rule| Error::invalid("context_name", rule))?;
+    Ok(name)
 }
 
 /// An action on record Secrets, which is what revoking, getting and listing tokens amounts to.
