@@ -148,13 +148,13 @@ mod tests {
             "1_000",
             "2024-01-01",
             "1:20",
-            "null",
         ] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
         // Quoted by the renderer (YAML 1.2 would misread them too), or plain names.
         for good in [
             "true",
+            "null",
             "1000",
             "0x1f",
             "1e3",

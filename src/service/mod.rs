@@ -76,6 +76,9 @@ pub struct Caller {
     pub uid: String,
     /// The caller's groups.
     pub groups: Vec<String>,
+    /// The authenticator's extra attributes (scopes, the pod a token is bound to...), passed on
+    /// to SubjectAccessReview as they came: scoped tokens and webhook authorizers decide on them.
+    pub extra: BTreeMap<String, Vec<String>>,
 }
 
 /// Which token to revoke.
