@@ -1,6 +1,6 @@
 //! The Prometheus endpoint: after a known number of RPCs, the counters say so.
 
-mod common;
+use tokend_test_support as common;
 
 use tokend_client::v1;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

@@ -1,7 +1,7 @@
 //! TLS on the gRPC port, certificate rotation without restart, and client certificates as the
 //! caller's identity (CN = user, O = groups) authorised through Kubernetes RBAC.
 
-mod common;
+use tokend_test_support as common;
 
 use std::path::Path;
 use std::time::Duration;
