@@ -410,3 +410,58 @@ async fn under_a_storm_of_faults_every_record_left_is_one_a_caller_holds() {
         issued.len()
     );
 }
+
+#[tokio::test]
+async fn a_stalled_api_fails_calls_within_the_kube_timeout_and_health_turns_not_serving() {
+    // Given tokend that waits at most 500 ms on the Kubernetes API.
+    let env = common::start_with(ServerOptions {
+        kube_timeout: Duration::from_millis(500),
+        ..quick_health()
+    })
+    .await;
+    let faults = env.faults();
+    let ns = env.fresh_namespace().await;
+    let client = env.client().await;
+    eventually("tokend reports SERVING", || async {
+        health_of(&env, "").await == Some(ServingStatus::Serving)
+    })
+    .await;
+
+    // When the API accepts connections and requests but answers nothing.
+    faults.set_stalled(true);
+    let started = std::time::Instant::now();
+    let err = client
+        .list_tokens(v1::ListTokensRequest {
+            namespace: ns.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("ListTokens against a stalled API");
+
+    // Then the call fails UNAVAILABLE in about the timeout (two sequential API calls at most),
+    // not after the caller's own deadline, and health turns NOT_SERVING.
+    assert_eq!(err.code(), Code::Unavailable, "message: {}", err.message());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    eventually("a stalled API makes tokend NOT_SERVING", || async {
+        health_of(&env, "").await == Some(ServingStatus::NotServing)
+    })
+    .await;
+
+    // And when the API answers again, so does tokend.
+    faults.set_stalled(false);
+    eventually("tokend reports SERVING again", || async {
+        health_of(&env, "").await == Some(ServingStatus::Serving)
+    })
+    .await;
+    client
+        .list_tokens(v1::ListTokensRequest {
+            namespace: ns,
+            ..Default::default()
+        })
+        .await
+        .expect("ListTokens once the API answers");
+}
