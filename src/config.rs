@@ -24,8 +24,10 @@ pub enum Command {
     /// Serve the gRPC API against a Kubernetes cluster.
     Serve(ServeArgs),
     /// Serve the gRPC API against an embedded Kubernetes API emulator, for trying tokend out.
+    #[cfg(feature = "dev")]
     Dev(ServeArgs),
     /// Run only the Kubernetes API emulator and write its admin kubeconfig.
+    #[cfg(feature = "dev")]
     Emulator(EmulatorArgs),
 }
 
@@ -176,7 +178,7 @@ pub struct EmulatorArgs {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    tokend_client::duration::parse_duration(text).map_err(|e| e.to_string())
+    tokend_api::duration::parse_duration(text).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod authn;
 pub mod cluster;
 pub mod config;
+#[cfg(feature = "dev")]
 pub mod dev;
 pub mod grpc;
 pub mod health;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tokend_client::duration::{format_duration, parse_duration};
+use tokend_api::duration::{format_duration, parse_duration};
 
 use crate::service::Error;
 use crate::vocabulary::MIN_TOKEN_SECONDS;

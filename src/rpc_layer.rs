@@ -147,7 +147,7 @@ where
                     Ok(response) => response?,
                     Err(_) => tonic::Status::deadline_exceeded(format!(
                         "the call was not answered within {} (--request-timeout)",
-                        tokend_client::duration::format_duration(timeout)
+                        tokend_api::duration::format_duration(timeout)
                     ))
                     .into_http(),
                 };

@@ -2,7 +2,7 @@
 //! (SubjectAccessReview) whether they could do the same with kubectl. Against the emulator or,
 //! unchanged, a real cluster.
 
-mod common;
+use tokend_test_support as common;
 
 use common::{assert_code, issue};
 

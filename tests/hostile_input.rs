@@ -2,7 +2,7 @@
 //! it was; forged tokens neither validate nor revoke anything. Runs against the emulator or,
 //! unchanged, a real cluster (`TOKEND_TEST_KUBECONFIG`): nothing here needs a fault knob.
 
-mod common;
+use tokend_test_support as common;
 
 use common::issue;
 

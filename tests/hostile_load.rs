@@ -3,7 +3,7 @@
 //! passes), TokenReviews caused by garbage bearer tokens; health and legitimate callers keep
 //! being answered meanwhile. Runs against the emulator or, unchanged, a real cluster.
 
-mod common;
+use tokend_test_support as common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Black-box tests of every RPC through the generated client crate, against the emulator or,
 //! unchanged, a real cluster (`TOKEND_TEST_KUBECONFIG`).
 
-mod common;
+use tokend_test_support as common;
 
 use common::{assert_code, issue};
 

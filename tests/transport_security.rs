@@ -3,7 +3,7 @@
 //! Kubernetes RBAC; certificates that claim `system:` identities, are not client certificates or
 //! name several users are refused.
 
-mod common;
+use tokend_test_support as common;
 
 use std::path::Path;
 use std::time::Duration;
