@@ -477,10 +477,7 @@ async fn a_kubeconfig_abandoned_at_any_point_leaves_only_tokens_someone_received
         ..quick_health()
     })
     .await;
-    if skip_on_real_cluster(&env, "a real API server cannot be slowed down") {
-        return;
-    }
-    let faults = env.emulator().expect("emulator").faults();
+    let faults = env.faults();
     let ns = env.fresh_namespace().await;
     let client = env.client().await;
     faults.set_latency(Duration::from_millis(150));
