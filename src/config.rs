@@ -105,6 +105,15 @@ pub struct ServeArgs {
     /// How long an expired record is kept (ListTokens shows it as EXPIRED) before it is swept.
     #[arg(long, env = "TOKEND_SWEEP_GRACE", default_value = "24h", value_parser = parse_duration)]
     pub sweep_grace: Duration,
+    /// Records the sweeper reads per API call (one page of metadata).
+    #[arg(long, env = "TOKEND_SWEEP_PAGE_SIZE", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub sweep_page_size: u32,
+    /// Most record deletes the sweeper has in flight at once.
+    #[arg(long, env = "TOKEND_SWEEP_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub sweep_concurrency: u64,
+    /// Most record deletes per second the sweeper makes; 0 for no limit.
+    #[arg(long, env = "TOKEND_SWEEP_DELETE_RATE", default_value_t = 50)]
+    pub sweep_delete_rate: u32,
     /// Namespace of the Lease that elects the one replica that sweeps.
     #[arg(long, env = "TOKEND_LEASE_NAMESPACE", default_value = "tokend")]
     pub lease_namespace: String,

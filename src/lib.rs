@@ -12,6 +12,7 @@ pub mod dev;
 pub mod grpc;
 pub mod health;
 pub mod kubeconfig;
+pub mod label_selector;
 pub mod metrics;
 pub mod names;
 pub mod policy;

@@ -155,6 +155,9 @@ impl ServerOptions {
                 grace: args.sweep_grace,
                 lease_namespace: args.lease_namespace.clone(),
                 identity: replica_identity(),
+                page_size: args.sweep_page_size,
+                concurrency: usize::try_from(args.sweep_concurrency).unwrap_or(1),
+                delete_rate: args.sweep_delete_rate,
             }),
         })
     }
@@ -216,10 +219,13 @@ pub async fn run_with_metrics(
     let client = kube::client::ClientBuilder::try_from(kube_config)?
         .with_layer(&KubeMetricsLayer::new(metrics.clone()))
         .build();
-    let sweeper = options
-        .sweeper
-        .clone()
-        .map(|o| tokio::spawn(sweeper::run(client.clone(), o)));
+    let sweeper = options.sweeper.clone().map(|o| {
+        tokio::spawn(sweeper::run_with_metrics(
+            client.clone(),
+            o,
+            metrics.sweeps.clone(),
+        ))
+    });
     let cluster = Cluster::new(client);
     let authentication = match options.auth {
         AuthMode::Kubernetes => {

@@ -4,13 +4,16 @@
 
 use std::time::Duration;
 
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{DeleteParams, ListParams, PostParams, Preconditions};
+use kube::api::PostParams;
 use kube::{Api, Client};
+use std::time::Instant;
 
+use crate::cluster::Cluster;
+use crate::metrics::SweepMetrics;
 use crate::service::TokenRecord;
 use crate::vocabulary::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 
@@ -28,17 +31,46 @@ pub struct SweeperOptions {
     pub lease_namespace: String,
     /// This replica's name in the Lease.
     pub identity: String,
+    /// Records read per API call (one page).
+    pub page_size: u32,
+    /// Deletes in flight at once.
+    pub concurrency: usize,
+    /// Most deletes per second; 0 for no limit.
+    pub delete_rate: u32,
+}
+
+impl Default for SweeperOptions {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(300),
+            grace: Duration::from_secs(24 * 3600),
+            lease_namespace: "tokend".into(),
+            identity: "tokend".into(),
+            page_size: 500,
+            concurrency: 4,
+            delete_rate: 50,
+        }
+    }
 }
 
 /// Runs forever: every interval, take or renew the lease, and sweep when holding it.
 pub async fn run(client: Client, options: SweeperOptions) {
+    run_with_metrics(client, options, SweepMetrics::default()).await;
+}
+
+/// [`run`], counting each sweep's work into `metrics`.
+pub async fn run_with_metrics(client: Client, options: SweeperOptions, metrics: SweepMetrics) {
+    let cluster = Cluster::new(client.clone());
     loop {
         match hold_lease(&client, &options).await {
-            Ok(true) => {
-                if let Err(e) = sweep(&client, options.grace).await {
-                    tracing::warn!(error = %e, "sweep failed; trying again next interval");
-                }
-            }
+            Ok(true) => match sweep(&cluster, &options, &metrics).await {
+                Ok(report) => tracing::debug!(
+                    examined = report.examined,
+                    deleted = report.deleted,
+                    "sweep done"
+                ),
+                Err(e) => tracing::warn!(error = %e, "sweep failed; trying again next interval"),
+            },
             Ok(false) => tracing::debug!("another replica holds the sweeper lease"),
             Err(e) => tracing::warn!(error = %e, "cannot reach the sweeper lease"),
         }
@@ -110,51 +142,142 @@ async fn hold_lease(client: &Client, options: &SweeperOptions) -> Result<bool, k
     }
 }
 
-/// Deletes every record, in every namespace, whose token expired more than `grace` ago; answers
-/// how many it deleted.
-pub async fn sweep(client: &Client, grace: Duration) -> Result<usize, kube::Error> {
-    let api: Api<Secret> = Api::all(client.clone());
-    let records = api
-        .list(&ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")))
-        .await?;
-    let grace = SignedDuration::try_from(grace).unwrap_or(SignedDuration::MAX);
-    let now = Timestamp::now();
-    let mut swept = 0;
-    for secret in &records.items {
-        // Only what reads back as a record, never a look-alike.
-        let Some(record) = TokenRecord::from_secret(secret) else {
-            continue;
-        };
-        let Some(expiration) = record.expiration else {
-            continue;
-        };
-        if expiration.checked_add(grace).is_ok_and(|end| end > now) {
-            continue;
-        }
-        let ns: Api<Secret> = Api::namespaced(client.clone(), &record.namespace);
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: secret.metadata.uid.clone(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        match ns.delete(&record.token_id.secret_name(), &params).await {
-            Ok(_) => {
-                swept += 1;
-                tracing::info!(
-                    target: "tokend::audit",
-                    action = "sweep",
-                    outcome = "deleted",
-                    namespace = %record.namespace,
-                    service_account = %record.service_account,
-                    token_id = %record.token_id,
-                    expiration = %expiration,
-                );
-            }
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-            Err(e) => return Err(e),
+/// What one sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Records looked at.
+    pub examined: u64,
+    /// Records deleted.
+    pub deleted: u64,
+}
+
+/// Deletes every record, in every namespace, whose token expired more than `grace` ago. It reads
+/// records a page at a time, as metadata only, so its memory follows the page size, not the
+/// number of records; deletes run a few at a time and never faster than the configured rate.
+pub async fn sweep(
+    cluster: &Cluster,
+    options: &SweeperOptions,
+    metrics: &SweepMetrics,
+) -> Result<SweepReport, crate::cluster::Error> {
+    let started = Instant::now();
+    let result = sweep_pages(cluster, options, metrics).await;
+    metrics.duration.0.observe(started.elapsed().as_secs_f64());
+    if let Ok(report) = &result {
+        metrics
+            .last_examined
+            .set(i64::try_from(report.examined).unwrap_or(i64::MAX));
+        metrics
+            .last_deleted
+            .set(i64::try_from(report.deleted).unwrap_or(i64::MAX));
+    }
+    result
+}
+
+async fn sweep_pages(
+    cluster: &Cluster,
+    options: &SweeperOptions,
+    metrics: &SweepMetrics,
+) -> Result<SweepReport, crate::cluster::Error> {
+    let grace = SignedDuration::try_from(options.grace).unwrap_or(SignedDuration::MAX);
+    let limiter = DeleteRate::new(options.delete_rate);
+    let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}");
+    let mut report = SweepReport::default();
+    let mut continue_token = None;
+    loop {
+        let page = cluster
+            .record_page(
+                None,
+                &selector,
+                options.page_size,
+                continue_token.as_deref(),
+            )
+            .await?;
+        let now = Timestamp::now();
+        report.examined += page.items.len() as u64;
+        metrics.examined.inc_by(page.items.len() as u64);
+        let due: Vec<(TokenRecord, String, String)> = page
+            .items
+            .iter()
+            .filter_map(|meta| {
+                // Only what reads back as a record, never a look-alike.
+                let record = TokenRecord::from_metadata(meta)?;
+                let expiration = record.expiration?;
+                if expiration.checked_add(grace).is_ok_and(|end| end > now) {
+                    return None;
+                }
+                Some((record, meta.uid.clone()?, meta.resource_version.clone()?))
+            })
+            .collect();
+        let deleted: Vec<bool> = futures::stream::iter(due)
+            .map(|(record, uid, version)| {
+                let limiter = &limiter;
+                async move {
+                    limiter.wait().await;
+                    delete_record(cluster, &record, &uid, &version).await
+                }
+            })
+            .buffer_unordered(options.concurrency.max(1))
+            .try_collect()
+            .await?;
+        let count = deleted.into_iter().filter(|d| *d).count() as u64;
+        report.deleted += count;
+        metrics.deleted.inc_by(count);
+        match page.continue_token {
+            Some(next) => continue_token = Some(next),
+            None => return Ok(report),
         }
     }
-    Ok(swept)
+}
+
+/// Deletes one record if it is unchanged since it was read; audits what it deleted.
+async fn delete_record(
+    cluster: &Cluster,
+    record: &TokenRecord,
+    uid: &str,
+    resource_version: &str,
+) -> Result<bool, crate::cluster::Error> {
+    let deleted = cluster
+        .delete_secret_if_unchanged(
+            &record.namespace,
+            &record.token_id.secret_name(),
+            uid,
+            resource_version,
+        )
+        .await?;
+    if deleted {
+        tracing::info!(
+            target: "tokend::audit",
+            action = "sweep",
+            outcome = "deleted",
+            namespace = %record.namespace,
+            service_account = %record.service_account,
+            token_id = %record.token_id,
+            expiration = ?record.expiration,
+        );
+    }
+    Ok(deleted)
+}
+
+/// Spaces deletes evenly at `per_second` across all of a sweep's concurrent deletes, so a
+/// backlog of expired records is worked off without a burst against the API server.
+struct DeleteRate {
+    ticks: Option<tokio::sync::Mutex<tokio::time::Interval>>,
+}
+
+impl DeleteRate {
+    fn new(per_second: u32) -> Self {
+        let ticks = (per_second > 0).then(|| {
+            let mut interval = tokio::time::interval(Duration::from_secs(1) / per_second);
+            // After a pause (a slow API call), continue at the rate rather than catch up.
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tokio::sync::Mutex::new(interval)
+        });
+        Self { ticks }
+    }
+
+    async fn wait(&self) {
+        if let Some(ticks) = &self.ticks {
+            ticks.lock().await.tick().await;
+        }
+    }
 }

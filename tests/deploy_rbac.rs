@@ -46,6 +46,7 @@ fn options() -> ServerOptions {
             grace: Duration::ZERO,
             lease_namespace: String::new(), // the harness puts it in tokend's own namespace
             identity: "rbac-test".into(),
+            ..SweeperOptions::default()
         }),
         ..ServerOptions::default()
     }

@@ -47,6 +47,7 @@ async fn expired_records_are_swept_and_look_alikes_are_left_alone() {
             grace: Duration::ZERO,
             lease_namespace: lease_ns.clone(),
             identity: "test-replica".into(),
+            ..SweeperOptions::default()
         }),
         ..ServerOptions::default()
     })
@@ -155,6 +156,7 @@ async fn only_one_replica_holds_the_sweeper_lease() {
         grace: Duration::from_secs(3600),
         lease_namespace: lease_ns.clone(),
         identity: identity.into(),
+        ..SweeperOptions::default()
     };
     let first = tokio::spawn(tokend::sweeper::run(env.kube.clone(), options("replica-a")));
     let leases = Api::<Lease>::namespaced(env.kube.clone(), &lease_ns);

@@ -21,7 +21,9 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Api, Client};
 
-use crate::vocabulary::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, ROOT_CA_CONFIGMAP, ROOT_CA_KEY};
+use crate::vocabulary::{
+    MANAGED_BY_LABEL, MANAGED_BY_VALUE, RECORD_SECRET_TYPE, ROOT_CA_CONFIGMAP, ROOT_CA_KEY,
+};
 
 /// Result of the cluster layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -92,6 +94,15 @@ pub struct AccessDecision {
     pub reason: String,
 }
 
+/// One page of a metadata-only list.
+#[derive(Debug, Default)]
+pub struct MetadataPage {
+    /// The objects' metadata, in the API server's order.
+    pub items: Vec<ObjectMeta>,
+    /// Where the next page starts; None on the last page.
+    pub continue_token: Option<String>,
+}
+
 /// Handle on the Kubernetes API, cheap to clone.
 #[derive(Clone)]
 pub struct Cluster {
@@ -118,18 +129,18 @@ impl Cluster {
             .is_some())
     }
 
+    /// The uid of a ServiceAccount, if it exists (a metadata-only GET).
+    pub async fn service_account_uid(&self, ns: &str, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .service_accounts(ns)
+            .get_metadata_opt(name)
+            .await?
+            .map(|partial| partial.metadata.uid.unwrap_or_default()))
+    }
+
     /// A ServiceAccount, if it exists.
     pub async fn service_account(&self, ns: &str, name: &str) -> Result<Option<ServiceAccount>> {
         Ok(self.service_accounts(ns).get_opt(name).await?)
-    }
-
-    /// All ServiceAccounts of a namespace.
-    pub async fn list_service_accounts(&self, ns: &str) -> Result<Vec<ServiceAccount>> {
-        Ok(self
-            .service_accounts(ns)
-            .list(&ListParams::default())
-            .await?
-            .items)
     }
 
     /// Creates a ServiceAccount labelled as tokend's; one created meanwhile by someone else
@@ -268,18 +279,41 @@ impl Cluster {
             .await?)
     }
 
-    /// A Secret, if it exists.
-    pub async fn secret(&self, ns: &str, name: &str) -> Result<Option<Secret>> {
-        Ok(self.secrets(ns).get_opt(name).await?)
-    }
-
-    /// Secrets of a namespace matching a label selector.
-    pub async fn list_secrets(&self, ns: &str, selector: &str) -> Result<Vec<Secret>> {
+    /// A Secret's metadata, if it exists: never its data, so a large Secret costs nothing.
+    pub async fn secret_metadata(&self, ns: &str, name: &str) -> Result<Option<ObjectMeta>> {
         Ok(self
             .secrets(ns)
-            .list(&ListParams::default().labels(selector))
+            .get_metadata_opt(name)
             .await?
-            .items)
+            .map(|partial| partial.metadata))
+    }
+
+    /// One page (at most `limit`) of the metadata of record-typed Secrets matching a label
+    /// selector, in one namespace or all; one bounded API call, resumed from `continue_token`.
+    /// The type is a field selector, so other Secrets never leave the API server.
+    pub async fn record_page(
+        &self,
+        ns: Option<&str>,
+        selector: &str,
+        limit: u32,
+        continue_token: Option<&str>,
+    ) -> Result<MetadataPage> {
+        let api: Api<Secret> = match ns {
+            Some(ns) => self.secrets(ns),
+            None => Api::all(self.client.clone()),
+        };
+        let mut params = ListParams::default()
+            .labels(selector)
+            .fields(&format!("type={RECORD_SECRET_TYPE}"))
+            .limit(limit);
+        if let Some(token) = continue_token {
+            params = params.continue_token(token);
+        }
+        let list = api.list_metadata(&params).await?;
+        Ok(MetadataPage {
+            items: list.items.into_iter().map(|p| p.metadata).collect(),
+            continue_token: list.metadata.continue_.filter(|c| !c.is_empty()),
+        })
     }
 
     /// Merges annotations into a Secret.
@@ -294,6 +328,29 @@ impl Cluster {
             .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
         Ok(())
+    }
+
+    /// Deletes a Secret only if it is still the object that was read (same uid and
+    /// resourceVersion): what was checked is what is deleted. `false` when it is gone or changed.
+    pub async fn delete_secret_if_unchanged(
+        &self,
+        ns: &str,
+        name: &str,
+        uid: &str,
+        resource_version: &str,
+    ) -> Result<bool> {
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: Some(uid.to_owned()),
+                resource_version: Some(resource_version.to_owned()),
+            }),
+            ..Default::default()
+        };
+        match self.secrets(ns).delete(name, &params).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) || is_conflict(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Deletes a Secret; `false` when it was already gone.
@@ -478,6 +535,11 @@ fn check_same_binding(
 
 fn is_already_exists(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists")
+}
+
+/// A failed precondition (uid or resourceVersion) answers 409 Conflict.
+fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
 }
 
 fn is_not_found(e: &kube::Error) -> bool {

@@ -5,14 +5,15 @@ mod authz;
 mod claims;
 mod error;
 mod issue;
+mod listing;
 mod record;
 
 pub use claims::Claims;
 pub use error::Error;
 pub use issue::{IssueRequest, IssuedToken};
+pub use listing::{DEFAULT_PAGE_SIZE, ListPage, ListQuery, MAX_PAGE_SIZE};
 pub use record::{BindingScope, TokenRecord, TokenState};
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
@@ -133,17 +134,6 @@ pub struct Validation {
     pub token_id: Option<TokenId>,
     /// Expiry from the token's claims.
     pub expiration: Option<Timestamp>,
-}
-
-/// Which records to list.
-#[derive(Debug, Clone, Default)]
-pub struct ListQuery {
-    /// Namespace to list.
-    pub namespace: String,
-    /// Only this ServiceAccount's tokens, when set.
-    pub service_account: Option<String>,
-    /// Include expired tokens.
-    pub include_expired: bool,
 }
 
 /// The token service: everything tokend does, over one [`Cluster`].
@@ -320,54 +310,6 @@ impl TokenService {
         })
     }
 
-    /// The records of a namespace (or of one ServiceAccount), oldest first, with their states.
-    pub async fn list(
-        &self,
-        caller: &Caller,
-        query: &ListQuery,
-    ) -> Result<Vec<(TokenRecord, TokenState)>> {
-        names::check_dns1123_label(&query.namespace)
-            .map_err(|rule| Error::invalid("namespace", rule))?;
-        if let Some(sa) = &query.service_account {
-            names::check_dns1123_subdomain(sa)
-                .map_err(|rule| Error::invalid("service_account", rule))?;
-        }
-        self.require(caller, secret_access("list", &query.namespace, None))
-            .await?;
-        let secrets = self
-            .cluster
-            .list_secrets(
-                &query.namespace,
-                &record::selector(query.service_account.as_deref()),
-            )
-            .await?;
-        let accounts: BTreeMap<String, String> = self
-            .cluster
-            .list_service_accounts(&query.namespace)
-            .await?
-            .into_iter()
-            .filter_map(|sa| Some((sa.metadata.name?, sa.metadata.uid.unwrap_or_default())))
-            .collect();
-        let now = Timestamp::now();
-        let mut records: Vec<_> = secrets
-            .iter()
-            .filter_map(TokenRecord::from_secret)
-            .filter(|r| {
-                query
-                    .service_account
-                    .as_ref()
-                    .is_none_or(|sa| &r.service_account == sa)
-            })
-            .map(|r| {
-                let state = r.state(now, accounts.get(&r.service_account).map(String::as_str));
-                (r, state)
-            })
-            .filter(|(_, state)| query.include_expired || *state != TokenState::Expired)
-            .collect();
-        records.sort_by_key(|(r, _)| r.issued_at);
-        Ok(records)
-    }
-
     /// One record and its state.
     pub async fn get(&self, caller: &Caller, token_id: &str) -> Result<(TokenRecord, TokenState)> {
         let id = parse_token_id(token_id)?;
@@ -381,11 +323,10 @@ impl TokenService {
             .record(&id)
             .await?
             .ok_or_else(|| not_found_token(&id))?;
-        let sa = self
+        let uid = self
             .cluster
-            .service_account(&record.namespace, &record.service_account)
+            .service_account_uid(&record.namespace, &record.service_account)
             .await?;
-        let uid = sa.and_then(|sa| sa.metadata.uid);
         let state = record.state(Timestamp::now(), uid.as_deref());
         Ok((record, state))
     }
@@ -396,11 +337,11 @@ impl TokenService {
     }
 
     async fn record(&self, id: &TokenId) -> Result<Option<TokenRecord>> {
-        let secret = self
+        let meta = self
             .cluster
-            .secret(id.namespace(), &id.secret_name())
+            .secret_metadata(id.namespace(), &id.secret_name())
             .await?;
-        Ok(secret.as_ref().and_then(TokenRecord::from_secret))
+        Ok(meta.as_ref().and_then(TokenRecord::from_metadata))
     }
 
     /// Only a token the API server still accepts is revoked by value: the claims of anything

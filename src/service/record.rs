@@ -113,13 +113,11 @@ impl TokenRecord {
         }
     }
 
-    /// Reads a record back from its Secret; `None` for a Secret that is not tokend's record.
-    pub fn from_secret(secret: &Secret) -> Option<Self> {
-        let meta = &secret.metadata;
+    /// Reads a record back from its Secret's metadata (every fact of a record is a label or an
+    /// annotation, so its data is never read); `None` when it is not shaped as tokend's record.
+    pub fn from_metadata(meta: &ObjectMeta) -> Option<Self> {
         let labels = meta.labels.clone().unwrap_or_default();
-        if labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY_VALUE)
-            || secret.type_.as_deref() != Some(RECORD_SECRET_TYPE)
-        {
+        if labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY_VALUE) {
             return None;
         }
         let namespace = meta.namespace.clone()?;
@@ -203,7 +201,7 @@ mod tests {
     #[test]
     fn a_record_survives_its_secret() {
         let original = record();
-        let back = TokenRecord::from_secret(&original.to_secret()).expect("reads back");
+        let back = TokenRecord::from_metadata(&original.to_secret().metadata).expect("reads back");
         assert_eq!(back.token_id, original.token_id);
         assert_eq!(back.service_account, "deployer");
         assert_eq!(back.expiration, original.expiration);
@@ -215,10 +213,10 @@ mod tests {
     }
 
     #[test]
-    fn look_alike_secrets_are_not_records() {
+    fn secrets_without_tokend_label_are_not_records() {
         let mut secret = record().to_secret();
-        secret.type_ = Some("Opaque".into());
-        assert!(TokenRecord::from_secret(&secret).is_none());
+        secret.metadata.labels = None;
+        assert!(TokenRecord::from_metadata(&secret.metadata).is_none());
     }
 
     #[test]
