@@ -114,9 +114,18 @@ pub struct ServeArgs {
     /// Most record deletes per second the sweeper makes; 0 for no limit.
     #[arg(long, env = "TOKEND_SWEEP_DELETE_RATE", default_value_t = 50)]
     pub sweep_delete_rate: u32,
-    /// Namespace of the Lease that elects the one replica that sweeps.
+    /// How long a record may stay pending (written, its token not confirmed issued) before the
+    /// sweeper deletes it: an issue whose undo could not run, e.g. during an API outage.
+    #[arg(long, env = "TOKEND_PENDING_GRACE", default_value = "5m", value_parser = parse_duration)]
+    pub pending_grace: Duration,
+    /// tokend's own namespace: the sweeper's Lease, and the Secret holding the key records are
+    /// sealed with (unless --record-key-file).
     #[arg(long, env = "TOKEND_LEASE_NAMESPACE", default_value = "tokend")]
     pub lease_namespace: String,
+    /// File holding the key records are sealed with (at least 32 bytes), shared by every
+    /// replica; default: the Secret tokend-record-key in --lease-namespace, made when missing.
+    #[arg(long, env = "TOKEND_RECORD_KEY_FILE")]
+    pub record_key_file: Option<PathBuf>,
     /// How often the Kubernetes API is checked for the health service.
     #[arg(long, env = "TOKEND_HEALTH_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub health_interval: Duration,

@@ -12,10 +12,12 @@ use kube::api::PostParams;
 use kube::{Api, Client};
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use crate::cluster::Cluster;
 use crate::metrics::SweepMetrics;
-use crate::service::TokenRecord;
-use crate::vocabulary::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use crate::service::{KeyError, KeySource, RecordKey, RecordKeys, TokenRecord};
+use crate::vocabulary::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, RECORD_SECRET_TYPE};
 
 /// Name of the Lease the replicas compete for.
 pub const LEASE_NAME: &str = "tokend-sweeper";
@@ -37,6 +39,9 @@ pub struct SweeperOptions {
     pub concurrency: usize,
     /// Most deletes per second; 0 for no limit.
     pub delete_rate: u32,
+    /// How old a record still pending (its token never confirmed issued) must be before it is
+    /// deleted: longer than any IssueToken takes.
+    pub pending_grace: Duration,
 }
 
 impl Default for SweeperOptions {
@@ -49,21 +54,29 @@ impl Default for SweeperOptions {
             page_size: 500,
             concurrency: 4,
             delete_rate: 50,
+            pending_grace: Duration::from_secs(300),
         }
     }
 }
 
-/// Runs forever: every interval, take or renew the lease, and sweep when holding it.
+/// Runs forever: every interval, take or renew the lease, and sweep when holding it. Records
+/// are verified with the key in tokend's own namespace ([`KeySource::default`]).
 pub async fn run(client: Client, options: SweeperOptions) {
-    run_with_metrics(client, options, SweepMetrics::default()).await;
+    let keys = Arc::new(RecordKeys::new(KeySource::default()));
+    run_with(client, options, SweepMetrics::default(), keys).await;
 }
 
-/// [`run`], counting each sweep's work into `metrics`.
-pub async fn run_with_metrics(client: Client, options: SweeperOptions, metrics: SweepMetrics) {
+/// [`run`], verifying records with `keys` and counting each sweep's work into `metrics`.
+pub async fn run_with(
+    client: Client,
+    options: SweeperOptions,
+    metrics: SweepMetrics,
+    keys: Arc<RecordKeys>,
+) {
     let cluster = Cluster::new(client.clone());
     loop {
         match hold_lease(&client, &options).await {
-            Ok(true) => match sweep(&cluster, &options, &metrics).await {
+            Ok(true) => match sweep(&cluster, &options, &metrics, &keys).await {
                 Ok(report) => tracing::debug!(
                     examined = report.examined,
                     deleted = report.deleted,
@@ -151,16 +164,24 @@ pub struct SweepReport {
     pub deleted: u64,
 }
 
-/// Deletes every record, in every namespace, whose token expired more than `grace` ago. It reads
-/// records a page at a time, as metadata only, so its memory follows the page size, not the
-/// number of records; deletes run a few at a time and never faster than the configured rate.
+/// Deletes, in every namespace, each sealed record whose token expired more than `grace` ago,
+/// and each record still pending `pending_grace` after it was written (an issue whose undo could
+/// not run: no caller received its token). It acts only on what someone unable to delete the
+/// record cannot change: the sealed expiry, and the API server's own creationTimestamp,
+/// immutability and uid. It reads records a page at a time, as metadata only, so its memory
+/// follows the page size, not the number of records; deletes run a few at a time and never
+/// faster than the configured rate.
 pub async fn sweep(
     cluster: &Cluster,
     options: &SweeperOptions,
     metrics: &SweepMetrics,
-) -> Result<SweepReport, crate::cluster::Error> {
+    keys: &RecordKeys,
+) -> Result<SweepReport, SweepError> {
     let started = Instant::now();
-    let result = sweep_pages(cluster, options, metrics).await;
+    let result = match keys.get(cluster).await {
+        Ok(key) => sweep_pages(cluster, options, metrics, key).await,
+        Err(e) => Err(e.into()),
+    };
     metrics.duration.0.observe(started.elapsed().as_secs_f64());
     if let Ok(report) = &result {
         metrics
@@ -173,12 +194,35 @@ pub async fn sweep(
     result
 }
 
+/// Why a sweep stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    /// The record key is not available.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// A Kubernetes call failed.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::Error),
+}
+
+/// Why a record is deleted.
+#[derive(Debug, Clone, Copy)]
+enum Due {
+    /// Its sealed expiry, plus the grace period, has passed.
+    Expired,
+    /// It is still pending long after it was written.
+    Abandoned,
+}
+
 async fn sweep_pages(
     cluster: &Cluster,
     options: &SweeperOptions,
     metrics: &SweepMetrics,
-) -> Result<SweepReport, crate::cluster::Error> {
+    key: &RecordKey,
+) -> Result<SweepReport, SweepError> {
     let grace = SignedDuration::try_from(options.grace).unwrap_or(SignedDuration::MAX);
+    let pending_grace =
+        SignedDuration::try_from(options.pending_grace).unwrap_or(SignedDuration::MAX);
     let limiter = DeleteRate::new(options.delete_rate);
     let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}");
     let mut report = SweepReport::default();
@@ -195,25 +239,31 @@ async fn sweep_pages(
         let now = Timestamp::now();
         report.examined += page.items.len() as u64;
         metrics.examined.inc_by(page.items.len() as u64);
-        let due: Vec<(TokenRecord, String, String)> = page
+        let due: Vec<(TokenRecord, Due)> = page
             .items
             .iter()
-            .filter_map(|meta| {
-                // Only what reads back as a record, never a look-alike.
-                let record = TokenRecord::from_metadata(meta)?;
-                let expiration = record.expiration?;
-                if expiration.checked_add(grace).is_ok_and(|end| end > now) {
-                    return None;
+            .filter_map(TokenRecord::from_metadata)
+            .filter_map(|record| {
+                let past = |t: Option<Timestamp>, after: SignedDuration| {
+                    t.is_some_and(|t| t.checked_add(after).is_ok_and(|end| end <= now))
+                };
+                if record.is_sealed_by(key) {
+                    past(record.expiration, grace).then_some((record, Due::Expired))
+                } else if record.pending {
+                    // issued_at is the API server's creationTimestamp, which no one can change.
+                    past(record.issued_at, pending_grace).then_some((record, Due::Abandoned))
+                } else {
+                    // Forged or altered: nothing it says is acted on.
+                    None
                 }
-                Some((record, meta.uid.clone()?, meta.resource_version.clone()?))
             })
             .collect();
         let deleted: Vec<bool> = futures::stream::iter(due)
-            .map(|(record, uid, version)| {
+            .map(|(record, why)| {
                 let limiter = &limiter;
                 async move {
                     limiter.wait().await;
-                    delete_record(cluster, &record, &uid, &version).await
+                    delete_record(cluster, &record, why).await
                 }
             })
             .buffer_unordered(options.concurrency.max(1))
@@ -229,26 +279,46 @@ async fn sweep_pages(
     }
 }
 
-/// Deletes one record if it is unchanged since it was read; audits what it deleted.
+/// Deletes one record if it is unchanged since it was checked; audits what it deleted.
 async fn delete_record(
     cluster: &Cluster,
     record: &TokenRecord,
-    uid: &str,
-    resource_version: &str,
+    why: Due,
 ) -> Result<bool, crate::cluster::Error> {
+    let name = record.token_id.secret_name();
+    let resource_version = match why {
+        Due::Expired => record.resource_version.clone(),
+        Due::Abandoned => {
+            // A confirmed record is immutable, and that cannot be undone: one that merely wears
+            // the pending label again (someone re-added it) is not abandoned.
+            let Some(facts) = cluster.secret_facts(&record.namespace, &name).await? else {
+                return Ok(false);
+            };
+            if facts.immutable
+                || facts.type_ != RECORD_SECRET_TYPE
+                || facts.uid != record.object_uid
+            {
+                return Ok(false);
+            }
+            facts.resource_version
+        }
+    };
     let deleted = cluster
         .delete_secret_if_unchanged(
             &record.namespace,
-            &record.token_id.secret_name(),
-            uid,
-            resource_version,
+            &name,
+            &record.object_uid,
+            &resource_version,
         )
         .await?;
     if deleted {
         tracing::info!(
             target: "tokend::audit",
             action = "sweep",
-            outcome = "deleted",
+            outcome = match why {
+                Due::Expired => "deleted: expired",
+                Due::Abandoned => "deleted: pending, no caller received its token",
+            },
             namespace = %record.namespace,
             service_account = %record.service_account,
             token_id = %record.token_id,

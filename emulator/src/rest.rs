@@ -361,6 +361,32 @@ fn prepare_secret(obj: &mut Value, old: Option<&Value>) -> Result<(), ApiError> 
             &[FieldError::invalid("type", &ty, "field is immutable")],
         ));
     }
+    // An immutable Secret keeps its data and stays immutable; its metadata may still change.
+    if old
+        .and_then(|o| o.get("immutable"))
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        let detail = "field is immutable when `immutable` is set";
+        let mut errors = Vec::new();
+        let empty = json!({});
+        let data = |o: &Value| {
+            o.get("data")
+                .filter(|d| !d.is_null())
+                .unwrap_or(&empty)
+                .clone()
+        };
+        if old.map(data) != Some(data(obj)) {
+            errors.push(FieldError::forbidden("data", detail));
+        }
+        if obj.get("immutable").and_then(Value::as_bool) != Some(true) {
+            errors.push(FieldError::forbidden("immutable", detail));
+        }
+        if !errors.is_empty() {
+            let name = meta_str(obj, "name").unwrap_or("");
+            return Err(ApiError::invalid("", "Secret", name, &errors));
+        }
+    }
     Ok(())
 }
 

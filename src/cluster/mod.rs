@@ -22,7 +22,8 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Precon
 use kube::{Api, Client};
 
 use crate::vocabulary::{
-    MANAGED_BY_LABEL, MANAGED_BY_VALUE, RECORD_SECRET_TYPE, ROOT_CA_CONFIGMAP, ROOT_CA_KEY,
+    MANAGED_BY_LABEL, MANAGED_BY_VALUE, PENDING_LABEL, RECORD_KEY_DATA, RECORD_SECRET_TYPE,
+    ROOT_CA_CONFIGMAP, ROOT_CA_KEY,
 };
 
 /// Result of the cluster layer.
@@ -101,6 +102,19 @@ pub struct MetadataPage {
     pub items: Vec<ObjectMeta>,
     /// Where the next page starts; None on the last page.
     pub continue_token: Option<String>,
+}
+
+/// What the API server enforces about a Secret.
+#[derive(Debug, Clone)]
+pub struct SecretFacts {
+    /// Its uid.
+    pub uid: String,
+    /// Its resourceVersion.
+    pub resource_version: String,
+    /// Its type (immutable once created).
+    pub type_: String,
+    /// Whether it is immutable (once set, never unset).
+    pub immutable: bool,
 }
 
 /// Handle on the Kubernetes API, cheap to clone.
@@ -316,18 +330,76 @@ impl Cluster {
         })
     }
 
-    /// Merges annotations into a Secret.
-    pub async fn annotate_secret(
+    /// Confirms a record once its token is issued: merges `annotations` (corrections and the
+    /// seal), drops the pending label, and makes the Secret immutable, which no one can undo, so
+    /// a confirmed record can never again pass for a pending one.
+    pub async fn confirm_record(
         &self,
         ns: &str,
         name: &str,
         annotations: &BTreeMap<String, String>,
     ) -> Result<()> {
-        let patch = serde_json::json!({ "metadata": { "annotations": annotations } });
+        let patch = serde_json::json!({
+            "metadata": {
+                "annotations": annotations,
+                "labels": { PENDING_LABEL: null },
+            },
+            "immutable": true,
+        });
         self.secrets(ns)
             .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
         Ok(())
+    }
+
+    /// What the API server itself enforces about a Secret (the fields only the server or its
+    /// creator control): uid, resourceVersion, type and whether it is immutable. A full GET, so
+    /// only for the few Secrets this is asked about.
+    pub async fn secret_facts(&self, ns: &str, name: &str) -> Result<Option<SecretFacts>> {
+        Ok(self.secrets(ns).get_opt(name).await?.map(|s| SecretFacts {
+            uid: s.metadata.uid.unwrap_or_default(),
+            resource_version: s.metadata.resource_version.unwrap_or_default(),
+            type_: s.type_.unwrap_or_default(),
+            immutable: s.immutable == Some(true),
+        }))
+    }
+
+    /// The key in Secret `name` of `ns`; when the Secret is missing it is created holding
+    /// `fresh`, and a replica that lost that race reads the winner's.
+    pub async fn shared_key(&self, ns: &str, name: &str, fresh: &[u8]) -> Result<Vec<u8>> {
+        let read = |secret: Secret| {
+            secret
+                .data
+                .and_then(|mut data| data.remove(RECORD_KEY_DATA))
+                .map(|bytes| bytes.0)
+                .filter(|bytes| bytes.len() >= 32)
+                .ok_or_else(|| {
+                    Error::Unexpected(format!(
+                        "Secret {ns}/{name} has no key {RECORD_KEY_DATA:?} of at least 32 bytes"
+                    ))
+                })
+        };
+        if let Some(existing) = self.secrets(ns).get_opt(name).await? {
+            return read(existing);
+        }
+        let secret = Secret {
+            metadata: managed_meta(name, Some(ns)),
+            data: Some(BTreeMap::from([(
+                RECORD_KEY_DATA.to_owned(),
+                k8s_openapi::ByteString(fresh.to_vec()),
+            )])),
+            immutable: Some(true),
+            ..Default::default()
+        };
+        match self
+            .secrets(ns)
+            .create(&PostParams::default(), &secret)
+            .await
+        {
+            Ok(created) => read(created),
+            Err(e) if is_already_exists(&e) => read(self.secrets(ns).get(name).await?),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Deletes a Secret only if it is still the object that was read (same uid and

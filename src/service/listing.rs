@@ -132,10 +132,14 @@ impl TokenService {
                 }
                 other => other.into(),
             })?;
+        let key = self.key().await?;
+        // Only records tokend wrote and sealed: pending ones (no token issued yet, or never),
+        // forged and altered ones are not tokend's to show.
         let records: Vec<TokenRecord> = page
             .items
             .iter()
             .filter_map(TokenRecord::from_metadata)
+            .filter(|r| r.is_sealed_by(key))
             .filter(|r| {
                 query
                     .service_account

@@ -7,12 +7,14 @@ mod error;
 mod issue;
 mod listing;
 mod record;
+mod seal;
 
 pub use claims::Claims;
 pub use error::Error;
 pub use issue::{IssueRequest, IssuedToken};
 pub use listing::{DEFAULT_PAGE_SIZE, ListPage, ListQuery, MAX_PAGE_SIZE};
 pub use record::{BindingScope, TokenRecord, TokenState};
+pub use seal::{KeyError, KeySource, RecordKey, RecordKeys};
 
 use std::sync::Arc;
 
@@ -48,6 +50,8 @@ pub struct Settings {
     pub access_cache_ttl: std::time::Duration,
     /// How long a ServiceAccount seen to exist is trusted to exist without a lookup.
     pub account_cache_ttl: std::time::Duration,
+    /// Where the key that seals records is kept.
+    pub record_key: KeySource,
 }
 
 impl Default for Settings {
@@ -61,6 +65,7 @@ impl Default for Settings {
             authorize: false,
             access_cache_ttl: std::time::Duration::from_secs(10),
             account_cache_ttl: std::time::Duration::from_secs(30),
+            record_key: KeySource::default(),
         }
     }
 }
@@ -145,6 +150,8 @@ pub struct TokenService {
     allowed: Arc<TtlCache<String, ()>>,
     /// ServiceAccounts known to exist, with their uids, so an issue need not look them up.
     accounts: Arc<TtlCache<(String, String), String>>,
+    /// The key records are sealed with, shared with the sweeper.
+    keys: Arc<RecordKeys>,
 }
 
 /// Most entries each of the service's caches holds.
@@ -153,8 +160,15 @@ const MAX_CACHED: usize = 10_000;
 impl TokenService {
     /// A service over `cluster` with `settings`.
     pub fn new(cluster: Cluster, settings: Settings) -> Self {
+        let keys = Arc::new(RecordKeys::new(settings.record_key.clone()));
+        Self::with_keys(cluster, settings, keys)
+    }
+
+    /// A service over `cluster` sealing records with `keys` (which the sweeper shares).
+    pub fn with_keys(cluster: Cluster, settings: Settings, keys: Arc<RecordKeys>) -> Self {
         Self {
             cluster,
+            keys,
             allowed: Arc::new(TtlCache::new(settings.access_cache_ttl, MAX_CACHED)),
             accounts: Arc::new(TtlCache::new(settings.account_cache_ttl, MAX_CACHED)),
             settings: Arc::new(settings),
@@ -181,9 +195,15 @@ impl TokenService {
         let Some(record) = self.record(&id).await? else {
             return Err(not_found_token(&id));
         };
+        // Only the sealed record just read is deleted: not a Secret put in its place since.
         if !self
             .cluster
-            .delete_secret(id.namespace(), &id.secret_name())
+            .delete_secret_if_unchanged(
+                id.namespace(),
+                &id.secret_name(),
+                &record.object_uid,
+                &record.resource_version,
+            )
             .await?
         {
             return Err(not_found_token(&id));
@@ -341,7 +361,16 @@ impl TokenService {
             .cluster
             .secret_metadata(id.namespace(), &id.secret_name())
             .await?;
-        Ok(meta.as_ref().and_then(TokenRecord::from_metadata))
+        let key = self.key().await?;
+        Ok(meta
+            .as_ref()
+            .and_then(TokenRecord::from_metadata)
+            .filter(|record| record.is_sealed_by(key)))
+    }
+
+    /// The record key (read or created on first use).
+    async fn key(&self) -> Result<&RecordKey> {
+        self.keys.get(&self.cluster).await.map_err(Error::from)
     }
 
     /// Only a token the API server still accepts is revoked by value: the claims of anything

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::api::{DeleteParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -18,6 +18,8 @@ use kube::{Api, Client};
 use kube_emulator::Emulator;
 use tokend::config::AuthMode;
 use tokend::server::{self, ServerOptions};
+use tokend::service::{KeySource, RecordKey, TokenRecord};
+use tokend::vocabulary::{PENDING_LABEL, RECORD_KEY_DATA, RECORD_KEY_SECRET, SEAL_ANNOTATION};
 use tokend_client::TokendClient;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -107,6 +109,10 @@ pub async fn start_as(
             if let Some(sweeper) = options.sweeper.as_mut() {
                 sweeper.lease_namespace = account.namespace.clone();
             }
+            options.settings.record_key = KeySource::Secret {
+                namespace: account.namespace.clone(),
+                name: RECORD_KEY_SECRET.into(),
+            };
             cluster_roles.push(account.cluster_role);
             namespaces.push(account.namespace.clone());
             tokend_namespace = Some(account.namespace);
@@ -306,8 +312,15 @@ pub async fn start_with_emulator_down(options: ServerOptions) -> TestEnv {
 /// fires or is dropped; answers the gRPC and metrics addresses.
 async fn serve_tokend(
     kube_config: kube::Config,
-    options: ServerOptions,
+    mut options: ServerOptions,
 ) -> (String, String, oneshot::Sender<()>) {
+    // As admin, the record key lives in a namespace every backend has.
+    if options.settings.record_key == KeySource::default() {
+        options.settings.record_key = KeySource::Secret {
+            namespace: ADMIN_KEY_NAMESPACE.into(),
+            name: RECORD_KEY_SECRET.into(),
+        };
+    }
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind loopback");
@@ -328,6 +341,95 @@ async fn serve_tokend(
         }
     });
     (addr, metrics_addr, tx)
+}
+
+/// Where tokend keeps its record key when it runs as admin.
+const ADMIN_KEY_NAMESPACE: &str = "default";
+
+/// The key tokend seals records with, as an operator holding the key Secret could read it (made
+/// now, for tokend to find, if tokend has not needed it yet). Tests use it to write records as
+/// tokend would, e.g. ones that expired long ago.
+pub async fn record_key(env: &TestEnv) -> RecordKey {
+    let namespace = env
+        .tokend_namespace
+        .clone()
+        .unwrap_or_else(|| ADMIN_KEY_NAMESPACE.into());
+    let secrets = Api::<Secret>::namespaced(env.kube.clone(), &namespace);
+    let fresh: [u8; 32] = rand::random();
+    let new = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(RECORD_KEY_SECRET.into()),
+            ..Default::default()
+        },
+        data: Some(std::collections::BTreeMap::from([(
+            RECORD_KEY_DATA.to_owned(),
+            k8s_openapi::ByteString(fresh.to_vec()),
+        )])),
+        ..Default::default()
+    };
+    // 409: tokend (or an earlier test) made it first; read that one.
+    let _ = secrets.create(&PostParams::default(), &new).await;
+    let stored = secrets
+        .get(RECORD_KEY_SECRET)
+        .await
+        .expect("record key Secret");
+    let bytes = stored
+        .data
+        .and_then(|mut d| d.remove(RECORD_KEY_DATA))
+        .expect("key in the record key Secret");
+    RecordKey::new(&bytes.0)
+}
+
+/// Writes `record` as tokend does (pending, then sealed and made immutable once it has the
+/// Secret's uid) without issuing a token: records in states a test cannot wait for, such as
+/// expired ones. Answers the Secret's uid.
+pub async fn write_sealed_record(env: &TestEnv, record: &TokenRecord) -> String {
+    let key = record_key(env).await;
+    let secrets = Api::<Secret>::namespaced(env.kube.clone(), &record.namespace);
+    let created = secrets
+        .create(&PostParams::default(), &record.to_secret())
+        .await
+        .expect("create record Secret");
+    let uid = created.metadata.uid.clone().expect("uid");
+    let mut sealed = record.clone();
+    sealed.pending = false;
+    let patch = serde_json::json!({
+        "metadata": {
+            "annotations": { SEAL_ANNOTATION: key.seal(&sealed, &uid) },
+            "labels": { PENDING_LABEL: null },
+        },
+        "immutable": true,
+    });
+    secrets
+        .patch(
+            &record.token_id.secret_name(),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .expect("seal the record");
+    uid
+}
+
+/// A record of `ns/sa` expiring at `expiration`, as tokend writes it before sealing.
+pub fn record_of(ns: &str, sa: &str, expiration: &str) -> TokenRecord {
+    TokenRecord {
+        token_id: tokend::token_id::TokenId::generate(ns),
+        namespace: ns.into(),
+        service_account: sa.into(),
+        service_account_uid: String::new(),
+        issued_at: None,
+        expiration: Some(expiration.parse().expect("RFC 3339 time")),
+        audiences: Vec::new(),
+        labels: Default::default(),
+        issued_by: "test".into(),
+        cluster_role: None,
+        binding_scope: None,
+        object_uid: String::new(),
+        resource_version: String::new(),
+        seal: None,
+        pending: true,
+    }
 }
 
 /// The first file named `program` on PATH, like `command -v`.
