@@ -140,14 +140,31 @@ pub struct ServeArgs {
     /// How long an expired record is kept (ListTokens shows it as EXPIRED) before it is swept.
     #[arg(long, env = "TOKEND_SWEEP_GRACE", default_value = "24h", value_parser = parse_duration)]
     pub sweep_grace: Duration,
-    /// tokend's own namespace: the Lease electing the one replica that sweeps is there, and so is
-    /// the `kube-root-ca.crt` it trusts for kubeconfigs.
+    /// Records the sweeper reads per API call (one page of metadata).
+    #[arg(long, env = "TOKEND_SWEEP_PAGE_SIZE", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub sweep_page_size: u32,
+    /// Most record deletes the sweeper has in flight at once.
+    #[arg(long, env = "TOKEND_SWEEP_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub sweep_concurrency: u64,
+    /// Most record deletes per second the sweeper makes; 0 for no limit.
+    #[arg(long, env = "TOKEND_SWEEP_DELETE_RATE", default_value_t = 50)]
+    pub sweep_delete_rate: u32,
+    /// How long a record may stay pending (written, its token not confirmed issued) before the
+    /// sweeper deletes it: an issue whose undo could not run, e.g. during an API outage.
+    #[arg(long, env = "TOKEND_PENDING_GRACE", default_value = "5m", value_parser = parse_duration)]
+    pub pending_grace: Duration,
+    /// tokend's own namespace: the sweeper's Lease, the Secret holding the key records are
+    /// sealed with (unless --record-key-file), and the `kube-root-ca.crt` trusted for kubeconfigs.
     #[arg(long, env = "TOKEND_LEASE_NAMESPACE", default_value = "tokend")]
     pub lease_namespace: String,
     /// Longest tokend waits on the Kubernetes API: to connect, and for each read or write of a
     /// call; also the health check's budget, so a stalled API turns health NOT_SERVING.
     #[arg(long, env = "TOKEND_KUBE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub kube_timeout: Duration,
+    /// File holding the key records are sealed with (at least 32 bytes), shared by every
+    /// replica; default: the Secret tokend-record-key in --lease-namespace, made when missing.
+    #[arg(long, env = "TOKEND_RECORD_KEY_FILE")]
+    pub record_key_file: Option<PathBuf>,
     /// How often the Kubernetes API is checked for the health service.
     #[arg(long, env = "TOKEND_HEALTH_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub health_interval: Duration,

@@ -13,6 +13,7 @@ pub mod dev;
 pub mod grpc;
 pub mod health;
 pub mod kubeconfig;
+pub mod label_selector;
 pub mod listener;
 pub mod metrics;
 pub mod names;

@@ -11,6 +11,7 @@ use futures::future::BoxFuture;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -56,6 +57,34 @@ pub struct Metrics {
     pub review_cache_hits: Counter,
     /// Caller TokenReviews sent to the API server.
     pub review_cache_misses: Counter,
+    /// What the sweeper examines, deletes, and how long a sweep takes.
+    pub sweeps: SweepMetrics,
+}
+
+/// The sweeper's progress: records examined and deleted (in all, and by the last sweep) and
+/// sweep durations (whose count is the number of sweeps).
+#[derive(Clone, Default)]
+pub struct SweepMetrics {
+    /// Records examined, in all.
+    pub examined: Counter,
+    /// Records deleted, in all.
+    pub deleted: Counter,
+    /// Records the last finished sweep examined.
+    pub last_examined: Gauge,
+    /// Records the last finished sweep deleted.
+    pub last_deleted: Gauge,
+    /// How long sweeps take, failed ones included.
+    pub duration: SweepHistogram,
+}
+
+/// A histogram of sweep durations, from 10 ms to about 3 hours.
+#[derive(Clone)]
+pub struct SweepHistogram(pub Histogram);
+
+impl Default for SweepHistogram {
+    fn default() -> Self {
+        Self(Histogram::new(exponential_buckets(0.01, 4.0, 10)))
+    }
 }
 
 fn latency_histogram() -> Histogram {
@@ -75,6 +104,7 @@ impl Metrics {
             tokens_revoked: Counter::default(),
             review_cache_hits: Counter::default(),
             review_cache_misses: Counter::default(),
+            sweeps: SweepMetrics::default(),
         };
         let r = registry.sub_registry_with_prefix("tokend");
         r.register(
@@ -116,6 +146,31 @@ impl Metrics {
             "caller_review_cache_misses",
             "Caller TokenReviews sent to the API server",
             metrics.review_cache_misses.clone(),
+        );
+        r.register(
+            "sweep_records_examined",
+            "Token records the sweeper examined",
+            metrics.sweeps.examined.clone(),
+        );
+        r.register(
+            "sweep_records_deleted",
+            "Token records the sweeper deleted",
+            metrics.sweeps.deleted.clone(),
+        );
+        r.register(
+            "sweep_last_records_examined",
+            "Token records the last finished sweep examined",
+            metrics.sweeps.last_examined.clone(),
+        );
+        r.register(
+            "sweep_last_records_deleted",
+            "Token records the last finished sweep deleted",
+            metrics.sweeps.last_deleted.clone(),
+        );
+        r.register(
+            "sweep_duration_seconds",
+            "How long one sweep of every record took",
+            metrics.sweeps.duration.0.clone(),
         );
         metrics
     }

@@ -18,7 +18,7 @@ use crate::health;
 use crate::metrics::{self, KubeMetricsLayer, Metrics};
 use crate::policy::Policy;
 use crate::rpc_layer::{KnownMethods, RpcLayer};
-use crate::service::{Settings, TokenService};
+use crate::service::{KeySource, RecordKeys, Settings, TokenService};
 use crate::sweeper::{self, SweeperOptions};
 use crate::tls::{ReloadingTls, TlsError, TlsFiles};
 use prometheus_client::registry::Registry;
@@ -196,6 +196,13 @@ impl ServerOptions {
                 public_server: args.public_server.clone(),
                 ca_pem,
                 own_namespace: Some(args.lease_namespace.clone()),
+                record_key: match &args.record_key_file {
+                    Some(path) => KeySource::File(path.clone()),
+                    None => KeySource::Secret {
+                        namespace: args.lease_namespace.clone(),
+                        name: crate::vocabulary::RECORD_KEY_SECRET.into(),
+                    },
+                },
                 ..Settings::default()
             },
             health_interval: args.health_interval,
@@ -231,6 +238,10 @@ impl ServerOptions {
                 grace: args.sweep_grace,
                 lease_namespace: args.lease_namespace.clone(),
                 identity: replica_identity(),
+                pending_grace: args.pending_grace,
+                page_size: args.sweep_page_size,
+                concurrency: usize::try_from(args.sweep_concurrency).unwrap_or(1),
+                delete_rate: args.sweep_delete_rate,
             }),
         })
     }
@@ -298,10 +309,16 @@ pub async fn run_with_metrics(
     let client = kube::client::ClientBuilder::try_from(kube_config)?
         .with_layer(&KubeMetricsLayer::new(metrics.clone()))
         .build();
-    let sweeper = options
-        .sweeper
-        .clone()
-        .map(|o| tokio::spawn(sweeper::run(client.clone(), o)));
+    // One record key for the service and the sweeper: read (or created) once.
+    let keys = std::sync::Arc::new(RecordKeys::new(options.settings.record_key.clone()));
+    let sweeper = options.sweeper.clone().map(|o| {
+        tokio::spawn(sweeper::run_with(
+            client.clone(),
+            o,
+            metrics.sweeps.clone(),
+            keys.clone(),
+        ))
+    });
     let cluster = Cluster::new(client);
     let authentication = match options.auth {
         AuthMode::Kubernetes => {
@@ -332,7 +349,7 @@ pub async fn run_with_metrics(
         }
     };
     options.settings.access_cache_ttl = options.auth_cache_ttl;
-    let service = TokenService::new(cluster, options.settings);
+    let service = TokenService::with_keys(cluster, options.settings, keys);
 
     let (reporter, health_service) = tonic_health::server::health_reporter();
     reporter

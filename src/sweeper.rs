@@ -4,15 +4,20 @@
 
 use std::time::Duration;
 
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{DeleteParams, ListParams, PostParams, Preconditions};
+use kube::api::PostParams;
 use kube::{Api, Client};
+use std::time::Instant;
 
-use crate::service::TokenRecord;
-use crate::vocabulary::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use std::sync::Arc;
+
+use crate::cluster::Cluster;
+use crate::metrics::SweepMetrics;
+use crate::service::{KeyError, KeySource, RecordKey, RecordKeys, TokenRecord};
+use crate::vocabulary::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, RECORD_SECRET_TYPE};
 
 /// Name of the Lease the replicas compete for.
 pub const LEASE_NAME: &str = "tokend-sweeper";
@@ -28,17 +33,57 @@ pub struct SweeperOptions {
     pub lease_namespace: String,
     /// This replica's name in the Lease.
     pub identity: String,
+    /// Records read per API call (one page).
+    pub page_size: u32,
+    /// Deletes in flight at once.
+    pub concurrency: usize,
+    /// Most deletes per second; 0 for no limit.
+    pub delete_rate: u32,
+    /// How old a record still pending (its token never confirmed issued) must be before it is
+    /// deleted: longer than any IssueToken takes.
+    pub pending_grace: Duration,
 }
 
-/// Runs forever: every interval, take or renew the lease, and sweep when holding it.
+impl Default for SweeperOptions {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(300),
+            grace: Duration::from_secs(24 * 3600),
+            lease_namespace: "tokend".into(),
+            identity: "tokend".into(),
+            page_size: 500,
+            concurrency: 4,
+            delete_rate: 50,
+            pending_grace: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Runs forever: every interval, take or renew the lease, and sweep when holding it. Records
+/// are verified with the key in tokend's own namespace ([`KeySource::default`]).
 pub async fn run(client: Client, options: SweeperOptions) {
+    let keys = Arc::new(RecordKeys::new(KeySource::default()));
+    run_with(client, options, SweepMetrics::default(), keys).await;
+}
+
+/// [`run`], verifying records with `keys` and counting each sweep's work into `metrics`.
+pub async fn run_with(
+    client: Client,
+    options: SweeperOptions,
+    metrics: SweepMetrics,
+    keys: Arc<RecordKeys>,
+) {
+    let cluster = Cluster::new(client.clone());
     loop {
         match hold_lease(&client, &options).await {
-            Ok(true) => {
-                if let Err(e) = sweep(&client, options.grace).await {
-                    tracing::warn!(error = %e, "sweep failed; trying again next interval");
-                }
-            }
+            Ok(true) => match sweep(&cluster, &options, &metrics, &keys).await {
+                Ok(report) => tracing::debug!(
+                    examined = report.examined,
+                    deleted = report.deleted,
+                    "sweep done"
+                ),
+                Err(e) => tracing::warn!(error = %e, "sweep failed; trying again next interval"),
+            },
             Ok(false) => tracing::debug!("another replica holds the sweeper lease"),
             Err(e) => tracing::warn!(error = %e, "cannot reach the sweeper lease"),
         }
@@ -110,51 +155,199 @@ async fn hold_lease(client: &Client, options: &SweeperOptions) -> Result<bool, k
     }
 }
 
-/// Deletes every record, in every namespace, whose token expired more than `grace` ago; answers
-/// how many it deleted.
-pub async fn sweep(client: &Client, grace: Duration) -> Result<usize, kube::Error> {
-    let api: Api<Secret> = Api::all(client.clone());
-    let records = api
-        .list(&ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")))
-        .await?;
-    let grace = SignedDuration::try_from(grace).unwrap_or(SignedDuration::MAX);
-    let now = Timestamp::now();
-    let mut swept = 0;
-    for secret in &records.items {
-        // Only what reads back as a record, never a look-alike.
-        let Some(record) = TokenRecord::from_secret(secret) else {
-            continue;
-        };
-        let Some(expiration) = record.expiration else {
-            continue;
-        };
-        if expiration.checked_add(grace).is_ok_and(|end| end > now) {
-            continue;
-        }
-        let ns: Api<Secret> = Api::namespaced(client.clone(), &record.namespace);
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: secret.metadata.uid.clone(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        match ns.delete(&record.token_id.secret_name(), &params).await {
-            Ok(_) => {
-                swept += 1;
-                tracing::info!(
-                    target: "tokend::audit",
-                    action = "sweep",
-                    outcome = "deleted",
-                    namespace = %record.namespace,
-                    service_account = %record.service_account,
-                    token_id = %record.token_id,
-                    expiration = %expiration,
-                );
-            }
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-            Err(e) => return Err(e),
+/// What one sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Records looked at.
+    pub examined: u64,
+    /// Records deleted.
+    pub deleted: u64,
+}
+
+/// Deletes, in every namespace, each sealed record whose token expired more than `grace` ago,
+/// and each record still pending `pending_grace` after it was written (an issue whose undo could
+/// not run: no caller received its token). It acts only on what someone unable to delete the
+/// record cannot change: the sealed expiry, and the API server's own creationTimestamp,
+/// immutability and uid. It reads records a page at a time, as metadata only, so its memory
+/// follows the page size, not the number of records; deletes run a few at a time and never
+/// faster than the configured rate.
+pub async fn sweep(
+    cluster: &Cluster,
+    options: &SweeperOptions,
+    metrics: &SweepMetrics,
+    keys: &RecordKeys,
+) -> Result<SweepReport, SweepError> {
+    let started = Instant::now();
+    let result = match keys.get(cluster).await {
+        Ok(key) => sweep_pages(cluster, options, metrics, key).await,
+        Err(e) => Err(e.into()),
+    };
+    metrics.duration.0.observe(started.elapsed().as_secs_f64());
+    if let Ok(report) = &result {
+        metrics
+            .last_examined
+            .set(i64::try_from(report.examined).unwrap_or(i64::MAX));
+        metrics
+            .last_deleted
+            .set(i64::try_from(report.deleted).unwrap_or(i64::MAX));
+    }
+    result
+}
+
+/// Why a sweep stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    /// The record key is not available.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// A Kubernetes call failed.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::Error),
+}
+
+/// Why a record is deleted.
+#[derive(Debug, Clone, Copy)]
+enum Due {
+    /// Its sealed expiry, plus the grace period, has passed.
+    Expired,
+    /// It is still pending long after it was written.
+    Abandoned,
+}
+
+async fn sweep_pages(
+    cluster: &Cluster,
+    options: &SweeperOptions,
+    metrics: &SweepMetrics,
+    key: &RecordKey,
+) -> Result<SweepReport, SweepError> {
+    let grace = SignedDuration::try_from(options.grace).unwrap_or(SignedDuration::MAX);
+    let pending_grace =
+        SignedDuration::try_from(options.pending_grace).unwrap_or(SignedDuration::MAX);
+    let limiter = DeleteRate::new(options.delete_rate);
+    let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}");
+    let mut report = SweepReport::default();
+    let mut continue_token = None;
+    loop {
+        let page = cluster
+            .record_page(
+                None,
+                &selector,
+                options.page_size,
+                continue_token.as_deref(),
+            )
+            .await?;
+        let now = Timestamp::now();
+        report.examined += page.items.len() as u64;
+        metrics.examined.inc_by(page.items.len() as u64);
+        let due: Vec<(TokenRecord, Due)> = page
+            .items
+            .iter()
+            .filter_map(TokenRecord::from_metadata)
+            .filter_map(|record| {
+                let past = |t: Option<Timestamp>, after: SignedDuration| {
+                    t.is_some_and(|t| t.checked_add(after).is_ok_and(|end| end <= now))
+                };
+                if record.is_sealed_by(key) {
+                    past(record.expiration, grace).then_some((record, Due::Expired))
+                } else if record.pending {
+                    // issued_at is the API server's creationTimestamp, which no one can change.
+                    past(record.issued_at, pending_grace).then_some((record, Due::Abandoned))
+                } else {
+                    // Forged or altered: nothing it says is acted on.
+                    None
+                }
+            })
+            .collect();
+        let deleted: Vec<bool> = futures::stream::iter(due)
+            .map(|(record, why)| {
+                let limiter = &limiter;
+                async move {
+                    limiter.wait().await;
+                    delete_record(cluster, &record, why).await
+                }
+            })
+            .buffer_unordered(options.concurrency.max(1))
+            .try_collect()
+            .await?;
+        let count = deleted.into_iter().filter(|d| *d).count() as u64;
+        report.deleted += count;
+        metrics.deleted.inc_by(count);
+        match page.continue_token {
+            Some(next) => continue_token = Some(next),
+            None => return Ok(report),
         }
     }
-    Ok(swept)
+}
+
+/// Deletes one record if it is unchanged since it was checked; audits what it deleted.
+async fn delete_record(
+    cluster: &Cluster,
+    record: &TokenRecord,
+    why: Due,
+) -> Result<bool, crate::cluster::Error> {
+    let name = record.token_id.secret_name();
+    let resource_version = match why {
+        Due::Expired => record.resource_version.clone(),
+        Due::Abandoned => {
+            // A confirmed record is immutable, and that cannot be undone: one that merely wears
+            // the pending label again (someone re-added it) is not abandoned.
+            let Some(facts) = cluster.secret_facts(&record.namespace, &name).await? else {
+                return Ok(false);
+            };
+            if facts.immutable
+                || facts.type_ != RECORD_SECRET_TYPE
+                || facts.uid != record.object_uid
+            {
+                return Ok(false);
+            }
+            facts.resource_version
+        }
+    };
+    let deleted = cluster
+        .delete_secret_if_unchanged(
+            &record.namespace,
+            &name,
+            &record.object_uid,
+            &resource_version,
+        )
+        .await?;
+    if deleted {
+        tracing::info!(
+            target: "tokend::audit",
+            action = "sweep",
+            outcome = match why {
+                Due::Expired => "deleted: expired",
+                Due::Abandoned => "deleted: pending, no caller received its token",
+            },
+            namespace = %record.namespace,
+            service_account = %record.service_account,
+            token_id = %record.token_id,
+            expiration = ?record.expiration,
+        );
+    }
+    Ok(deleted)
+}
+
+/// Spaces deletes evenly at `per_second` across all of a sweep's concurrent deletes, so a
+/// backlog of expired records is worked off without a burst against the API server.
+struct DeleteRate {
+    ticks: Option<tokio::sync::Mutex<tokio::time::Interval>>,
+}
+
+impl DeleteRate {
+    fn new(per_second: u32) -> Self {
+        let ticks = (per_second > 0).then(|| {
+            let mut interval = tokio::time::interval(Duration::from_secs(1) / per_second);
+            // After a pause (a slow API call), continue at the rate rather than catch up.
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tokio::sync::Mutex::new(interval)
+        });
+        Self { ticks }
+    }
+
+    async fn wait(&self) {
+        if let Some(ticks) = &self.ticks {
+            ticks.lock().await.tick().await;
+        }
+    }
 }

@@ -21,6 +21,16 @@ pub const SERVICE_ACCOUNT_UID_ANNOTATION: &str = "tokend.io/service-account-uid"
 pub const CLUSTER_ROLE_ANNOTATION: &str = "tokend.io/cluster-role";
 /// Annotation: `namespace` or `cluster`, the scope of that binding.
 pub const BINDING_SCOPE_ANNOTATION: &str = "tokend.io/binding-scope";
+/// Annotation: the record's seal (HMAC over its facts and its Secret's uid), written once the
+/// token is issued; a record without a valid one is not shown as tokend's.
+pub const SEAL_ANNOTATION: &str = "tokend.io/seal";
+/// Label on a record written before its token was issued and not yet confirmed (sealed); one
+/// left pending (its issue failed and the undo could not run) is swept after `--pending-grace`.
+pub const PENDING_LABEL: &str = "tokend.io/pending";
+/// Name of the Secret in tokend's own namespace holding the key records are sealed with.
+pub const RECORD_KEY_SECRET: &str = "tokend-record-key";
+/// Key of the record key in that Secret's data.
+pub const RECORD_KEY_DATA: &str = "key";
 
 /// Secret type of a token record: never mistaken for an ordinary Opaque Secret.
 pub const RECORD_SECRET_TYPE: &str = "tokend.io/token-record";

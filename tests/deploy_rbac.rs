@@ -10,7 +10,6 @@ use tokend_test_support as common;
 
 use common::issue;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::FailRule;
@@ -46,6 +45,7 @@ fn options() -> ServerOptions {
             grace: Duration::ZERO,
             lease_namespace: String::new(), // the harness puts it in tokend's own namespace
             identity: "rbac-test".into(),
+            ..SweeperOptions::default()
         }),
         ..ServerOptions::default()
     }
@@ -301,36 +301,15 @@ async fn scenario(env: &TestEnv) -> Outcome {
         .map_err(|e| e.to_string())?;
     ensure(crb.is_none(), "undo deletes the ClusterRoleBinding")?;
 
-    // The sweeper: takes the lease, deletes an expired record, renews the lease.
-    let expired = Secret {
-        metadata: ObjectMeta {
-            name: Some("tokend-zzzzzzzzzzzzzzzz".into()),
-            namespace: Some(ns.clone()),
-            labels: Some(BTreeMap::from([
-                (
-                    "app.kubernetes.io/managed-by".to_owned(),
-                    "tokend".to_owned(),
-                ),
-                ("tokend.io/service-account".to_owned(), "app".to_owned()),
-            ])),
-            annotations: Some(BTreeMap::from([(
-                "tokend.io/expiration-time".to_owned(),
-                "2020-01-01T00:00:00Z".to_owned(),
-            )])),
-            ..Default::default()
-        },
-        type_: Some("tokend.io/token-record".into()),
-        ..Default::default()
-    };
+    // The sweeper: takes the lease, deletes an expired (sealed) record, renews the lease.
+    let expired = common::record_of(&ns, "app", "2020-01-01T00:00:00Z");
+    common::write_sealed_record(env, &expired).await;
+    let expired_name = expired.token_id.secret_name();
     let secrets = Api::<Secret>::namespaced(kube.clone(), &ns);
-    secrets
-        .create(&PostParams::default(), &expired)
-        .await
-        .map_err(|e| e.to_string())?;
     poll(
         "the sweeper deletes the expired record",
         Duration::from_secs(5),
-        async || matches!(secrets.get_opt("tokend-zzzzzzzzzzzzzzzz").await, Ok(None)),
+        async || matches!(secrets.get_opt(&expired_name).await, Ok(None)),
     )
     .await?;
     let leases = Api::<Lease>::namespaced(

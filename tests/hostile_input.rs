@@ -416,6 +416,7 @@ async fn hostile_lookups_and_revokes_are_refused_with_the_field_named_and_change
                     namespace: ns.clone(),
                     service_account: name.clone(),
                     include_expired: true,
+                    ..Default::default()
                 }),
                 invalid("service_account"),
             ));

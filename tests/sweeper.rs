@@ -10,7 +10,7 @@ use common::eventually;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use tokend::config::AuthMode;
 use tokend::server::ServerOptions;
 use tokend::sweeper::{LEASE_NAME, SweeperOptions};
@@ -47,6 +47,7 @@ async fn expired_records_are_swept_and_look_alikes_are_left_alone() {
             grace: Duration::ZERO,
             lease_namespace: lease_ns.clone(),
             identity: "test-replica".into(),
+            ..SweeperOptions::default()
         }),
         ..ServerOptions::default()
     })
@@ -68,10 +69,11 @@ async fn expired_records_are_swept_and_look_alikes_are_left_alone() {
     let past = "2020-01-01T00:00:00Z";
     let future = "2099-01-01T00:00:00Z";
     let kept = [
+        // Forged: shaped like a record, never sealed by tokend.
         record(
             &ns,
             "tokend-aaaaaaaaaaaaaaab",
-            future,
+            past,
             "tokend.io/token-record",
             true,
         ),
@@ -91,29 +93,40 @@ async fn expired_records_are_swept_and_look_alikes_are_left_alone() {
             .await
             .expect("create kept secret");
     }
-    let expired = record(
-        &ns,
-        "tokend-aaaaaaaaaaaaaaaa",
-        past,
-        "tokend.io/token-record",
-        true,
-    );
+    // A record tokend sealed, expired long ago: the one thing to sweep,
+    let expired = common::record_of(&ns, "app", past);
+    let expired_uid = common::write_sealed_record(&env, &expired).await;
+    // next to a sealed live record whose expiry someone with only `patch secrets` back-dated:
+    // the seal no longer verifies, so the sweeper does not believe the new expiry.
+    let live = common::record_of(&ns, "app", future);
+    common::write_sealed_record(&env, &live).await;
+    let back_date =
+        serde_json::json!({"metadata": {"annotations": {"tokend.io/expiration-time": past}}});
     secrets
-        .create(&PostParams::default(), &expired)
+        .patch(
+            &live.token_id.secret_name(),
+            &PatchParams::default(),
+            &Patch::Merge(&back_date),
+        )
         .await
-        .expect("create expired record");
+        .expect("back-date the live record");
+    assert!(!expired_uid.is_empty());
 
     eventually("the expired record is swept", || async {
         secrets
-            .get_opt("tokend-aaaaaaaaaaaaaaaa")
+            .get_opt(&expired.token_id.secret_name())
             .await
             .expect("get")
             .is_none()
     })
     .await;
-    // The pass that deleted it saw every other Secret in the same listing.
-    for secret in &kept {
-        let name = secret.metadata.name.clone().unwrap_or_default();
+    // The pass that deleted it saw every other Secret in the same listing: forged records
+    // (unsealed, whatever their expiry), look-alikes and the back-dated one all survive.
+    for name in kept
+        .iter()
+        .filter_map(|s| s.metadata.name.clone())
+        .chain([live.token_id.secret_name()])
+    {
         assert!(
             secrets.get_opt(&name).await.expect("get").is_some(),
             "{name} must survive"
@@ -155,6 +168,7 @@ async fn only_one_replica_holds_the_sweeper_lease() {
         grace: Duration::from_secs(3600),
         lease_namespace: lease_ns.clone(),
         identity: identity.into(),
+        ..SweeperOptions::default()
     };
     let first = tokio::spawn(tokend::sweeper::run(env.kube.clone(), options("replica-a")));
     let leases = Api::<Lease>::namespaced(env.kube.clone(), &lease_ns);

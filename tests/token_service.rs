@@ -537,6 +537,7 @@ async fn list_and_get_show_records_with_their_state() {
             namespace: ns.clone(),
             service_account: "alpha".into(),
             include_expired: false,
+            ..Default::default()
         })
         .await
         .expect("ListTokens for one account")

@@ -1,12 +1,12 @@
 //! The floor: the Kubernetes calls tokend makes for one IssueToken (GET the ServiceAccount,
-//! create the record Secret, TokenRequest bound to it) and for one RevokeToken (delete the
-//! Secret), made directly with kube-rs, with no tokend in between.
+//! create the record Secret, TokenRequest bound to it, PATCH to confirm the record) and for one
+//! RevokeToken (delete the Secret), made directly with kube-rs, with no tokend in between.
 
 use anyhow::Context;
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use tokend::service::TokenRecord;
 use tokend::token_id::TokenId;
@@ -54,6 +54,10 @@ impl RawIssuer {
             issued_by: String::new(),
             cluster_role: None,
             binding_scope: None,
+            object_uid: String::new(),
+            resource_version: String::new(),
+            seal: None,
+            pending: true,
         };
         let secret = self
             .secrets
@@ -84,7 +88,21 @@ impl RawIssuer {
             .and_then(|s| s.token)
             .filter(|t| !t.is_empty())
             .context("TokenRequest answered without a token")?;
-        secret.metadata.name.context("the Secret has no name")
+        let name = secret.metadata.name.context("the Secret has no name")?;
+        // tokend confirms every record once its token is issued: seal, pending label off,
+        // immutable; the same PATCH, with a seal of the same length.
+        let confirm = serde_json::json!({
+            "metadata": {
+                "annotations": { "tokend.io/seal": format!("v1.{}", "A".repeat(43)) },
+                "labels": { "tokend.io/pending": null },
+            },
+            "immutable": true,
+        });
+        self.secrets
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&confirm))
+            .await
+            .context("PATCH secret")?;
+        Ok(name)
     }
 
     /// Revokes a token by deleting its record Secret, as tokend's RevokeToken ends.

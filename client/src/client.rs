@@ -368,6 +368,41 @@ impl TokendClient {
         Ok(self.inner().list_tokens(request).await?.into_inner())
     }
 
+    /// Every token record a `ListTokens` query selects, following `next_page_token` page by
+    /// page (one call per page, made when the stream reaches it). `request.page_token` is the
+    /// place to start; `page_size` is passed on.
+    ///
+    /// ```no_run
+    /// # async fn f(client: tokend_client::TokendClient) -> tokend_client::Result<()> {
+    /// use futures::TryStreamExt;
+    /// let request = tokend_client::v1::ListTokensRequest { namespace: "team-a".into(), ..Default::default() };
+    /// let all: Vec<_> = client.list_all_tokens(request).try_collect().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn list_all_tokens(
+        &self,
+        request: v1::ListTokensRequest,
+    ) -> impl futures::Stream<Item = Result<v1::TokenRecord>> + Send + 'static {
+        use futures::TryStreamExt;
+        let client = self.clone();
+        let pages = futures::stream::try_unfold(Some(request), move |next| {
+            let client = client.clone();
+            async move {
+                let Some(request) = next else {
+                    return Ok::<_, Error>(None);
+                };
+                let mut following = request.clone();
+                let page = client.list_tokens(request).await?;
+                following.page_token = page.next_page_token.clone();
+                let next = (!page.next_page_token.is_empty()).then_some(following);
+                Ok(Some((page.tokens, next)))
+            }
+        });
+        pages
+            .map_ok(|tokens| futures::stream::iter(tokens.into_iter().map(Ok)))
+            .try_flatten()
+    }
+
     /// Returns one token record by its id (`GetToken`).
     ///
     /// # Errors

@@ -156,6 +156,12 @@ fn list_body(rt: &ResourceType, revision: u64, items: Vec<Value>) -> Value {
     })
 }
 
+/// A list, in pages when `limit` is set: like a real server, items come in key order
+/// (namespace, then name) and `continue` names the key to resume after.
+///
+/// A real server reads every page of one list at the resourceVersion of its first page (an
+/// etcd snapshot); the emulator resumes after the key in the current state. Either way every
+/// object that existed throughout the listing appears exactly once.
 fn list(
     shared: &Shared,
     rt: &ResourceType,
@@ -163,11 +169,68 @@ fn list(
     query: &HashMap<String, String>,
 ) -> Result<Value, ApiError> {
     let store = shared.store();
-    let items = selected(&store, rt, ns, query)?
+    let limit = match query.get("limit").map(String::as_str) {
+        None | Some("") => None,
+        Some(text) => match text.parse::<usize>() {
+            Ok(0) => None,
+            Ok(n) => Some(n),
+            Err(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "limit: Invalid value: {text:?}: must be a non-negative integer"
+                )));
+            }
+        },
+    };
+    let start = match query.get("continue").map(String::as_str) {
+        None | Some("") => None,
+        Some(token) => Some(decode_continue(token)?),
+    };
+    let key = |o: &Value| {
+        (
+            meta_str(o, "namespace").unwrap_or("").to_owned(),
+            meta_str(o, "name").unwrap_or("").to_owned(),
+        )
+    };
+    let mut remaining = selected(&store, rt, ns, query)?
         .into_iter()
-        .map(list_item)
-        .collect();
-    Ok(list_body(rt, store.revision(), items))
+        .filter(|o| start.as_ref().is_none_or(|after| key(o) > *after))
+        .peekable();
+    let mut items = Vec::new();
+    let mut last = None;
+    while let Some(obj) = remaining.next_if(|_| limit.is_none_or(|n| items.len() < n)) {
+        last = Some(key(obj));
+        items.push(list_item(obj));
+    }
+    let more = remaining.peek().is_some();
+    let mut body = list_body(rt, store.revision(), items);
+    if let (true, Some(after)) = (more, last) {
+        body["metadata"]["continue"] = encode_continue(store.revision(), &after).into();
+    }
+    Ok(body)
+}
+
+/// The shape of a real server's continue token: base64 of `{"v","rv","start"}`.
+fn encode_continue(revision: u64, (ns, name): &(String, String)) -> String {
+    let token =
+        json!({"v": "meta.k8s.io/v1", "rv": revision, "start": format!("{ns}/{name}\u{0}")});
+    STANDARD.encode(token.to_string())
+}
+
+fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
+    let invalid = || {
+        ApiError::bad_request(
+            "continue key is not valid: the continue token is not valid for this list",
+        )
+    };
+    let bytes = STANDARD.decode(token).map_err(|_| invalid())?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let start = value
+        .get("start")
+        .and_then(Value::as_str)
+        .and_then(|s| s.strip_suffix('\u{0}'))
+        .ok_or_else(invalid)?;
+    let (ns, name) = start.split_once('/').unwrap_or(("", start));
+    Ok((ns.to_owned(), name.to_owned()))
 }
 
 fn get(shared: &Shared, rt: &ResourceType, ns: &str, name: &str) -> Result<Value, ApiError> {
@@ -297,6 +360,32 @@ fn prepare_secret(obj: &mut Value, old: Option<&Value>) -> Result<(), ApiError> 
             name,
             &[FieldError::invalid("type", &ty, "field is immutable")],
         ));
+    }
+    // An immutable Secret keeps its data and stays immutable; its metadata may still change.
+    if old
+        .and_then(|o| o.get("immutable"))
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        let detail = "field is immutable when `immutable` is set";
+        let mut errors = Vec::new();
+        let empty = json!({});
+        let data = |o: &Value| {
+            o.get("data")
+                .filter(|d| !d.is_null())
+                .unwrap_or(&empty)
+                .clone()
+        };
+        if old.map(data) != Some(data(obj)) {
+            errors.push(FieldError::forbidden("data", detail));
+        }
+        if obj.get("immutable").and_then(Value::as_bool) != Some(true) {
+            errors.push(FieldError::forbidden("immutable", detail));
+        }
+        if !errors.is_empty() {
+            let name = meta_str(obj, "name").unwrap_or("");
+            return Err(ApiError::invalid("", "Secret", name, &errors));
+        }
     }
     Ok(())
 }

@@ -218,9 +218,50 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
             Err(e) => Err(e),
         }
     };
+    let accept = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     match result {
-        Ok((code, body)) => json_response(code, &body),
+        Ok((code, body)) => json_response(code, &as_requested(accept, body)),
         Err(e) => error_response(&e),
+    }
+}
+
+/// The metadata-only views a client asks for with `Accept: application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1`:
+/// objects reduced to their metadata, so a list of large objects costs the client nothing.
+fn as_requested(accept: &str, body: Value) -> Value {
+    let wants = |view: &str| {
+        accept
+            .split(',')
+            .any(|media| media.split(';').any(|p| p.trim() == format!("as={view}")))
+    };
+    let partial = |obj: &Value| {
+        serde_json::json!({
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": obj.get("metadata").cloned().unwrap_or_default(),
+        })
+    };
+    let is_list = body.get("items").is_some_and(Value::is_array);
+    if is_list && wants("PartialObjectMetadataList") {
+        let items: Vec<Value> = body["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(partial)
+            .collect();
+        serde_json::json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": body.get("metadata").cloned().unwrap_or_default(),
+            "items": items,
+        })
+    } else if !is_list && body.get("metadata").is_some() && wants("PartialObjectMetadata") {
+        partial(&body)
+    } else {
+        body
     }
 }
 

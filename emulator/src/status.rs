@@ -52,6 +52,15 @@ impl FieldError {
         }
     }
 
+    /// A `Forbidden` error.
+    pub fn forbidden(field: impl Into<String>, detail: &str) -> Self {
+        FieldError {
+            reason: "FieldValueForbidden",
+            field: field.into(),
+            body: format!("Forbidden: {detail}"),
+        }
+    }
+
     /// A `Required value` error.
     pub fn required(field: impl Into<String>, detail: &str) -> Self {
         let body = if detail.is_empty() {

@@ -21,7 +21,10 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Api, Client};
 
-use crate::vocabulary::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, ROOT_CA_CONFIGMAP, ROOT_CA_KEY};
+use crate::vocabulary::{
+    MANAGED_BY_LABEL, MANAGED_BY_VALUE, PENDING_LABEL, RECORD_KEY_DATA, RECORD_SECRET_TYPE,
+    ROOT_CA_CONFIGMAP, ROOT_CA_KEY,
+};
 
 /// Result of the cluster layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -92,6 +95,28 @@ pub struct AccessDecision {
     pub reason: String,
 }
 
+/// One page of a metadata-only list.
+#[derive(Debug, Default)]
+pub struct MetadataPage {
+    /// The objects' metadata, in the API server's order.
+    pub items: Vec<ObjectMeta>,
+    /// Where the next page starts; None on the last page.
+    pub continue_token: Option<String>,
+}
+
+/// What the API server enforces about a Secret.
+#[derive(Debug, Clone)]
+pub struct SecretFacts {
+    /// Its uid.
+    pub uid: String,
+    /// Its resourceVersion.
+    pub resource_version: String,
+    /// Its type (immutable once created).
+    pub type_: String,
+    /// Whether it is immutable (once set, never unset).
+    pub immutable: bool,
+}
+
 /// Handle on the Kubernetes API, cheap to clone.
 #[derive(Clone)]
 pub struct Cluster {
@@ -118,18 +143,18 @@ impl Cluster {
             .is_some())
     }
 
+    /// The uid of a ServiceAccount, if it exists (a metadata-only GET).
+    pub async fn service_account_uid(&self, ns: &str, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .service_accounts(ns)
+            .get_metadata_opt(name)
+            .await?
+            .map(|partial| partial.metadata.uid.unwrap_or_default()))
+    }
+
     /// A ServiceAccount, if it exists.
     pub async fn service_account(&self, ns: &str, name: &str) -> Result<Option<ServiceAccount>> {
         Ok(self.service_accounts(ns).get_opt(name).await?)
-    }
-
-    /// All ServiceAccounts of a namespace.
-    pub async fn list_service_accounts(&self, ns: &str) -> Result<Vec<ServiceAccount>> {
-        Ok(self
-            .service_accounts(ns)
-            .list(&ListParams::default())
-            .await?
-            .items)
     }
 
     /// Creates a ServiceAccount labelled as tokend's; one created meanwhile by someone else
@@ -268,32 +293,136 @@ impl Cluster {
             .await?)
     }
 
-    /// A Secret, if it exists.
-    pub async fn secret(&self, ns: &str, name: &str) -> Result<Option<Secret>> {
-        Ok(self.secrets(ns).get_opt(name).await?)
-    }
-
-    /// Secrets of a namespace matching a label selector.
-    pub async fn list_secrets(&self, ns: &str, selector: &str) -> Result<Vec<Secret>> {
+    /// A Secret's metadata, if it exists: never its data, so a large Secret costs nothing.
+    pub async fn secret_metadata(&self, ns: &str, name: &str) -> Result<Option<ObjectMeta>> {
         Ok(self
             .secrets(ns)
-            .list(&ListParams::default().labels(selector))
+            .get_metadata_opt(name)
             .await?
-            .items)
+            .map(|partial| partial.metadata))
     }
 
-    /// Merges annotations into a Secret.
-    pub async fn annotate_secret(
+    /// One page (at most `limit`) of the metadata of record-typed Secrets matching a label
+    /// selector, in one namespace or all; one bounded API call, resumed from `continue_token`.
+    /// The type is a field selector, so other Secrets never leave the API server.
+    pub async fn record_page(
+        &self,
+        ns: Option<&str>,
+        selector: &str,
+        limit: u32,
+        continue_token: Option<&str>,
+    ) -> Result<MetadataPage> {
+        let api: Api<Secret> = match ns {
+            Some(ns) => self.secrets(ns),
+            None => Api::all(self.client.clone()),
+        };
+        let mut params = ListParams::default()
+            .labels(selector)
+            .fields(&format!("type={RECORD_SECRET_TYPE}"))
+            .limit(limit);
+        if let Some(token) = continue_token {
+            params = params.continue_token(token);
+        }
+        let list = api.list_metadata(&params).await?;
+        Ok(MetadataPage {
+            items: list.items.into_iter().map(|p| p.metadata).collect(),
+            continue_token: list.metadata.continue_.filter(|c| !c.is_empty()),
+        })
+    }
+
+    /// Confirms a record once its token is issued: merges `annotations` (corrections and the
+    /// seal), drops the pending label, and makes the Secret immutable, which no one can undo, so
+    /// a confirmed record can never again pass for a pending one.
+    pub async fn confirm_record(
         &self,
         ns: &str,
         name: &str,
         annotations: &BTreeMap<String, String>,
     ) -> Result<()> {
-        let patch = serde_json::json!({ "metadata": { "annotations": annotations } });
+        let patch = serde_json::json!({
+            "metadata": {
+                "annotations": annotations,
+                "labels": { PENDING_LABEL: null },
+            },
+            "immutable": true,
+        });
         self.secrets(ns)
             .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
         Ok(())
+    }
+
+    /// What the API server itself enforces about a Secret (the fields only the server or its
+    /// creator control): uid, resourceVersion, type and whether it is immutable. A full GET, so
+    /// only for the few Secrets this is asked about.
+    pub async fn secret_facts(&self, ns: &str, name: &str) -> Result<Option<SecretFacts>> {
+        Ok(self.secrets(ns).get_opt(name).await?.map(|s| SecretFacts {
+            uid: s.metadata.uid.unwrap_or_default(),
+            resource_version: s.metadata.resource_version.unwrap_or_default(),
+            type_: s.type_.unwrap_or_default(),
+            immutable: s.immutable == Some(true),
+        }))
+    }
+
+    /// The key in Secret `name` of `ns`; when the Secret is missing it is created holding
+    /// `fresh`, and a replica that lost that race reads the winner's.
+    pub async fn shared_key(&self, ns: &str, name: &str, fresh: &[u8]) -> Result<Vec<u8>> {
+        let read = |secret: Secret| {
+            secret
+                .data
+                .and_then(|mut data| data.remove(RECORD_KEY_DATA))
+                .map(|bytes| bytes.0)
+                .filter(|bytes| bytes.len() >= 32)
+                .ok_or_else(|| {
+                    Error::Unexpected(format!(
+                        "Secret {ns}/{name} has no key {RECORD_KEY_DATA:?} of at least 32 bytes"
+                    ))
+                })
+        };
+        if let Some(existing) = self.secrets(ns).get_opt(name).await? {
+            return read(existing);
+        }
+        let secret = Secret {
+            metadata: managed_meta(name, Some(ns)),
+            data: Some(BTreeMap::from([(
+                RECORD_KEY_DATA.to_owned(),
+                k8s_openapi::ByteString(fresh.to_vec()),
+            )])),
+            immutable: Some(true),
+            ..Default::default()
+        };
+        match self
+            .secrets(ns)
+            .create(&PostParams::default(), &secret)
+            .await
+        {
+            Ok(created) => read(created),
+            Err(e) if is_already_exists(&e) => read(self.secrets(ns).get(name).await?),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes a Secret only if it is still the object that was read (same uid and
+    /// resourceVersion): what was checked is what is deleted. `false` when it is gone or changed.
+    pub async fn delete_secret_if_unchanged(
+        &self,
+        ns: &str,
+        name: &str,
+        uid: &str,
+        resource_version: &str,
+    ) -> Result<bool> {
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: Some(uid.to_owned()),
+                resource_version: Some(resource_version.to_owned()),
+            }),
+            ..Default::default()
+        };
+        match self.secrets(ns).delete(name, &params).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) || is_conflict(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Deletes a Secret; `false` when it was already gone.
@@ -492,6 +621,11 @@ fn check_same_binding(
 
 fn is_already_exists(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists")
+}
+
+/// A failed precondition (uid or resourceVersion) answers 409 Conflict.
+fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
 }
 
 fn is_not_found(e: &kube::Error) -> bool {

@@ -64,3 +64,16 @@ pub fn record(r: TokenRecord, state: TokenState) -> v1::TokenRecord {
         } as i32,
     }
 }
+
+/// A state to filter ListTokens by; UNSPECIFIED and unknown numbers are refused.
+pub fn state_filter(value: i32) -> Result<TokenState, Status> {
+    match v1::TokenState::try_from(value) {
+        Ok(v1::TokenState::Active) => Ok(TokenState::Active),
+        Ok(v1::TokenState::Expired) => Ok(TokenState::Expired),
+        Ok(v1::TokenState::Orphaned) => Ok(TokenState::Orphaned),
+        _ => Err(to_status(service::Error::invalid(
+            "states",
+            format!("unknown or unspecified state {value}"),
+        ))),
+    }
+}

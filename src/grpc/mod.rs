@@ -173,22 +173,33 @@ impl TokenServiceRpc for TokenServiceGrpc {
     ) -> Result<Response<v1::ListTokensResponse>, Status> {
         let caller = caller(&request);
         let request = request.into_inner();
+        let states = request
+            .states
+            .iter()
+            .map(|&state| convert::state_filter(state))
+            .collect::<Result<Vec<_>, _>>()?;
         let query = ListQuery {
             namespace: request.namespace,
             service_account: (!request.service_account.is_empty())
                 .then_some(request.service_account),
             include_expired: request.include_expired,
+            page_size: request.page_size,
+            page_token: request.page_token,
+            label_selector: request.label_selector,
+            states,
         };
-        let records = self
+        let page = self
             .service
             .list(&caller, &query)
             .await
             .map_err(to_status)?;
         Ok(Response::new(v1::ListTokensResponse {
-            tokens: records
+            tokens: page
+                .records
                 .into_iter()
                 .map(|(r, s)| convert::record(r, s))
                 .collect(),
+            next_page_token: page.next_page_token,
         }))
     }
 

@@ -77,3 +77,17 @@ impl From<cluster::Error> for Error {
         }
     }
 }
+
+impl From<super::KeyError> for Error {
+    fn from(e: super::KeyError) -> Self {
+        match e {
+            super::KeyError::Cluster(e) => match Error::from(e) {
+                unavailable @ Error::Unavailable(_) => unavailable,
+                other => {
+                    Error::Internal(format!("the record key cannot be read or created: {other}"))
+                }
+            },
+            file @ super::KeyError::File { .. } => Error::Internal(file.to_string()),
+        }
+    }
+}

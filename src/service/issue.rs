@@ -13,7 +13,7 @@ use super::{Caller, Claims, Error, Result, TokenService, check_audiences};
 use crate::cluster::{Ensured, ResourceAccess};
 use crate::token_id::TokenId;
 use crate::vocabulary::{
-    BINDING_PREFIX, EXPIRATION_ANNOTATION, MAX_LABELS, RESERVED_PREFIX,
+    BINDING_PREFIX, EXPIRATION_ANNOTATION, MAX_LABELS, RESERVED_PREFIX, SEAL_ANNOTATION,
     SERVICE_ACCOUNT_UID_ANNOTATION,
 };
 use crate::{audit, names};
@@ -267,7 +267,15 @@ impl TokenService {
             issued_by: caller.username.clone(),
             cluster_role: (!request.cluster_role.is_empty()).then(|| request.cluster_role.clone()),
             binding_scope: (!request.cluster_role.is_empty()).then_some(scope),
+            object_uid: String::new(),
+            resource_version: String::new(),
+            seal: None,
+            // Pending until the token is issued and the record sealed: if that never happens
+            // and the undo cannot run, nobody is shown it and the sweeper removes it.
+            pending: true,
         };
+        // The key is needed to seal the record: without it, write nothing.
+        let key = self.key().await?;
         let secret = self.cluster.create_secret(&record.to_secret()).await?;
         undo.secret = Some((ns.to_owned(), record.token_id.secret_name()));
 
@@ -293,12 +301,15 @@ impl TokenService {
             self.accounts.insert(account_key, uid.clone());
             record.service_account_uid = uid;
         }
-        if !corrections.is_empty() {
-            self.cluster
-                .annotate_secret(ns, &record.token_id.secret_name(), &corrections)
-                .await?;
-        }
         record.expiration = Some(issued.expiration);
+        record.object_uid = secret.metadata.uid.clone().unwrap_or_default();
+        record.pending = false;
+        let seal = key.seal(&record, &record.object_uid);
+        corrections.insert(SEAL_ANNOTATION.to_owned(), seal.clone());
+        self.cluster
+            .confirm_record(ns, &record.token_id.secret_name(), &corrections)
+            .await?;
+        record.seal = Some(seal);
         Ok((issued.token, record))
     }
 

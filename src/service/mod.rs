@@ -5,14 +5,17 @@ mod authz;
 mod claims;
 mod error;
 mod issue;
+mod listing;
 mod record;
+mod seal;
 
 pub use claims::Claims;
 pub use error::Error;
 pub use issue::{IssueRequest, IssuedToken};
+pub use listing::{DEFAULT_PAGE_SIZE, ListPage, ListQuery, MAX_PAGE_SIZE};
 pub use record::{BindingScope, TokenRecord, TokenState};
+pub use seal::{KeyError, KeySource, RecordKey, RecordKeys};
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
@@ -49,6 +52,8 @@ pub struct Settings {
     pub access_cache_ttl: std::time::Duration,
     /// How long a ServiceAccount seen to exist is trusted to exist without a lookup.
     pub account_cache_ttl: std::time::Duration,
+    /// Where the key that seals records is kept.
+    pub record_key: KeySource,
 }
 
 impl Default for Settings {
@@ -63,6 +68,7 @@ impl Default for Settings {
             authorize: false,
             access_cache_ttl: std::time::Duration::from_secs(10),
             account_cache_ttl: std::time::Duration::from_secs(30),
+            record_key: KeySource::default(),
         }
     }
 }
@@ -78,7 +84,7 @@ pub struct Caller {
     pub groups: Vec<String>,
     /// The authenticator's extra attributes (scopes, the pod a token is bound to...), passed on
     /// to SubjectAccessReview as they came: scoped tokens and webhook authorizers decide on them.
-    pub extra: BTreeMap<String, Vec<String>>,
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// Which token to revoke.
@@ -141,17 +147,6 @@ pub struct Validation {
     pub expiration: Option<Timestamp>,
 }
 
-/// Which records to list.
-#[derive(Debug, Clone, Default)]
-pub struct ListQuery {
-    /// Namespace to list.
-    pub namespace: String,
-    /// Only this ServiceAccount's tokens, when set.
-    pub service_account: Option<String>,
-    /// Include expired tokens.
-    pub include_expired: bool,
-}
-
 /// The token service: everything tokend does, over one [`Cluster`].
 #[derive(Clone)]
 pub struct TokenService {
@@ -161,6 +156,8 @@ pub struct TokenService {
     allowed: Arc<TtlCache<authz::AccessKey, ()>>,
     /// ServiceAccounts known to exist, with their uids, so an issue need not look them up.
     accounts: Arc<TtlCache<(String, String), String>>,
+    /// The key records are sealed with, shared with the sweeper.
+    keys: Arc<RecordKeys>,
 }
 
 /// Most entries each of the service's caches holds.
@@ -169,8 +166,15 @@ const MAX_CACHED: usize = 10_000;
 impl TokenService {
     /// A service over `cluster` with `settings`.
     pub fn new(cluster: Cluster, settings: Settings) -> Self {
+        let keys = Arc::new(RecordKeys::new(settings.record_key.clone()));
+        Self::with_keys(cluster, settings, keys)
+    }
+
+    /// A service over `cluster` sealing records with `keys` (which the sweeper shares).
+    pub fn with_keys(cluster: Cluster, settings: Settings, keys: Arc<RecordKeys>) -> Self {
         Self {
             cluster,
+            keys,
             allowed: Arc::new(TtlCache::new(settings.access_cache_ttl, MAX_CACHED)),
             accounts: Arc::new(TtlCache::new(settings.account_cache_ttl, MAX_CACHED)),
             settings: Arc::new(settings),
@@ -197,9 +201,15 @@ impl TokenService {
         let Some(record) = self.record(&id).await? else {
             return Err(not_found_token(&id));
         };
+        // Only the sealed record just read is deleted: not a Secret put in its place since.
         if !self
             .cluster
-            .delete_secret(id.namespace(), &id.secret_name())
+            .delete_secret_if_unchanged(
+                id.namespace(),
+                &id.secret_name(),
+                &record.object_uid,
+                &record.resource_version,
+            )
             .await?
         {
             return Err(not_found_token(&id));
@@ -333,54 +343,6 @@ impl TokenService {
         })
     }
 
-    /// The records of a namespace (or of one ServiceAccount), oldest first, with their states.
-    pub async fn list(
-        &self,
-        caller: &Caller,
-        query: &ListQuery,
-    ) -> Result<Vec<(TokenRecord, TokenState)>> {
-        names::check_dns1123_label(&query.namespace)
-            .map_err(|rule| Error::invalid("namespace", rule))?;
-        if let Some(sa) = &query.service_account {
-            names::check_dns1123_subdomain(sa)
-                .map_err(|rule| Error::invalid("service_account", rule))?;
-        }
-        self.require(caller, secret_access("list", &query.namespace, None))
-            .await?;
-        let secrets = self
-            .cluster
-            .list_secrets(
-                &query.namespace,
-                &record::selector(query.service_account.as_deref()),
-            )
-            .await?;
-        let accounts: BTreeMap<String, String> = self
-            .cluster
-            .list_service_accounts(&query.namespace)
-            .await?
-            .into_iter()
-            .filter_map(|sa| Some((sa.metadata.name?, sa.metadata.uid.unwrap_or_default())))
-            .collect();
-        let now = Timestamp::now();
-        let mut records: Vec<_> = secrets
-            .iter()
-            .filter_map(TokenRecord::from_secret)
-            .filter(|r| {
-                query
-                    .service_account
-                    .as_ref()
-                    .is_none_or(|sa| &r.service_account == sa)
-            })
-            .map(|r| {
-                let state = r.state(now, accounts.get(&r.service_account).map(String::as_str));
-                (r, state)
-            })
-            .filter(|(_, state)| query.include_expired || *state != TokenState::Expired)
-            .collect();
-        records.sort_by_key(|(r, _)| r.issued_at);
-        Ok(records)
-    }
-
     /// One record and its state.
     pub async fn get(&self, caller: &Caller, token_id: &str) -> Result<(TokenRecord, TokenState)> {
         let id = parse_token_id(token_id)?;
@@ -394,11 +356,10 @@ impl TokenService {
             .record(&id)
             .await?
             .ok_or_else(|| not_found_token(&id))?;
-        let sa = self
+        let uid = self
             .cluster
-            .service_account(&record.namespace, &record.service_account)
+            .service_account_uid(&record.namespace, &record.service_account)
             .await?;
-        let uid = sa.and_then(|sa| sa.metadata.uid);
         let state = record.state(Timestamp::now(), uid.as_deref());
         Ok((record, state))
     }
@@ -409,11 +370,20 @@ impl TokenService {
     }
 
     async fn record(&self, id: &TokenId) -> Result<Option<TokenRecord>> {
-        let secret = self
+        let meta = self
             .cluster
-            .secret(id.namespace(), &id.secret_name())
+            .secret_metadata(id.namespace(), &id.secret_name())
             .await?;
-        Ok(secret.as_ref().and_then(TokenRecord::from_secret))
+        let key = self.key().await?;
+        Ok(meta
+            .as_ref()
+            .and_then(TokenRecord::from_metadata)
+            .filter(|record| record.is_sealed_by(key)))
+    }
+
+    /// The record key (read or created on first use).
+    async fn key(&self) -> Result<&RecordKey> {
+        self.keys.get(&self.cluster).await.map_err(Error::from)
     }
 
     /// Only a token the API server still accepts is revoked by value: the claims of anything

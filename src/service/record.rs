@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 
+use super::seal::RecordKey;
 use crate::token_id::TokenId;
 use crate::vocabulary::*;
 
@@ -19,7 +20,7 @@ pub enum BindingScope {
 }
 
 impl BindingScope {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             BindingScope::Namespace => "namespace",
             BindingScope::Cluster => "cluster",
@@ -71,6 +72,14 @@ pub struct TokenRecord {
     pub cluster_role: Option<String>,
     /// Scope of that binding.
     pub binding_scope: Option<BindingScope>,
+    /// Uid of the Secret holding the record (empty before it is created).
+    pub object_uid: String,
+    /// resourceVersion of that Secret when it was read.
+    pub resource_version: String,
+    /// The seal tokend wrote once the token was issued; see [`super::seal`].
+    pub seal: Option<String>,
+    /// Written before the token was issued and not confirmed since.
+    pub pending: bool,
 }
 
 impl TokenRecord {
@@ -82,6 +91,9 @@ impl TokenRecord {
             SERVICE_ACCOUNT_LABEL.into(),
             label_safe(&self.service_account),
         );
+        if self.pending {
+            labels.insert(PENDING_LABEL.into(), "true".into());
+        }
         let mut annotations = BTreeMap::from([
             (ISSUED_BY_ANNOTATION.to_owned(), self.issued_by.clone()),
             (
@@ -113,13 +125,11 @@ impl TokenRecord {
         }
     }
 
-    /// Reads a record back from its Secret; `None` for a Secret that is not tokend's record.
-    pub fn from_secret(secret: &Secret) -> Option<Self> {
-        let meta = &secret.metadata;
+    /// Reads a record back from its Secret's metadata (every fact of a record is a label or an
+    /// annotation, so its data is never read); `None` when it is not shaped as tokend's record.
+    pub fn from_metadata(meta: &ObjectMeta) -> Option<Self> {
         let labels = meta.labels.clone().unwrap_or_default();
-        if labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY_VALUE)
-            || secret.type_.as_deref() != Some(RECORD_SECRET_TYPE)
-        {
+        if labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY_VALUE) {
             return None;
         }
         let namespace = meta.namespace.clone()?;
@@ -127,6 +137,7 @@ impl TokenRecord {
         let annotations = meta.annotations.clone().unwrap_or_default();
         let annotation = |key: &str| annotations.get(key).cloned().unwrap_or_default();
         let service_account = labels.get(SERVICE_ACCOUNT_LABEL)?.clone();
+        let pending = labels.contains_key(PENDING_LABEL);
         let caller_labels = labels
             .into_iter()
             .filter(|(k, _)| k != MANAGED_BY_LABEL && !k.starts_with(RESERVED_PREFIX))
@@ -147,7 +158,21 @@ impl TokenRecord {
             binding_scope: annotations
                 .get(BINDING_SCOPE_ANNOTATION)
                 .and_then(|s| BindingScope::parse(s)),
+            object_uid: meta.uid.clone().unwrap_or_default(),
+            resource_version: meta.resource_version.clone().unwrap_or_default(),
+            seal: annotations.get(SEAL_ANNOTATION).cloned(),
+            pending,
         })
+    }
+
+    /// Whether tokend wrote this record as it reads now: its seal verifies with `key` for the
+    /// Secret it was read from.
+    pub fn is_sealed_by(&self, key: &RecordKey) -> bool {
+        !self.object_uid.is_empty()
+            && self
+                .seal
+                .as_deref()
+                .is_some_and(|seal| key.verifies(self, &self.object_uid, seal))
     }
 
     /// The record's state at `now`, given the uid its ServiceAccount has now (None: gone).
@@ -197,13 +222,17 @@ mod tests {
             issued_by: "alice".into(),
             cluster_role: Some("view".into()),
             binding_scope: Some(BindingScope::Namespace),
+            object_uid: String::new(),
+            resource_version: String::new(),
+            seal: None,
+            pending: true,
         }
     }
 
     #[test]
     fn a_record_survives_its_secret() {
         let original = record();
-        let back = TokenRecord::from_secret(&original.to_secret()).expect("reads back");
+        let back = TokenRecord::from_metadata(&original.to_secret().metadata).expect("reads back");
         assert_eq!(back.token_id, original.token_id);
         assert_eq!(back.service_account, "deployer");
         assert_eq!(back.expiration, original.expiration);
@@ -212,13 +241,14 @@ mod tests {
         assert_eq!(back.issued_by, "alice");
         assert_eq!(back.cluster_role.as_deref(), Some("view"));
         assert_eq!(back.binding_scope, Some(BindingScope::Namespace));
+        assert!(back.pending, "a record is written pending");
     }
 
     #[test]
-    fn look_alike_secrets_are_not_records() {
+    fn secrets_without_tokend_label_are_not_records() {
         let mut secret = record().to_secret();
-        secret.type_ = Some("Opaque".into());
-        assert!(TokenRecord::from_secret(&secret).is_none());
+        secret.metadata.labels = None;
+        assert!(TokenRecord::from_metadata(&secret.metadata).is_none());
     }
 
     #[test]

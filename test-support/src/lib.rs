@@ -14,6 +14,7 @@ pub mod least_privilege;
 pub mod names;
 mod pki;
 pub mod polling;
+pub mod records;
 pub mod skips;
 pub mod tokend;
 
@@ -23,6 +24,7 @@ pub use backend::{Backend, Cluster, emulator_options};
 pub use fault_proxy::{FailRule, FaultProxy, Faults};
 pub use names::unique_name;
 pub use polling::{EVENTUALLY, eventually, eventually_ok, eventually_some, eventually_within};
+pub use records::{record_key, record_of, write_sealed_record};
 pub use skips::{SkipKind, skip, skip_unless_emulator};
 pub use tokend::{
     TestEnv, assert_code, client_with_token, issue, start, start_as, start_with,

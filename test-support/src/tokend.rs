@@ -10,6 +10,8 @@ use kube::{Api, Client};
 use kube_emulator::Emulator;
 use tokend::config::AuthMode;
 use tokend::server::{self, ServerOptions};
+use tokend::service::KeySource;
+use tokend::vocabulary::RECORD_KEY_SECRET;
 use tokend_client::TokendClient;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -19,6 +21,9 @@ use crate::cleanup::Cleanup;
 use crate::fault_proxy::{FaultProxy, Faults};
 use crate::least_privilege::{self, TokendRbac};
 use crate::names::unique_name;
+
+/// Where tokend keeps its record key when it runs as admin.
+pub const ADMIN_KEY_NAMESPACE: &str = "default";
 
 /// Env var that runs tokend with the admin credentials instead of deploy/'s RBAC.
 pub const AS_ADMIN_ENV: &str = "TOKEND_TEST_AS_ADMIN";
@@ -96,10 +101,23 @@ async fn start_behind_proxy(
             if let Some(sweeper) = options.sweeper.as_mut() {
                 sweeper.lease_namespace = account.namespace.clone();
             }
+            options.settings.record_key = KeySource::Secret {
+                namespace: account.namespace.clone(),
+                name: RECORD_KEY_SECRET.into(),
+            };
             tokend_namespace = Some(account.namespace);
             account.config
         }
-        None => cluster.config.clone(),
+        None => {
+            // As admin, the record key lives in a namespace every backend has.
+            if options.settings.record_key == KeySource::default() {
+                options.settings.record_key = KeySource::Secret {
+                    namespace: ADMIN_KEY_NAMESPACE.into(),
+                    name: RECORD_KEY_SECRET.into(),
+                };
+            }
+            cluster.config.clone()
+        }
     };
     // Kubeconfigs tokend renders point at the API server itself, not at the proxy (whose CA
     // tokend trusts beside the server's, so its last-resort kubeconfig CA still fits).

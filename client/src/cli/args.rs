@@ -319,6 +319,12 @@ pub(crate) struct ListArgs {
     /// Include expired tokens.
     #[arg(long)]
     pub(crate) all: bool,
+    /// Only tokens whose labels match this Kubernetes label selector, e.g. `team=blue,env in (dev,qa)`.
+    #[arg(short = 'l', long)]
+    pub(crate) selector: Option<String>,
+    /// Print at most this many tokens (0: all); pages are fetched only as far as needed.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) limit: usize,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
     pub(crate) output: ListOutput,

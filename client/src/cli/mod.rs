@@ -338,30 +338,32 @@ async fn validate(connection: &Connection, args: ValidateArgs) -> Result<ExitCod
 
 /// `tokenctl list`.
 async fn list(connection: &Connection, args: ListArgs) -> Result<ExitCode, CliError> {
-    let response = connect(connection)
-        .await?
-        .list_tokens(v1::ListTokensRequest {
-            namespace: args.namespace,
-            service_account: args.service_account.unwrap_or_default(),
-            include_expired: args.all,
-        })
+    use futures::{StreamExt, TryStreamExt};
+    let client = connect(connection).await?;
+    let request = v1::ListTokensRequest {
+        namespace: args.namespace,
+        service_account: args.service_account.unwrap_or_default(),
+        include_expired: args.all,
+        label_selector: args.selector.unwrap_or_default(),
+        ..Default::default()
+    };
+    let limit = if args.limit == 0 {
+        usize::MAX
+    } else {
+        args.limit
+    };
+    // The stream asks for the next page only when it is reached, so --limit bounds the calls.
+    let tokens: Vec<v1::TokenRecord> = client
+        .list_all_tokens(request)
+        .take(limit)
+        .try_collect()
         .await?;
     let text = match args.output {
-        ListOutput::Table => output::token_table(&response.tokens, SystemTime::now()),
-        ListOutput::Json => to_json(
-            &response
-                .tokens
-                .iter()
-                .map(RecordView::from)
-                .collect::<Vec<_>>(),
-        )?,
-        ListOutput::Yaml => serde_yaml::to_string(
-            &response
-                .tokens
-                .iter()
-                .map(RecordView::from)
-                .collect::<Vec<_>>(),
-        )?,
+        ListOutput::Table => output::token_table(&tokens, SystemTime::now()),
+        ListOutput::Json => to_json(&tokens.iter().map(RecordView::from).collect::<Vec<_>>())?,
+        ListOutput::Yaml => {
+            serde_yaml::to_string(&tokens.iter().map(RecordView::from).collect::<Vec<_>>())?
+        }
     };
     print(&text)?;
     Ok(ExitCode::SUCCESS)
