@@ -116,6 +116,9 @@ pub struct ServeArgs {
     /// Most gRPC connections open at once; further clients wait in the listen backlog.
     #[arg(long, env = "TOKEND_MAX_CONNECTIONS", default_value_t = 512)]
     pub max_connections: usize,
+    /// Most gRPC connections open at once from one client address; further ones are closed.
+    #[arg(long, env = "TOKEND_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 16)]
+    pub max_connections_per_address: usize,
     /// Most streams (calls) in flight on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS).
     #[arg(long, env = "TOKEND_MAX_CONCURRENT_STREAMS", default_value_t = 100)]
     pub max_concurrent_streams: u32,

@@ -58,6 +58,8 @@ pub enum ServerError {
 pub struct ConnectionLimits {
     /// Most connections open at once.
     pub max_connections: usize,
+    /// Most connections open at once from one client address.
+    pub max_connections_per_address: usize,
     /// Most streams in flight per HTTP/2 connection.
     pub max_concurrent_streams: u32,
     /// Largest request header block, in bytes.
@@ -70,10 +72,20 @@ pub struct ConnectionLimits {
     pub http2_keepalive_timeout: Duration,
 }
 
+impl ConnectionLimits {
+    fn bounds(&self) -> crate::listener::ConnectionBounds {
+        crate::listener::ConnectionBounds {
+            total: self.max_connections,
+            per_address: self.max_connections_per_address,
+        }
+    }
+}
+
 impl Default for ConnectionLimits {
     fn default() -> Self {
         Self {
             max_connections: 512,
+            max_connections_per_address: 16,
             max_concurrent_streams: 100,
             max_header_list_size: 16 * 1024,
             request_timeout: Duration::from_secs(30),
@@ -227,6 +239,7 @@ impl ServerOptions {
             metrics_listen: args.metrics_listen,
             limits: ConnectionLimits {
                 max_connections: args.max_connections,
+                max_connections_per_address: args.max_connections_per_address,
                 max_concurrent_streams: args.max_concurrent_streams,
                 max_header_list_size: args.max_header_list_size,
                 request_timeout: args.request_timeout,
@@ -410,7 +423,7 @@ pub async fn run_with_metrics(
     let result = match tls {
         Some(tls) => {
             let reloader = tokio::spawn(tls.clone().watch(options.tls_reload_interval));
-            let incoming = tls.incoming(listener, options.limits.max_connections);
+            let incoming = tls.incoming(listener, options.limits.bounds());
             let result = router
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await;
@@ -419,7 +432,7 @@ pub async fn run_with_metrics(
         }
         None => {
             let incoming =
-                crate::listener::incoming(listener, options.limits.max_connections, |tcp, _| {
+                crate::listener::incoming(listener, options.limits.bounds(), |tcp, _| {
                     std::future::ready(Some(tcp))
                 });
             router
