@@ -501,6 +501,12 @@ async fn under_hostile_load_tokend_answers_health_and_callers_and_stays_under_64
         held += done.expect("a load task");
     }
     eprintln!("half-open streams tokend took (and answered at its timeout): {held} of 10000");
+    let per_address = ConnectionLimits::default();
+    assert!(
+        held <= per_address.max_connections_per_address
+            * per_address.max_concurrent_streams as usize,
+        "one address held {held} streams"
+    );
     legitimate
         .issue_token(common::issue(&ns, "app"))
         .await
