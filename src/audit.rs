@@ -46,7 +46,7 @@ pub fn revoked(caller: &Caller, record: &TokenRecord) {
 }
 
 /// Logs a token revoked because nobody received it (`revoked: caller left`), or that revoking
-/// it failed and the sweeper will delete its record after expiry.
+/// it failed for now (its record is deleted later, in the background or by the sweeper).
 pub fn taken_back(
     caller: &Caller,
     namespace: &str,
@@ -58,7 +58,7 @@ pub fn taken_back(
     let outcome = if revoked {
         format!("revoked: {reason}")
     } else {
-        format!("revoke failed: {reason}; the sweeper deletes the record after expiry")
+        format!("revoke failed: {reason}; the record is deleted once the Kubernetes API answers")
     };
     tracing::info!(
         target: "tokend::audit",

@@ -779,6 +779,8 @@ async fn ensure_preset_roles(env: &TestEnv) -> Vec<String> {
             api.create(&PostParams::default(), &role)
                 .await
                 .expect("create preset role");
+            // Made for this test: not left in a cluster that did not have it.
+            env.forget_cluster_role_later(&name);
         }
         names.push(name);
     }

@@ -62,6 +62,15 @@ struct Minted {
     token_id: TokenId,
 }
 
+/// Most records of failed issues waiting, in the background, for the API to come back.
+const MAX_LATE_UNDOS: usize = 1024;
+
+/// How long a record of a failed issue is retried in the background before the sweeper is left
+/// to remove it.
+const LATE_UNDO_FOR: Duration = Duration::from_secs(600);
+
+static LATE_UNDOS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_LATE_UNDOS);
+
 /// What one IssueToken call created, so a failure can take exactly that back.
 #[derive(Debug, Default)]
 struct Undo {
@@ -387,12 +396,16 @@ impl TokenService {
                 name: Some(&request.cluster_role),
             });
         }
-        futures::future::try_join_all(
+        // Asked at once, but a refusal is reported in the order above, so the caller always
+        // hears of the most basic permission it lacks, whichever review answered first.
+        futures::future::join_all(
             needed
                 .into_iter()
                 .map(|access| self.require(caller, access)),
         )
-        .await?;
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>>>()?;
         Ok(())
     }
 
@@ -448,6 +461,39 @@ impl TokenService {
         }
     }
 
+    /// Deletes a record of a failed issue in the background once the API answers again: retried
+    /// with backoff (1 s doubling to 30 s) for up to [`LATE_UNDO_FOR`]. At most
+    /// [`MAX_LATE_UNDOS`] wait at once, so an outage under load holds bounded memory; a record
+    /// beyond that is left to the sweeper.
+    fn delete_record_later(&self, ns: String, name: String) {
+        let Ok(slot) = LATE_UNDOS.try_acquire() else {
+            tracing::error!(namespace = %ns, secret = %name, "too many records wait for deletion; the sweeper will remove this one");
+            return;
+        };
+        let cluster = self.cluster.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let deadline = tokio::time::Instant::now() + LATE_UNDO_FOR;
+            let mut pause = Duration::from_secs(1);
+            loop {
+                tokio::time::sleep(pause).await;
+                match cluster.delete_secret(&ns, &name).await {
+                    Ok(_) => {
+                        tracing::info!(namespace = %ns, secret = %name, "deleted the record of a failed issue after the outage");
+                        return;
+                    }
+                    Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
+                        pause = (pause * 2).min(Duration::from_secs(30));
+                    }
+                    Err(e) => {
+                        tracing::error!(namespace = %ns, secret = %name, error = %e, "could not delete the record of a failed issue");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
     /// Takes back what a failed or unclaimed issue made, newest first; failures are logged, as
     /// the caller already has the error that matters. A delete that meets a transient failure
     /// (5xx, 429, unreachable) is tried again a few times: the API failing is the usual reason
@@ -464,13 +510,7 @@ impl TokenService {
             let mut pause = Duration::from_millis(50);
             for _ in 1..ATTEMPTS {
                 match delete().await {
-                    Err(
-                        crate::cluster::Error::Unreachable(_)
-                        | crate::cluster::Error::Api {
-                            code: 429 | 500..=599,
-                            ..
-                        },
-                    ) => {
+                    Err(e) if e.is_transient() => {
                         tokio::time::sleep(pause).await;
                         pause *= 2;
                     }
@@ -484,7 +524,13 @@ impl TokenService {
                 retried(|| async { self.cluster.delete_secret(&ns, &name).await.map(drop) }).await
         {
             record_gone = false;
-            tracing::error!(namespace = %ns, secret = %name, error = %e, "could not delete the record of a failed issue");
+            if e.is_transient() {
+                // The API is down: the write that confirmed this record may have landed with
+                // its answer lost, so the record can look issued. Keep trying after the outage.
+                self.delete_record_later(ns, name);
+            } else {
+                tracing::error!(namespace = %ns, secret = %name, error = %e, "could not delete the record of a failed issue");
+            }
         }
         if let Some(name) = undo.cluster_role_binding
             && let Err(e) = retried(|| self.cluster.delete_cluster_role_binding(&name)).await
