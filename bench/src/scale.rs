@@ -290,7 +290,7 @@ async fn wait_for_sweep(port: u16) -> anyhow::Result<(f64, u64)> {
         let value = |name: &str| {
             text.lines()
                 .find_map(|l| l.strip_prefix(name))
-                .and_then(|rest| rest.trim().split_whitespace().next())
+                .and_then(|rest| rest.split_whitespace().next())
                 .and_then(|v| v.parse::<f64>().ok())
         };
         if value("tokend_sweep_duration_seconds_count").unwrap_or(0.0) >= 1.0 {
