@@ -11,9 +11,11 @@ COPY . .
 # --locked: build exactly the dependency versions in Cargo.lock. The cache mounts (BuildKit)
 # keep downloaded crates and compiled dependencies between builds; the binary is copied out of
 # the cached target folder in the same step, since the cache is not part of the image.
+# --no-default-features leaves out `tokend dev` and the embedded emulator: the image holds no
+# test code.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p tokend \
+    cargo build --release --locked -p tokend --no-default-features \
     && cp target/release/tokend /tokend
 
 # Runtime stage: distroless "cc" holds glibc, libgcc and CA certificates and nothing else (no
@@ -23,7 +25,7 @@ COPY --from=build /tokend /tokend
 # uid/gid 65532; deploy/base/deployment.yaml states the same ids numerically so the kubelet can
 # verify runAsNonRoot.
 USER nonroot
-# gRPC (TokenService, health, reflection) and, once --metrics-listen exists, Prometheus metrics.
+# gRPC (TokenService, health, reflection) and Prometheus metrics (--metrics-listen).
 EXPOSE 50051 9090
 ENTRYPOINT ["/tokend"]
 # `serve` listens on 127.0.0.1:50051 by default, unreachable from outside the container: pass

@@ -1,7 +1,8 @@
 //! Caller authentication: a tower layer in front of TokenService that turns the caller's bearer
-//! token into a [`Caller`] (through TokenReview, cached briefly) and puts it in the request's
-//! extensions. Handlers read the caller; they never parse headers.
+//! token (through TokenReview, cached briefly) or verified client certificate into a [`Caller`]
+//! and puts it in the request's extensions. Handlers read the caller; they never parse headers.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -12,6 +13,7 @@ use tonic::Status;
 use crate::cluster::Cluster;
 use crate::grpc::v1::token_service_server::SERVICE_NAME;
 use crate::metrics::Metrics;
+use crate::peer_limit::PeerFailures;
 use crate::service::Caller;
 use crate::ttl_cache::TtlCache;
 
@@ -25,53 +27,154 @@ pub enum Authentication {
     None,
     /// `authorization: Bearer <Kubernetes token>`, checked with TokenReview.
     Kubernetes(Arc<TokenAuthenticator>),
-    /// The client certificate the TLS layer verified: CN is the user, each O a group.
-    ClientCertificate,
+    /// The client certificate the TLS layer verified: CN is the user, each O a group, both
+    /// under configured prefixes.
+    ClientCertificate(CertificateIdentity),
 }
 
-/// Checks bearer tokens with the API server and remembers successes for a short TTL, keyed by
-/// a hash of the token (never the token itself).
+/// Why a caller is not let in. Mapped to a gRPC status once, in [`AuthError::into_status`].
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No credential, or one that names nobody.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A credential that claims an identity it may never claim (a `system:` user or group).
+    #[error("{0}")]
+    Forbidden(String),
+    /// This address has failed too often lately; it is not reviewed until its window ends.
+    #[error("{0}")]
+    Throttled(String),
+    /// The Kubernetes API could not be asked.
+    #[error("cannot check the caller's token with the Kubernetes API: {0}")]
+    Unavailable(String),
+}
+
+impl AuthError {
+    /// The status the caller sees.
+    pub fn into_status(self) -> Status {
+        let code = match &self {
+            AuthError::Unauthenticated(_) => tonic::Code::Unauthenticated,
+            AuthError::Forbidden(_) => tonic::Code::PermissionDenied,
+            AuthError::Throttled(_) => tonic::Code::ResourceExhausted,
+            AuthError::Unavailable(_) => tonic::Code::Unavailable,
+        };
+        Status::new(code, self.to_string())
+    }
+}
+
+/// How a verified client certificate becomes a Kubernetes identity. As with the API server's
+/// `--oidc-username-prefix` / `--oidc-groups-prefix`, a prefix keeps certificate identities apart
+/// from every other authenticator's, so a certificate can never name a ServiceAccount, a node or
+/// a `system:` group such as `system:masters`.
+#[derive(Debug, Clone)]
+pub struct CertificateIdentity {
+    /// Put before the subject CN to make the username (`mtls:` by default).
+    pub username_prefix: String,
+    /// Put before each subject O to make a group name (`mtls:` by default).
+    pub groups_prefix: String,
+}
+
+/// Identities reserved for the cluster itself (`system:masters`, `system:serviceaccount:...`,
+/// `system:nodes`...): no certificate may claim one.
+const RESERVED_IDENTITY_PREFIX: &str = "system:";
+
+impl CertificateIdentity {
+    /// Refuses prefixes that would let certificates name reserved identities.
+    pub fn check(&self) -> Result<(), String> {
+        for (flag, prefix) in [
+            ("--mtls-username-prefix", &self.username_prefix),
+            ("--mtls-groups-prefix", &self.groups_prefix),
+        ] {
+            if prefix.starts_with(RESERVED_IDENTITY_PREFIX) {
+                return Err(format!(
+                    "{flag} must not start with {RESERVED_IDENTITY_PREFIX:?}: certificates may not \
+                     name the cluster's own identities"
+                ));
+            }
+            if prefix.chars().any(char::is_control) {
+                return Err(format!("{flag} must not hold control characters"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks bearer tokens with the API server and remembers answers for a short TTL, keyed by a
+/// hash of the token (never the token itself): successes so a caller is not reviewed on every
+/// call, failures so a repeated bad token costs one review. Distinct bad tokens are bounded per
+/// client address by [`PeerFailures`].
 pub struct TokenAuthenticator {
     cluster: Cluster,
     audiences: Vec<String>,
     cache: TtlCache<[u8; 32], Caller>,
+    rejected: TtlCache<[u8; 32], String>,
+    failures: PeerFailures,
     metrics: Metrics,
 }
 
+/// Limits on failed authentications.
+#[derive(Debug, Clone, Copy)]
+pub struct FailureLimit {
+    /// Failed reviews allowed per client address in each window (0: unbounded).
+    pub per_peer: u32,
+    /// The window.
+    pub window: Duration,
+}
+
 impl TokenAuthenticator {
-    /// An authenticator reviewing tokens for `audiences` (empty: the API server's) and caching
-    /// successes for `ttl`.
-    pub fn new(cluster: Cluster, audiences: Vec<String>, ttl: Duration, metrics: Metrics) -> Self {
+    /// An authenticator reviewing tokens for `audiences` (empty: the API server's), reusing
+    /// answers for `ttl`, and refusing addresses past `limit`.
+    pub fn new(
+        cluster: Cluster,
+        audiences: Vec<String>,
+        ttl: Duration,
+        limit: FailureLimit,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             cluster,
             audiences,
             cache: TtlCache::new(ttl, MAX_CACHED),
+            rejected: TtlCache::new(ttl, MAX_CACHED),
+            failures: PeerFailures::new(limit.per_peer, limit.window),
             metrics,
         }
     }
 
-    /// The caller a bearer token belongs to, or why it is refused.
-    pub async fn authenticate(&self, token: &str) -> Result<Caller, Status> {
+    /// The caller a bearer token belongs to, or why it is refused; `peer` is the client's
+    /// address, which failures are counted against.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<Caller, AuthError> {
         let key = fingerprint(token);
         if let Some(caller) = self.cache.get(&key) {
             self.metrics.review_cache_hits.inc();
             return Ok(caller);
+        }
+        if let Some(reason) = self.rejected.get(&key) {
+            self.metrics.review_cache_hits.inc();
+            return Err(rejected(&reason));
+        }
+        if let Err(wait) = self.failures.check(peer) {
+            return Err(AuthError::Throttled(format!(
+                "too many failed authentications from this address; try again in {}s",
+                wait.as_secs().max(1)
+            )));
         }
         self.metrics.review_cache_misses.inc();
         let status = self
             .cluster
             .review_token(token, &self.audiences)
             .await
-            .map_err(|e| {
-                Status::unavailable(format!(
-                    "cannot check the caller's token with the Kubernetes API: {e}"
-                ))
-            })?;
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
         if status.authenticated != Some(true) {
-            return Err(Status::unauthenticated(format!(
-                "the bearer token was rejected by the Kubernetes API: {}",
-                status.error.unwrap_or_else(|| "not authenticated".into())
-            )));
+            let reason = status.error.unwrap_or_else(|| "not authenticated".into());
+            self.failures.record_failure(peer);
+            let refusal = rejected(&reason);
+            self.rejected.insert(key, reason);
+            return Err(refusal);
         }
         let user = status.user.unwrap_or_default();
         let caller = Caller {
@@ -82,6 +185,28 @@ impl TokenAuthenticator {
         self.cache.insert(key, caller.clone());
         Ok(caller)
     }
+}
+
+fn rejected(reason: &str) -> AuthError {
+    AuthError::Unauthenticated(format!(
+        "the bearer token was rejected by the Kubernetes API: {}",
+        crate::names::echo(reason)
+    ))
+}
+
+/// The client's address, as the transport saw it.
+fn peer_ip<B>(request: &http::Request<B>) -> Option<IpAddr> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let extensions = request.extensions();
+    extensions
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|info| info.get_ref().remote_addr())
+        })
+        .map(|addr| addr.ip())
 }
 
 fn fingerprint(token: &str) -> [u8; 32] {
@@ -154,21 +279,24 @@ where
                 Authentication::Kubernetes(authenticator) if guarded => {
                     let token = match bearer_token(&request) {
                         Ok(token) => token,
-                        Err(status) => return Ok(status.into_http()),
+                        Err(e) => return Ok(e.into_status().into_http()),
                     };
-                    match authenticator.authenticate(&token).await {
+                    match authenticator.authenticate(&token, peer_ip(&request)).await {
                         Ok(caller) => {
                             request.extensions_mut().insert(caller);
                         }
-                        Err(status) => return Ok(status.into_http()),
+                        Err(e) => return Ok(e.into_status().into_http()),
                     }
                 }
-                Authentication::ClientCertificate if guarded => {
-                    match certificate_caller(&request) {
+                Authentication::ClientCertificate(identity) if guarded => {
+                    match certificate_caller(&request, &identity) {
                         Ok(caller) => {
                             request.extensions_mut().insert(caller);
                         }
-                        Err(status) => return Ok(status.into_http()),
+                        Err(e) => {
+                            tracing::info!(error = %e, "client certificate refused");
+                            return Ok(e.into_status().into_http());
+                        }
                     }
                 }
                 _ => {}
@@ -178,61 +306,115 @@ where
     }
 }
 
-/// The caller named by the verified client certificate, read the way the API server reads one.
-fn certificate_caller<B>(request: &http::Request<B>) -> Result<Caller, Status> {
+/// The caller named by the verified client certificate, read the way the API server reads one
+/// (CN = user, each O = a group) but under `identity`'s prefixes; refused unless it is a client
+/// certificate (clientAuth extended key usage) with exactly one CN and nothing that could forge
+/// a log line or claim a `system:` identity.
+fn certificate_caller<B>(
+    request: &http::Request<B>,
+    identity: &CertificateIdentity,
+) -> Result<Caller, AuthError> {
     use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let no_certificate =
+        || AuthError::Unauthenticated("no client certificate was presented".into());
     let certs = request
         .extensions()
         .get::<TlsConnectInfo<TcpConnectInfo>>()
         .and_then(|info| info.peer_certs())
-        .ok_or_else(|| Status::unauthenticated("no client certificate was presented"))?;
-    let leaf = certs
-        .first()
-        .ok_or_else(|| Status::unauthenticated("no client certificate was presented"))?;
+        .ok_or_else(no_certificate)?;
+    let leaf = certs.first().ok_or_else(no_certificate)?;
     let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
-        .map_err(|e| Status::unauthenticated(format!("unreadable client certificate: {e}")))?;
+        .map_err(|e| AuthError::Unauthenticated(format!("unreadable client certificate: {e}")))?;
+    // The TLS layer accepts a certificate without any extended key usage (webpki allows every
+    // usage then); a server or signing certificate from the same CA must not name a caller.
+    let client_auth = cert
+        .extended_key_usage()
+        .ok()
+        .flatten()
+        .is_some_and(|eku| eku.value.client_auth);
+    if !client_auth {
+        return Err(AuthError::Unauthenticated(
+            "the client certificate is not for client authentication (no clientAuth extended \
+             key usage)"
+                .into(),
+        ));
+    }
     let subject = cert.subject();
-    let username = subject
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-        .filter(|cn| !cn.is_empty())
-        .ok_or_else(|| {
-            Status::unauthenticated("the client certificate has no subject CN to name the user")
-        })?
-        .to_owned();
-    let mut groups: Vec<String> = subject
-        .iter_organization()
-        .filter_map(|o| o.as_str().ok().map(str::to_owned))
-        .collect();
+    let names: Vec<_> = subject.iter_common_name().collect();
+    let [cn] = names.as_slice() else {
+        return Err(AuthError::Unauthenticated(format!(
+            "the client certificate's subject must hold exactly one CN to name the user (it holds {})",
+            names.len()
+        )));
+    };
+    let user = cn.as_str().map_err(|_| {
+        AuthError::Unauthenticated("the client certificate's CN is not a text string".into())
+    })?;
+    check_claim("CN", user)?;
+    if user.is_empty() {
+        return Err(AuthError::Unauthenticated(
+            "the client certificate's CN is empty".into(),
+        ));
+    }
+    let mut groups = Vec::new();
+    for o in subject.iter_organization() {
+        let group = o.as_str().map_err(|_| {
+            AuthError::Unauthenticated("a client certificate O is not a text string".into())
+        })?;
+        check_claim("O", group)?;
+        if !group.is_empty() {
+            groups.push(format!("{}{group}", identity.groups_prefix));
+        }
+    }
+    // Added by tokend, as the API server adds it for every authenticated user: not a claim.
     groups.push("system:authenticated".into());
     Ok(Caller {
-        username,
+        username: format!("{}{user}", identity.username_prefix),
         uid: String::new(),
         groups,
     })
 }
 
-fn bearer_token<B>(request: &http::Request<B>) -> Result<String, Status> {
+/// A certificate's claim is refused when it holds control characters (a forged log line) or
+/// names a reserved identity. Refused rather than dropped: a certificate that asks for
+/// `system:masters` is a mistake or an attack, and either way its holder should hear about it.
+fn check_claim(attribute: &str, value: &str) -> Result<(), AuthError> {
+    if value.chars().any(char::is_control) {
+        return Err(AuthError::Unauthenticated(format!(
+            "the client certificate's {attribute} holds control characters"
+        )));
+    }
+    if value.starts_with(RESERVED_IDENTITY_PREFIX) {
+        return Err(AuthError::Forbidden(format!(
+            "a client certificate may not claim a {RESERVED_IDENTITY_PREFIX} identity ({attribute}={}); \
+             certificate users and groups are prefixed (--mtls-username-prefix, --mtls-groups-prefix) \
+             and bound to RBAC under that prefix",
+            crate::names::echo(value)
+        )));
+    }
+    Ok(())
+}
+
+fn bearer_token<B>(request: &http::Request<B>) -> Result<String, AuthError> {
     let header = request
         .headers()
         .get(http::header::AUTHORIZATION)
         .ok_or_else(|| {
-            Status::unauthenticated(
-                "no credentials: send `authorization: Bearer <Kubernetes token>`",
+            AuthError::Unauthenticated(
+                "no credentials: send `authorization: Bearer <Kubernetes token>`".into(),
             )
         })?;
     let value = header
         .to_str()
-        .map_err(|_| Status::unauthenticated("the authorization header is not text"))?;
+        .map_err(|_| AuthError::Unauthenticated("the authorization header is not text".into()))?;
     match value.split_once(' ') {
         Some((scheme, token))
             if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
         {
             Ok(token.trim().to_owned())
         }
-        _ => Err(Status::unauthenticated(
-            "the authorization header must be `Bearer <token>`",
+        _ => Err(AuthError::Unauthenticated(
+            "the authorization header must be `Bearer <token>`".into(),
         )),
     }
 }

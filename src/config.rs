@@ -24,8 +24,10 @@ pub enum Command {
     /// Serve the gRPC API against a Kubernetes cluster.
     Serve(ServeArgs),
     /// Serve the gRPC API against an embedded Kubernetes API emulator, for trying tokend out.
+    #[cfg(feature = "dev")]
     Dev(ServeArgs),
     /// Run only the Kubernetes API emulator and write its admin kubeconfig.
+    #[cfg(feature = "dev")]
     Emulator(EmulatorArgs),
 }
 
@@ -67,7 +69,7 @@ pub struct ServeArgs {
         long,
         env = "TOKEND_ALLOWED_CLUSTER_ROLES",
         value_delimiter = ',',
-        default_value = "view,edit,admin"
+        default_value = crate::vocabulary::DEFAULT_ALLOWED_CLUSTER_ROLES
     )]
     pub allowed_cluster_roles: Vec<String>,
     /// How callers authenticate: `kubernetes` (bearer token, TokenReview) or `none`.
@@ -78,12 +80,27 @@ pub struct ServeArgs {
     /// Allow `--auth none` on `serve`: anyone reaching the port acts with tokend's rights.
     #[arg(long, env = "TOKEND_INSECURE_NO_AUTH")]
     pub insecure_no_auth: bool,
+    /// Put before a client certificate's CN to make the caller's username (`--auth mtls`), as the
+    /// API server's --oidc-username-prefix; bind RBAC to `User` `mtls:NAME`.
+    #[arg(long, env = "TOKEND_MTLS_USERNAME_PREFIX", default_value = "mtls:")]
+    pub mtls_username_prefix: String,
+    /// Put before each client certificate O to make a group (`--auth mtls`).
+    #[arg(long, env = "TOKEND_MTLS_GROUPS_PREFIX", default_value = "mtls:")]
+    pub mtls_groups_prefix: String,
     /// Audiences callers' tokens must carry, comma-separated; empty means the API server's.
     #[arg(long, env = "TOKEND_AUTH_AUDIENCES", value_delimiter = ',')]
     pub auth_audiences: Vec<String>,
-    /// How long a successful caller TokenReview is reused (failures never are).
+    /// How long a caller's TokenReview is reused, successful or failed (a failed one keyed by a
+    /// hash of the token, so a repeated bad token costs one review).
     #[arg(long, env = "TOKEND_AUTH_CACHE_TTL", default_value = "10s", value_parser = parse_duration)]
     pub auth_cache_ttl: Duration,
+    /// Failed bearer-token authentications allowed per client address in each
+    /// --auth-failure-window; past it the address is refused before any TokenReview. 0: no bound.
+    #[arg(long, env = "TOKEND_AUTH_FAILURE_LIMIT", default_value_t = 20)]
+    pub auth_failure_limit: u32,
+    /// The window --auth-failure-limit counts in.
+    #[arg(long, env = "TOKEND_AUTH_FAILURE_WINDOW", default_value = "1m", value_parser = parse_duration)]
+    pub auth_failure_window: Duration,
     /// TLS certificate chain (PEM) for the gRPC port; re-read when the file changes.
     #[arg(long, env = "TOKEND_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -96,6 +113,24 @@ pub struct ServeArgs {
     /// How often the TLS files are checked for changes.
     #[arg(long, env = "TOKEND_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub tls_reload_interval: Duration,
+    /// Most gRPC connections open at once; further clients wait in the listen backlog.
+    #[arg(long, env = "TOKEND_MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: usize,
+    /// Most streams (calls) in flight on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    #[arg(long, env = "TOKEND_MAX_CONCURRENT_STREAMS", default_value_t = 100)]
+    pub max_concurrent_streams: u32,
+    /// Largest request header block accepted, in bytes (SETTINGS_MAX_HEADER_LIST_SIZE).
+    #[arg(long, env = "TOKEND_MAX_HEADER_LIST_SIZE", default_value_t = 16 * 1024)]
+    pub max_header_list_size: u32,
+    /// Longest any call may take, reading its request included; then DEADLINE_EXCEEDED.
+    #[arg(long, env = "TOKEND_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// How often an idle HTTP/2 connection is pinged; a peer that does not answer is dropped.
+    #[arg(long, env = "TOKEND_HTTP2_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub http2_keepalive_interval: Duration,
+    /// How long a keepalive ping may go unanswered before the connection is closed.
+    #[arg(long, env = "TOKEND_HTTP2_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub http2_keepalive_timeout: Duration,
     /// Address of the Prometheus `/metrics` endpoint; none when unset.
     #[arg(long, env = "TOKEND_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -122,6 +157,10 @@ pub struct ServeArgs {
     /// sealed with (unless --record-key-file).
     #[arg(long, env = "TOKEND_LEASE_NAMESPACE", default_value = "tokend")]
     pub lease_namespace: String,
+    /// Longest tokend waits on the Kubernetes API: to connect, and for each read or write of a
+    /// call; also the health check's budget, so a stalled API turns health NOT_SERVING.
+    #[arg(long, env = "TOKEND_KUBE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub kube_timeout: Duration,
     /// File holding the key records are sealed with (at least 32 bytes), shared by every
     /// replica; default: the Secret tokend-record-key in --lease-namespace, made when missing.
     #[arg(long, env = "TOKEND_RECORD_KEY_FILE")]
@@ -137,8 +176,8 @@ pub enum AuthMode {
     /// `authorization: Bearer <Kubernetes token>`, checked with TokenReview, and every call
     /// authorised with SubjectAccessReview.
     Kubernetes,
-    /// The verified client certificate (subject CN = user, O = groups, as the API server reads
-    /// it), authorised with SubjectAccessReview; needs --tls-client-ca.
+    /// The verified client certificate (subject CN = user, O = groups, each under the
+    /// --mtls-*-prefix), authorised with SubjectAccessReview; needs --tls-client-ca.
     Mtls,
     /// No authentication and no authorisation: for `tokend dev` and trusted test setups only.
     None,
@@ -156,7 +195,7 @@ pub struct EmulatorArgs {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    tokend_client::duration::parse_duration(text).map_err(|e| e.to_string())
+    tokend_api::duration::parse_duration(text).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -172,7 +211,14 @@ mod tests {
         assert_eq!(args.listen.to_string(), "127.0.0.1:50051");
         assert_eq!(args.default_duration, Duration::from_secs(3600));
         assert_eq!(args.max_duration, Duration::from_secs(8760 * 3600));
-        assert_eq!(args.allowed_cluster_roles, vec!["view", "edit", "admin"]);
+        assert_eq!(
+            args.allowed_cluster_roles,
+            vec!["view", "edit", "admin", "tokend-view", "tokend-admin"]
+        );
+        assert_eq!(
+            args.allowed_cluster_roles,
+            crate::policy::Policy::default().allowed_cluster_roles
+        );
     }
 
     #[test]

@@ -9,11 +9,21 @@ use tonic_health::server::HealthReporter;
 use crate::grpc::v1::token_service_server::SERVICE_NAME;
 use crate::service::TokenService;
 
-/// Watches the Kubernetes API and flips the health status of the server and of TokenService.
-pub async fn watch(reporter: HealthReporter, service: TokenService, interval: Duration) {
+/// Watches the Kubernetes API and flips the health status of the server and of TokenService. A
+/// check that takes longer than `timeout` counts as unreachable: a stalled API is as unusable
+/// as a refused one.
+pub async fn watch(
+    reporter: HealthReporter,
+    service: TokenService,
+    interval: Duration,
+    timeout: Duration,
+) {
     let mut last = None;
     loop {
-        let status = if service.kubernetes_reachable().await {
+        let reachable = tokio::time::timeout(timeout, service.kubernetes_reachable())
+            .await
+            .unwrap_or(false);
+        let status = if reachable {
             ServingStatus::Serving
         } else {
             ServingStatus::NotServing

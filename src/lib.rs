@@ -8,13 +8,16 @@ pub mod audit;
 pub mod authn;
 pub mod cluster;
 pub mod config;
+#[cfg(feature = "dev")]
 pub mod dev;
 pub mod grpc;
 pub mod health;
 pub mod kubeconfig;
 pub mod label_selector;
+pub mod listener;
 pub mod metrics;
 pub mod names;
+pub mod peer_limit;
 pub mod policy;
 pub mod rpc_layer;
 pub mod server;

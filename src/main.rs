@@ -1,10 +1,11 @@
-//! The `tokend` binary: `serve`, `dev` (with the embedded emulator) and `emulator`.
+//! The `tokend` binary: `serve`, and with the default `dev` feature `dev` (with the embedded
+//! emulator) and `emulator`.
 
 use clap::Parser;
 use tokio::net::TcpListener;
 
 use tokend::config::{Cli, Command};
-use tokend::{dev, server, telemetry};
+use tokend::{server, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -17,8 +18,10 @@ async fn main() -> anyhow::Result<()> {
             let listener = TcpListener::bind(args.listen).await?;
             server::run(kube_config, options, listener, server::shutdown_signal()).await?;
         }
-        Command::Dev(args) => dev::run_dev(args).await?,
-        Command::Emulator(args) => dev::run_emulator(args).await?,
+        #[cfg(feature = "dev")]
+        Command::Dev(args) => tokend::dev::run_dev(args).await?,
+        #[cfg(feature = "dev")]
+        Command::Emulator(args) => tokend::dev::run_emulator(args).await?,
     }
     Ok(())
 }

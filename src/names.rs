@@ -3,6 +3,18 @@
 /// Why a name or label was refused, phrased as the rule it broke.
 pub type Rule = String;
 
+/// Longest piece of a caller's input an error message repeats back.
+pub const MAX_ECHOED_CHARS: usize = 64;
+
+/// A caller's value as an error message may quote it: at most [`MAX_ECHOED_CHARS`] characters
+/// and then `…`, so a megabyte of input does not come back as a megabyte of grpc-message.
+pub fn echo(value: &str) -> String {
+    match value.char_indices().nth(MAX_ECHOED_CHARS) {
+        Some((end, _)) => format!("{}…", &value[..end]),
+        None => value.to_owned(),
+    }
+}
+
 /// Checks a DNS-1123 label (namespaces): at most 63 lowercase alphanumerics or '-',
 /// starting and ending with an alphanumeric.
 pub fn check_dns1123_label(value: &str) -> Result<(), Rule> {

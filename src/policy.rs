@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tokend_client::duration::{format_duration, parse_duration};
+use tokend_api::duration::{format_duration, parse_duration};
 
 use crate::service::Error;
 use crate::vocabulary::MIN_TOKEN_SECONDS;
@@ -26,7 +26,10 @@ impl Default for Policy {
             default_duration: Duration::from_secs(3600),
             max_duration: Duration::from_secs(8760 * 3600),
             allowed_namespaces: Vec::new(),
-            allowed_cluster_roles: vec!["view".into(), "edit".into(), "admin".into()],
+            allowed_cluster_roles: crate::vocabulary::DEFAULT_ALLOWED_CLUSTER_ROLES
+                .split(',')
+                .map(str::to_owned)
+                .collect(),
         }
     }
 }
@@ -44,14 +47,16 @@ impl Policy {
             return Err(Error::invalid(
                 "duration",
                 format!(
-                    "{text} is shorter than the minimum of {} the API server accepts",
+                    "{} is shorter than the minimum of {} the API server accepts",
+                    crate::names::echo(text),
                     format_duration(Duration::from_secs(MIN_TOKEN_SECONDS))
                 ),
             ));
         }
         if duration > self.max_duration {
             return Err(Error::FailedPrecondition(format!(
-                "duration {text} exceeds the maximum of {} this server allows (--max-duration)",
+                "duration {} exceeds the maximum of {} this server allows (--max-duration)",
+                crate::names::echo(text),
                 describe(self.max_duration)
             )));
         }

@@ -1,9 +1,14 @@
 //! The layer every gRPC request passes: it gives the request an id (the caller's `x-request-id`
 //! or a fresh one), runs it inside a tracing span carrying that id, returns the id in the
-//! response metadata, and records the RPC's code and latency.
+//! response metadata, and records the RPC's code and latency under the method's name — only for
+//! methods tokend serves, so unknown paths cannot grow the metric series.
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use prost::Message as _;
 
 use futures::future::BoxFuture;
 use http::HeaderValue;
@@ -14,16 +19,65 @@ use crate::metrics::Metrics;
 /// Header carrying the request id both ways.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// The label of every path that is not a method tokend serves: one series, however many paths.
+pub const UNKNOWN_METHOD: &str = "unknown";
+
+/// The gRPC methods of the services tokend serves, as request paths (`/pkg.Service/Method`).
+#[derive(Debug, Clone, Default)]
+pub struct KnownMethods(Arc<HashSet<String>>);
+
+impl KnownMethods {
+    /// Every method of every service in these encoded FileDescriptorSets (the ones reflection
+    /// serves), so the list cannot drift from the proto.
+    pub fn from_descriptor_sets(sets: &[&[u8]]) -> Result<Self, prost::DecodeError> {
+        let mut methods = HashSet::new();
+        for set in sets {
+            let set = prost_types::FileDescriptorSet::decode(*set)?;
+            for file in set.file {
+                let package = file.package.unwrap_or_default();
+                for service in file.service {
+                    let service_name = service.name.unwrap_or_default();
+                    for method in service.method {
+                        let qualified = if package.is_empty() {
+                            service_name.clone()
+                        } else {
+                            format!("{package}.{service_name}")
+                        };
+                        methods.insert(format!("/{qualified}/{}", method.name.unwrap_or_default()));
+                    }
+                }
+            }
+        }
+        Ok(Self(Arc::new(methods)))
+    }
+
+    /// The path itself when it is a known method, else [`UNKNOWN_METHOD`].
+    pub fn label<'a>(&self, path: &'a str) -> &'a str {
+        if self.0.contains(path) {
+            path
+        } else {
+            UNKNOWN_METHOD
+        }
+    }
+}
+
 /// Tower layer adding request ids, spans and RPC metrics.
 #[derive(Clone)]
 pub struct RpcLayer {
     metrics: Metrics,
+    methods: KnownMethods,
+    timeout: Duration,
 }
 
 impl RpcLayer {
-    /// A layer recording into `metrics`.
-    pub fn new(metrics: Metrics) -> Self {
-        Self { metrics }
+    /// A layer recording into `metrics`, labelling only `methods` by name, and answering
+    /// DEADLINE_EXCEEDED to a call not answered within `timeout`.
+    pub fn new(metrics: Metrics, methods: KnownMethods, timeout: Duration) -> Self {
+        Self {
+            metrics,
+            methods,
+            timeout,
+        }
     }
 }
 
@@ -34,6 +88,8 @@ impl<S> tower::Layer<S> for RpcLayer {
         RpcService {
             inner,
             metrics: self.metrics.clone(),
+            methods: self.methods.clone(),
+            timeout: self.timeout,
         }
     }
 }
@@ -43,11 +99,16 @@ impl<S> tower::Layer<S> for RpcLayer {
 pub struct RpcService<S> {
     inner: S,
     metrics: Metrics,
+    methods: KnownMethods,
+    timeout: Duration,
 }
 
-impl<S, B, ResB> tower::Service<http::Request<B>> for RpcService<S>
+impl<S, B> tower::Service<http::Request<B>> for RpcService<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<ResB>> + Clone + Send + 'static,
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
 {
@@ -63,7 +124,9 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let metrics = self.metrics.clone();
-        let method = request.uri().path().to_owned();
+        let path = request.uri().path();
+        let reflection = path.starts_with("/grpc.reflection.");
+        let method = self.methods.label(path).to_owned();
         let request_id = request
             .headers()
             .get(REQUEST_ID_HEADER)
@@ -73,9 +136,21 @@ where
             .unwrap_or_else(new_request_id);
         let span = tracing::info_span!("rpc", request_id = %request_id, method = %method);
         let started = Instant::now();
+        let timeout = self.timeout;
         Box::pin(
             async move {
-                let mut response = inner.call(request).await?;
+                // The whole unary call, reading its request included, runs inside this future:
+                // a client that sends headers and never finishes the body is answered and its
+                // stream freed. (A streaming answer, like health Watch, is past this point once
+                // its headers are out.)
+                let mut response = match tokio::time::timeout(timeout, inner.call(request)).await {
+                    Ok(response) => response?,
+                    Err(_) => tonic::Status::deadline_exceeded(format!(
+                        "the call was not answered within {} (--request-timeout)",
+                        tokend_api::duration::format_duration(timeout)
+                    ))
+                    .into_http(),
+                };
                 // A unary call that failed answers trailers-only, with the status in the headers;
                 // one that succeeded has none there.
                 let mut code = response
@@ -96,7 +171,7 @@ where
                 if let Ok(value) = HeaderValue::from_str(&request_id) {
                     response.headers_mut().insert(REQUEST_ID_HEADER, value);
                 }
-                if !method.starts_with("/grpc.reflection") {
+                if !reflection {
                     metrics.record_rpc(&method, code, started);
                 }
                 if code != tonic::Code::Ok {
@@ -122,4 +197,33 @@ fn is_oversize<B>(response: &http::Response<B>) -> bool {
 fn new_request_id() -> String {
     use rand::Rng as _;
     format!("{:032x}", rand::rng().random::<u128>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_served_methods_are_labelled_by_name() {
+        let methods = KnownMethods::from_descriptor_sets(&[
+            crate::grpc::v1::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+        ])
+        .expect("descriptors decode");
+        for known in [
+            "/tokend.v1.TokenService/IssueToken",
+            "/tokend.v1.TokenService/GetKubeconfig",
+            "/grpc.health.v1.Health/Check",
+        ] {
+            assert_eq!(methods.label(known), known);
+        }
+        for unknown in [
+            "/tokend.v1.TokenService/Nope",
+            "/x",
+            "/",
+            "/grpc.health.v1.Health/",
+        ] {
+            assert_eq!(methods.label(unknown), UNKNOWN_METHOD);
+        }
+    }
 }

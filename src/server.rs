@@ -7,16 +7,17 @@ use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
 
-use crate::authn::{AuthLayer, Authentication, TokenAuthenticator};
+use crate::authn::{
+    AuthLayer, Authentication, CertificateIdentity, FailureLimit, TokenAuthenticator,
+};
 use crate::cluster::Cluster;
 use crate::config::{AuthMode, ServeArgs};
 use crate::grpc::{TokenServiceGrpc, v1};
 use crate::health;
 use crate::metrics::{self, KubeMetricsLayer, Metrics};
 use crate::policy::Policy;
-use crate::rpc_layer::RpcLayer;
+use crate::rpc_layer::{KnownMethods, RpcLayer};
 use crate::service::{KeySource, RecordKeys, Settings, TokenService};
 use crate::sweeper::{self, SweeperOptions};
 use crate::tls::{ReloadingTls, TlsError, TlsFiles};
@@ -52,6 +53,36 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
+/// Bounds on what callers, authenticated or not, can make the server hold.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Most streams in flight per HTTP/2 connection.
+    pub max_concurrent_streams: u32,
+    /// Largest request header block, in bytes.
+    pub max_header_list_size: u32,
+    /// Longest any call may take, its request's arrival included.
+    pub request_timeout: Duration,
+    /// Interval of HTTP/2 keepalive pings.
+    pub http2_keepalive_interval: Duration,
+    /// How long a ping may go unanswered.
+    pub http2_keepalive_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 512,
+            max_concurrent_streams: 100,
+            max_header_list_size: 16 * 1024,
+            request_timeout: Duration::from_secs(30),
+            http2_keepalive_interval: Duration::from_secs(30),
+            http2_keepalive_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// Everything the server needs besides the Kubernetes connection.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -59,18 +90,26 @@ pub struct ServerOptions {
     pub settings: Settings,
     /// How often the Kubernetes API is checked for health.
     pub health_interval: Duration,
+    /// Connect, read and write timeout of Kubernetes calls, and the health check's budget.
+    pub kube_timeout: Duration,
     /// How callers authenticate.
     pub auth: AuthMode,
     /// Audiences callers' tokens must carry (empty: the API server's).
     pub auth_audiences: Vec<String>,
-    /// How long a successful caller review is reused.
+    /// How long a caller review, successful or failed, is reused.
     pub auth_cache_ttl: Duration,
+    /// Failed authentications allowed per client address.
+    pub auth_failure_limit: FailureLimit,
+    /// How client certificates name callers (`--auth mtls`).
+    pub certificate_identity: CertificateIdentity,
     /// TLS for the gRPC port; plaintext when None.
     pub tls: Option<TlsFiles>,
     /// How often the TLS files are checked for changes.
     pub tls_reload_interval: Duration,
     /// Where `/metrics` is served; nowhere when None.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// What one client may hold: connections, streams, header bytes, time.
+    pub limits: ConnectionLimits,
     /// The sweeper of expired records; off when None.
     pub sweeper: Option<SweeperOptions>,
 }
@@ -80,12 +119,22 @@ impl Default for ServerOptions {
         Self {
             settings: Settings::default(),
             health_interval: Duration::from_secs(5),
+            kube_timeout: Duration::from_secs(10),
             auth: AuthMode::Kubernetes,
             auth_audiences: Vec::new(),
             auth_cache_ttl: Duration::from_secs(10),
+            auth_failure_limit: FailureLimit {
+                per_peer: 20,
+                window: Duration::from_secs(60),
+            },
+            certificate_identity: CertificateIdentity {
+                username_prefix: "mtls:".into(),
+                groups_prefix: "mtls:".into(),
+            },
             tls: None,
             tls_reload_interval: Duration::from_secs(10),
             metrics_listen: None,
+            limits: ConnectionLimits::default(),
             sweeper: None,
         }
     }
@@ -105,14 +154,26 @@ impl ServerOptions {
             }
             (Some(mode), _) => mode,
             (None, true) => AuthMode::None,
-            (None, false) if args.insecure_no_auth => AuthMode::None,
+            // The flag only permits `--auth none`; alone it chooses nothing, so a stray
+            // TOKEND_INSECURE_NO_AUTH cannot switch authentication off.
             (None, false) => AuthMode::Kubernetes,
         };
+        if args.insecure_no_auth && auth != AuthMode::None {
+            tracing::warn!(
+                auth = ?auth,
+                "--insecure-no-auth has no effect without --auth none: callers are authenticated"
+            );
+        }
         if auth == AuthMode::Mtls && args.tls_client_ca.is_none() {
             return Err(ServerError::Config(
                 "--auth mtls needs --tls-client-ca".into(),
             ));
         }
+        let certificate_identity = CertificateIdentity {
+            username_prefix: args.mtls_username_prefix.clone(),
+            groups_prefix: args.mtls_groups_prefix.clone(),
+        };
+        certificate_identity.check().map_err(ServerError::Config)?;
         let ca_pem = match &args.kubeconfig_ca_file {
             Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
                 ServerError::Config(format!("--kubeconfig-ca-file {}: {e}", path.display()))
@@ -144,9 +205,15 @@ impl ServerOptions {
                 ..Settings::default()
             },
             health_interval: args.health_interval,
+            kube_timeout: args.kube_timeout,
             auth,
             auth_audiences: args.auth_audiences.clone(),
             auth_cache_ttl: args.auth_cache_ttl,
+            auth_failure_limit: FailureLimit {
+                per_peer: args.auth_failure_limit,
+                window: args.auth_failure_window,
+            },
+            certificate_identity,
             tls: match (&args.tls_cert, &args.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsFiles {
                     cert: cert.clone(),
@@ -157,6 +224,14 @@ impl ServerOptions {
             },
             tls_reload_interval: args.tls_reload_interval,
             metrics_listen: args.metrics_listen,
+            limits: ConnectionLimits {
+                max_connections: args.max_connections,
+                max_concurrent_streams: args.max_concurrent_streams,
+                max_header_list_size: args.max_header_list_size,
+                request_timeout: args.request_timeout,
+                http2_keepalive_interval: args.http2_keepalive_interval,
+                http2_keepalive_timeout: args.http2_keepalive_timeout,
+            },
             sweeper: (!args.sweep_interval.is_zero()).then(|| SweeperOptions {
                 interval: args.sweep_interval,
                 grace: args.sweep_grace,
@@ -203,7 +278,7 @@ pub async fn run(
 
 /// [`run`], with the metrics endpoint on a listener the caller bound (tests bind port 0).
 pub async fn run_with_metrics(
-    kube_config: kube::Config,
+    mut kube_config: kube::Config,
     mut options: ServerOptions,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
@@ -222,6 +297,12 @@ pub async fn run_with_metrics(
                 .collect::<Vec<_>>(),
         )
     });
+    // A stalled API server (a proxy that accepts and never answers) must fail calls, not hang
+    // them: each connect, read and write is bounded. No call tokend makes is a watch, so no
+    // answer legitimately pauses this long.
+    kube_config.connect_timeout = Some(options.kube_timeout);
+    kube_config.read_timeout = Some(options.kube_timeout);
+    kube_config.write_timeout = Some(options.kube_timeout);
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let client = kube::client::ClientBuilder::try_from(kube_config)?
@@ -245,12 +326,17 @@ pub async fn run_with_metrics(
                 cluster.clone(),
                 options.auth_audiences.clone(),
                 options.auth_cache_ttl,
+                options.auth_failure_limit,
                 metrics.clone(),
             )))
         }
         AuthMode::Mtls => {
+            options
+                .certificate_identity
+                .check()
+                .map_err(ServerError::Config)?;
             options.settings.authorize = true;
-            Authentication::ClientCertificate
+            Authentication::ClientCertificate(options.certificate_identity.clone())
         }
         AuthMode::None => {
             options.settings.authorize = false;
@@ -272,6 +358,7 @@ pub async fn run_with_metrics(
         reporter,
         service.clone(),
         options.health_interval,
+        options.kube_timeout,
     ));
 
     // grpcurl 1.8.6 speaks only v1alpha reflection; newer clients use v1.
@@ -293,11 +380,27 @@ pub async fn run_with_metrics(
             std::future::pending(),
         ))
     });
+    let methods = KnownMethods::from_descriptor_sets(&[
+        v1::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+    ])
+    .map_err(|e| ServerError::Config(format!("the compiled-in proto descriptors: {e}")))?;
     let layers = tower::ServiceBuilder::new()
-        .layer(RpcLayer::new(metrics.clone()))
+        .layer(RpcLayer::new(
+            metrics.clone(),
+            methods,
+            options.limits.request_timeout,
+        ))
         .layer(AuthLayer::new(authentication))
         .into_inner();
+    let limits = &options.limits;
+    // An unauthenticated client reaches all of this: each bound keeps what it can make the
+    // server hold (streams, header bytes, time, dead connections) small.
     let router = tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_max_header_list_size(limits.max_header_list_size)
+        .http2_keepalive_interval(Some(limits.http2_keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout))
         .layer(layers)
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -306,7 +409,7 @@ pub async fn run_with_metrics(
     let result = match tls {
         Some(tls) => {
             let reloader = tokio::spawn(tls.clone().watch(options.tls_reload_interval));
-            let incoming = tls.incoming(listener);
+            let incoming = tls.incoming(listener, options.limits.max_connections);
             let result = router
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await;
@@ -314,8 +417,10 @@ pub async fn run_with_metrics(
             result
         }
         None => {
-            // Without TCP_NODELAY a unary answer waits ~40 ms for Nagle and delayed ACKs.
-            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            let incoming =
+                crate::listener::incoming(listener, options.limits.max_connections, |tcp, _| {
+                    std::future::ready(Some(tcp))
+                });
             router
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await

@@ -19,6 +19,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::listener::LimitedConnection;
+
 /// How long a client may take over its TLS handshake before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -144,45 +146,31 @@ impl ReloadingTls {
             .collect()
     }
 
-    /// Accepts TCP connections and completes TLS handshakes off the accept loop, yielding the
-    /// established streams; the loop ends when the server drops the stream.
+    /// Accepts TCP connections (at most `max_connections` open at once) and completes TLS
+    /// handshakes off the accept loop, yielding the established streams; the loop ends when the
+    /// server drops the stream.
     pub fn incoming(
         &self,
         listener: TcpListener,
-    ) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        max_connections: usize,
+    ) -> ReceiverStream<Result<LimitedConnection<TlsStream<TcpStream>>, std::io::Error>> {
         let acceptor = self.acceptor.clone();
-        tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    () = tx.closed() => return,
-                    accepted = listener.accept() => accepted,
-                };
-                let (tcp, peer) = match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
+        crate::listener::incoming(listener, max_connections, move |tcp, peer| {
+            let acceptor = acceptor.clone();
+            async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => Some(stream),
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        None
                     }
-                };
-                // Without TCP_NODELAY a unary answer waits ~40 ms for Nagle and delayed ACKs.
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        None
+                    }
                 }
-                let acceptor = acceptor.clone();
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => {
-                            let _ = tx.send(Ok(stream)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
             }
-        });
-        ReceiverStream::new(rx)
+        })
     }
 }
 

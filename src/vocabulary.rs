@@ -52,3 +52,8 @@ pub const MAX_LABELS: usize = 32;
 pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
 /// Key of the CA bundle in [`ROOT_CA_CONFIGMAP`].
 pub const ROOT_CA_KEY: &str = "ca.crt";
+
+/// ClusterRoles tokend may bind unless `--allowed-cluster-roles` says otherwise: Kubernetes'
+/// user-facing roles and tokend's own presets (deploy/base/preset-roles.yaml) that deploy/'s RBAC
+/// lets tokend bind.
+pub const DEFAULT_ALLOWED_CLUSTER_ROLES: &str = "view,edit,admin,tokend-view,tokend-admin";

@@ -2,7 +2,7 @@
 //! (SubjectAccessReview) whether they could do the same with kubectl. Against the emulator or,
 //! unchanged, a real cluster.
 
-mod common;
+use tokend_test_support as common;
 
 use common::{assert_code, issue};
 
@@ -403,4 +403,54 @@ async fn a_caller_that_may_not_bind_admin_gets_no_admin_token() {
         .await
         .expect("list");
     assert!(bindings.items.is_empty(), "no binding was made");
+}
+
+/// A free loopback port for a tokend started as a process.
+async fn free_port() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+#[tokio::test]
+async fn insecure_no_auth_alone_does_not_turn_authentication_off() {
+    let env = common::start().await;
+    let port = free_port().await;
+    // Given `tokend serve` started with the permission flag but no --auth.
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .args(["serve", "--insecure-no-auth", "--sweep-interval", "0"])
+        .arg("--kubeconfig")
+        .arg(&env.admin_kubeconfig)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env_remove("TOKEND_AUTH")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start tokend");
+
+    // Then a call without credentials is UNAUTHENTICATED, not served.
+    let endpoint = format!("http://127.0.0.1:{port}");
+    eventually(
+        "tokend answers an anonymous call UNAUTHENTICATED",
+        || async {
+            let Ok(client) = TokendClient::connect(endpoint.clone()).await else {
+                return false;
+            };
+            let answer = client
+                .list_tokens(v1::ListTokensRequest {
+                    namespace: "default".into(),
+                    ..Default::default()
+                })
+                .await;
+            match answer {
+                Err(e) if e.code() == Code::Unauthenticated => true,
+                Err(e) if e.code() == Code::Unavailable => false,
+                other => panic!("an anonymous call must be refused, got {other:?}"),
+            }
+        },
+    )
+    .await;
+    let _ = server.kill().await;
 }

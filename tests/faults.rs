@@ -1,21 +1,21 @@
 //! What callers see, and what the cluster keeps, when the Kubernetes API fails under tokend: down at
 //! start, 5xx mid-issue, slower than the caller's deadline, 409 races, and a storm of faults.
-//! Faults are made with the emulator's knobs, so most tests here are emulator-only and say so;
-//! the 409 race needs no knob and runs against a real cluster too.
+//! Faults are made by the fault proxy between tokend and its API server, so every test here runs
+//! unchanged on the emulator and on a real kube-apiserver.
 
-mod common;
+use tokend_test_support as common;
 
 use common::issue;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use common::FailRule;
 use common::{TestEnv, eventually};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::Api;
 use kube::api::ListParams;
-use kube_emulator::FailRule;
 use tokend::config::AuthMode;
 use tokend::server::ServerOptions;
 use tokend::token_id::TokenId;
@@ -98,22 +98,11 @@ async fn health_of(env: &TestEnv, service: &str) -> Option<ServingStatus> {
     ServingStatus::try_from(answer.into_inner().status).ok()
 }
 
-fn skip_on_real_cluster(env: &TestEnv, why: &str) -> bool {
-    if env.emulator().is_none() {
-        eprintln!("skipped against a real cluster: {why}");
-        return true;
-    }
-    false
-}
-
 #[tokio::test]
 async fn tokend_started_without_the_api_is_not_serving_until_the_api_returns() {
     // Given a Kubernetes API that is down before tokend starts.
-    let env = common::start_with_emulator_down(quick_health()).await;
-    if skip_on_real_cluster(&env, "a real API server cannot be switched off") {
-        return;
-    }
-    let faults = env.emulator().expect("emulator").faults();
+    let env = common::start_with_api_down(quick_health()).await;
+    let faults = env.faults();
 
     // Then tokend starts, says NOT_SERVING, and answers RPCs UNAVAILABLE naming the API.
     eventually("tokend reports NOT_SERVING", || async {
@@ -157,13 +146,7 @@ async fn tokend_started_without_the_api_is_not_serving_until_the_api_returns() {
 #[tokio::test]
 async fn a_failed_token_request_leaves_no_record_account_or_binding() {
     let env = common::start_with(quick_health()).await;
-    if skip_on_real_cluster(
-        &env,
-        "a real API server cannot be made to fail TokenRequest",
-    ) {
-        return;
-    }
-    let faults = env.emulator().expect("emulator").faults();
+    let faults = env.faults();
     let ns = env.fresh_namespace().await;
     let client = env.client().await;
     let accounts_before = service_account_names(&env, &ns).await;
@@ -219,10 +202,7 @@ async fn a_failed_token_request_leaves_no_record_account_or_binding() {
 #[tokio::test]
 async fn an_issue_the_caller_gave_up_on_is_finished_and_undone() {
     let env = common::start_with(quick_health()).await;
-    if skip_on_real_cluster(&env, "a real API server cannot be slowed down on demand") {
-        return;
-    }
-    let faults = env.emulator().expect("emulator").faults();
+    let faults = env.faults();
     let ns = env.fresh_namespace().await;
     let client = env.client().await;
 
@@ -313,7 +293,7 @@ struct PairOutcome {
     revoked: bool,
 }
 
-/// The calls tokend makes for an Issue+Revoke pair on an existing account, as the emulator's fault
+/// The calls tokend makes for an Issue+Revoke pair on an existing account, as the fault proxy's
 /// rules match them.
 const STORM_TARGETS: [(http::Method, &str); 6] = [
     (http::Method::GET, "/serviceaccounts/worker"),
@@ -325,7 +305,7 @@ const STORM_TARGETS: [(http::Method, &str); 6] = [
 ];
 
 /// Arms one failure (500, 503 or 429) of a random call tokend makes in `ns`.
-fn arm_one_fault(faults: &kube_emulator::Faults, ns: &str) {
+fn arm_one_fault(faults: &common::Faults, ns: &str) {
     let (method, path) = &STORM_TARGETS[rand::random_range(0..STORM_TARGETS.len())];
     faults.fail_next(FailRule {
         method: Some(method.clone()),
@@ -342,10 +322,7 @@ async fn under_a_storm_of_faults_every_record_left_is_one_a_caller_holds() {
     // this probability fails about 10% of them, spread over the run as the RPCs complete.
     const FAULT_PER_RPC: f64 = 0.3;
     let env = common::start_with(quick_health()).await;
-    if skip_on_real_cluster(&env, "a real API server cannot be made to fail on demand") {
-        return;
-    }
-    let faults = env.emulator().expect("emulator").faults();
+    let faults = env.faults();
     let ns = env.fresh_namespace().await;
     let client = env.client().await;
     client
@@ -432,4 +409,59 @@ async fn under_a_storm_of_faults_every_record_left_is_one_a_caller_holds() {
         "most pairs got a token ({} of {PAIRS})",
         issued.len()
     );
+}
+
+#[tokio::test]
+async fn a_stalled_api_fails_calls_within_the_kube_timeout_and_health_turns_not_serving() {
+    // Given tokend that waits at most 500 ms on the Kubernetes API.
+    let env = common::start_with(ServerOptions {
+        kube_timeout: Duration::from_millis(500),
+        ..quick_health()
+    })
+    .await;
+    let faults = env.faults();
+    let ns = env.fresh_namespace().await;
+    let client = env.client().await;
+    eventually("tokend reports SERVING", || async {
+        health_of(&env, "").await == Some(ServingStatus::Serving)
+    })
+    .await;
+
+    // When the API accepts connections and requests but answers nothing.
+    faults.set_stalled(true);
+    let started = std::time::Instant::now();
+    let err = client
+        .list_tokens(v1::ListTokensRequest {
+            namespace: ns.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("ListTokens against a stalled API");
+
+    // Then the call fails UNAVAILABLE in about the timeout (two sequential API calls at most),
+    // not after the caller's own deadline, and health turns NOT_SERVING.
+    assert_eq!(err.code(), Code::Unavailable, "message: {}", err.message());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    eventually("a stalled API makes tokend NOT_SERVING", || async {
+        health_of(&env, "").await == Some(ServingStatus::NotServing)
+    })
+    .await;
+
+    // And when the API answers again, so does tokend.
+    faults.set_stalled(false);
+    eventually("tokend reports SERVING again", || async {
+        health_of(&env, "").await == Some(ServingStatus::Serving)
+    })
+    .await;
+    client
+        .list_tokens(v1::ListTokensRequest {
+            namespace: ns,
+            ..Default::default()
+        })
+        .await
+        .expect("ListTokens once the API answers");
 }

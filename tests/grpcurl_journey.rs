@@ -1,7 +1,7 @@
 //! The journey an operator makes with grpcurl and nothing else: discover the API by reflection,
 //! check health, issue, use the token, get a kubeconfig, revoke, see the token rejected.
 
-mod common;
+use tokend_test_support as common;
 
 use std::process::Command;
 

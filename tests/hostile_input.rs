@@ -2,7 +2,7 @@
 //! it was; forged tokens neither validate nor revoke anything. Runs against the emulator or,
 //! unchanged, a real cluster (`TOKEND_TEST_KUBECONFIG`): nothing here needs a fault knob.
 
-mod common;
+use tokend_test_support as common;
 
 use common::issue;
 
@@ -644,4 +644,47 @@ async fn a_ten_megabyte_request_is_refused_before_it_is_read() {
         e.message()
     );
     assert_eq!(snapshot(&env, &ns).await, before);
+}
+
+#[tokio::test]
+async fn error_messages_quote_at_most_a_short_piece_of_the_input() {
+    let env = common::start().await;
+    let ns = env.fresh_namespace().await;
+    let client = env.client().await;
+    let long_key = "k".repeat(1_000_000);
+    let long_duration = format!("{}1s", "0".repeat(100_000));
+    let cases = [
+        (
+            "a megabyte label key",
+            v1::IssueTokenRequest {
+                labels: HashMap::from([(long_key, "v".into())]),
+                ..issue(&ns, "app")
+            },
+            "labels[",
+        ),
+        (
+            "a 100 kB duration",
+            v1::IssueTokenRequest {
+                duration: long_duration,
+                ..issue(&ns, "app")
+            },
+            "duration",
+        ),
+    ];
+    for (what, request, field) in cases {
+        let err = client.issue_token(request).await.expect_err("refused");
+        assert_eq!(
+            err.code(),
+            Code::InvalidArgument,
+            "{what}: {}",
+            err.message()
+        );
+        assert!(err.message().contains(field), "{what}: {}", err.message());
+        assert!(
+            err.message().len() < 512 && err.message().contains('…'),
+            "{what}: the message quotes a shortened input, {} bytes: {:.200}",
+            err.message().len(),
+            err.message()
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! hold every record once, a label selector over the callers' labels, state filtering, and page
 //! tokens that only continue the query they came from.
 
-mod common;
+use tokend_test_support as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

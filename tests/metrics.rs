@@ -1,6 +1,6 @@
 //! The Prometheus endpoint: after a known number of RPCs, the counters say so.
 
-mod common;
+use tokend_test_support as common;
 
 use tokend_client::v1;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -144,5 +144,97 @@ async fn every_response_carries_its_request_id() {
         generated.len(),
         32,
         "a fresh id is made when the caller sends none: {generated:?}"
+    );
+}
+
+/// Number of exported series of the metric family `family` (sample lines with labels).
+fn series(text: &str, family: &str) -> usize {
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{family}{{")))
+        .count()
+}
+
+/// One unary gRPC call to `path`, which tokend does not serve, as any gRPC client can make it.
+async fn call_path(channel: tonic::transport::Channel, path: &str) -> tonic::Code {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    if let Err(e) = grpc.ready().await {
+        panic!("channel not ready: {e}");
+    }
+    let path = http::uri::PathAndQuery::try_from(path).expect("a path");
+    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+    match grpc.unary(tonic::Request::new(()), path, codec).await {
+        Ok(_) => tonic::Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
+#[tokio::test]
+async fn requests_to_unknown_paths_add_no_metric_series() {
+    let env = common::start().await;
+    let channel = tonic::transport::Endpoint::from_shared(env.endpoint.clone())
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    // Given every series a known method can have, and its scrape.
+    assert_eq!(
+        call_path(channel.clone(), "/grpc.health.v1.Health/Check").await,
+        tonic::Code::Ok
+    );
+    assert_eq!(
+        call_path(channel.clone(), "/tokend.v1.TokenService/Nope").await,
+        tonic::Code::Unimplemented
+    );
+    let before = scrape(&env.metrics_addr).await;
+
+    // When an unauthenticated client calls 500 paths tokend does not serve, some of them long.
+    for i in 0..500 {
+        let path = match i % 3 {
+            0 => format!("/{}/{i}", common::unique_name("svc")),
+            1 => format!("/tokend.v1.TokenService/{}", common::unique_name("m")),
+            _ => format!("/{}", "x".repeat(2_000 + i)),
+        };
+        assert_eq!(
+            call_path(channel.clone(), &path).await,
+            tonic::Code::Unimplemented,
+            "{path}"
+        );
+    }
+
+    // Then no family has a series more than before, and they are all counted as `unknown`.
+    let after = scrape(&env.metrics_addr).await;
+    for family in [
+        "tokend_grpc_requests_total",
+        "tokend_grpc_request_duration_seconds_count",
+        "tokend_grpc_request_duration_seconds_bucket",
+    ] {
+        assert_eq!(
+            series(&after, family),
+            series(&before, family),
+            "{family}: {after}"
+        );
+    }
+    assert_eq!(
+        value(
+            &after,
+            "tokend_grpc_requests_total{method=\"unknown\",code=\"Unimplemented\"}"
+        ),
+        Some(501.0),
+        "{after}"
+    );
+    // (Only the gRPC families: the health watcher's Kubernetes calls may add their own series
+    // meanwhile, bounded by the resources tokend knows.)
+    let grpc_bytes = |scrape: &str| -> usize {
+        scrape
+            .lines()
+            .filter(|l| l.starts_with("tokend_grpc_"))
+            .map(str::len)
+            .sum()
+    };
+    assert!(
+        grpc_bytes(&after) < grpc_bytes(&before) + 1_000,
+        "the gRPC series stay the same size: {} → {} bytes",
+        grpc_bytes(&before),
+        grpc_bytes(&after)
     );
 }

@@ -2,18 +2,18 @@
 //! whose token no caller received is never shown and is soon gone (item 17), also after an
 //! API-server outage in the middle of a load.
 
-mod common;
+use tokend_test_support as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::FailRule;
 use common::{assert_code, eventually, issue, start, start_with};
 use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube_emulator::FailRule;
 use tokend::config::AuthMode;
 use tokend::server::ServerOptions;
 use tokend::sweeper::SweeperOptions;
@@ -205,9 +205,6 @@ fn sweeping() -> ServerOptions {
 #[tokio::test]
 async fn a_record_whose_undo_failed_is_never_shown_and_is_swept() {
     let env = start_with(sweeping()).await;
-    let Some(emulator) = env.emulator() else {
-        return; // faults need the emulator
-    };
     let ns = env.fresh_namespace().await;
     let client = env.client().await;
     let delivered = client
@@ -218,7 +215,7 @@ async fn a_record_whose_undo_failed_is_never_shown_and_is_swept() {
 
     // Given the TokenRequest fails after the record was written, and so does every delete the
     // undo tries (500s: kube-rs itself retries only 429, 503 and 504),
-    let faults = emulator.faults();
+    let faults = env.faults();
     faults.fail_next(FailRule {
         method: Some(http::Method::POST),
         path_contains: format!("/namespaces/{ns}/serviceaccounts/ci/token"),
@@ -256,9 +253,6 @@ async fn a_record_whose_undo_failed_is_never_shown_and_is_swept() {
 #[tokio::test]
 async fn after_an_outage_mid_load_every_listed_record_is_a_token_a_caller_received() {
     let env = start_with(sweeping()).await;
-    let Some(emulator) = env.emulator() else {
-        return; // the outage needs the emulator
-    };
     let ns = env.fresh_namespace().await;
     let client = env.client().await;
     let first = client
@@ -292,9 +286,9 @@ async fn after_an_outage_mid_load_every_listed_record_is_a_token_a_caller_receiv
     let count = || delivered.lock().expect("lock").len();
     eventually("the load is under way", || async { count() >= 50 }).await;
     // when the API server is gone for three seconds in the middle of it,
-    emulator.faults().set_down(true);
+    env.faults().set_down(true);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    emulator.faults().set_down(false);
+    env.faults().set_down(false);
     let after_outage = count();
     eventually("issues succeed again", || async {
         count() >= after_outage + 50

@@ -1,7 +1,7 @@
 //! The sweeper deletes records whose tokens expired past the grace period, and nothing else:
 //! not live records, not Secrets that merely look like tokend's.
 
-mod common;
+use tokend_test_support as common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

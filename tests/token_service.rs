@@ -1,7 +1,7 @@
 //! Black-box tests of every RPC through the generated client crate, against the emulator or,
 //! unchanged, a real cluster (`TOKEND_TEST_KUBECONFIG`).
 
-mod common;
+use tokend_test_support as common;
 
 use common::{assert_code, issue};
 
@@ -757,4 +757,59 @@ async fn kubeconfig_wraps_an_existing_token_and_refuses_a_bad_one() {
         })
         .await;
     assert_code(bad_server, Code::InvalidArgument, "server");
+}
+
+/// The ClusterRoles of deploy/base/preset-roles.yaml, created in the backend where missing.
+async fn ensure_preset_roles(env: &TestEnv) -> Vec<String> {
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    use serde::Deserialize as _;
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/base/preset-roles.yaml");
+    let text = std::fs::read_to_string(path).expect("preset roles");
+    let api = Api::<ClusterRole>::all(env.kube.clone());
+    let mut names = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value = serde_json::Value::deserialize(doc).expect("YAML document");
+        if value.is_null() {
+            continue;
+        }
+        let role: ClusterRole = serde_json::from_value(value).expect("a ClusterRole");
+        let name = role.metadata.name.clone().expect("named");
+        if api.get_opt(&name).await.expect("get role").is_none() {
+            api.create(&PostParams::default(), &role)
+                .await
+                .expect("create preset role");
+        }
+        names.push(name);
+    }
+    names
+}
+
+#[tokio::test]
+async fn the_preset_roles_can_be_bound_under_the_default_policy() {
+    // Given tokend with the default --allowed-cluster-roles and deploy/'s presets installed.
+    let env = common::start().await;
+    let presets = ensure_preset_roles(&env).await;
+    let ns = env.fresh_namespace().await;
+    let client = env.client().await;
+
+    // When a token is asked for with each preset a caller is meant to be bound to, it is issued
+    // with its binding.
+    for role in ["tokend-view", "tokend-admin"] {
+        assert!(presets.iter().any(|p| p == role), "{role} is a preset");
+        let sa = unique_name("preset");
+        client
+            .issue_token(v1::IssueTokenRequest {
+                cluster_role: role.into(),
+                binding_scope: v1::BindingScope::Namespace as i32,
+                ..issue(&ns, &sa)
+            })
+            .await
+            .unwrap_or_else(|e| panic!("a token bound to {role}: {}", e.message()));
+        let binding = Api::<RoleBinding>::namespaced(env.kube.clone(), &ns)
+            .get(&format!("tokend:{sa}:{role}"))
+            .await
+            .expect("the binding tokend made");
+        assert_eq!(binding.role_ref.name, role);
+    }
 }

@@ -6,7 +6,7 @@
 //! beside this test's executable (`target/<profile>/deps/..` → `target/<profile>/tokenctl`), or at
 //! `$TOKENCTL_BIN`.
 
-mod common;
+use tokend_test_support as common;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,9 @@
 //! TLS on the gRPC port, certificate rotation without restart, and client certificates as the
-//! caller's identity (CN = user, O = groups) authorised through Kubernetes RBAC.
+//! caller's identity (CN = user, O = groups, under the `mtls:` prefix) authorised through
+//! Kubernetes RBAC; certificates that claim `system:` identities, are not client certificates or
+//! name several users are refused.
 
-mod common;
+use tokend_test_support as common;
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,7 +12,10 @@ use common::{TestEnv, eventually, unique_name};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    SanType, SigningKey as _,
+};
 use tokend::config::AuthMode;
 use tokend::server::ServerOptions;
 use tokend::tls::TlsFiles;
@@ -49,10 +54,97 @@ fn leaf(ca: &TestCa, cn: &str, orgs: &[&str], server: bool) -> (String, String) 
             SanType::IpAddress("127.0.0.1".parse().expect("ip")),
             SanType::DnsName("localhost".try_into().expect("dns")),
         ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    } else {
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     }
     let key = KeyPair::generate().expect("key");
     let cert = params.signed_by(&key, &ca.issuer).expect("signed");
     (cert.pem(), key.serialize_pem())
+}
+
+/// One attribute of a certificate subject, in the order written.
+#[derive(Clone, Copy)]
+enum Rdn<'a> {
+    Cn(&'a str),
+    O(&'a str),
+}
+
+/// A certificate signed by `ca` whose subject is exactly `subject`, which may repeat CN or O
+/// (rcgen keeps one value per attribute type, so its subject is rewritten and re-signed), with
+/// the given extended key usages.
+fn leaf_with_subject(
+    ca: &TestCa,
+    subject: &[Rdn<'_>],
+    usages: Vec<ExtendedKeyUsagePurpose>,
+) -> (String, String) {
+    use yasna::models::ObjectIdentifier;
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "rewritten");
+    params.extended_key_usages = usages;
+    let key = KeyPair::generate().expect("key");
+    let der = params
+        .signed_by(&key, &ca.issuer)
+        .expect("signed")
+        .der()
+        .to_vec();
+    let (tbs, algorithm) = yasna::parse_der(&der, |r| {
+        r.read_sequence(|r| {
+            let tbs = r.next().read_der()?;
+            let algorithm = r.next().read_der()?;
+            r.next().read_bitvec_bytes()?;
+            Ok((tbs, algorithm))
+        })
+    })
+    .expect("rcgen's certificate parses");
+    let mut fields = yasna::parse_der(&tbs, |r| {
+        r.read_sequence(|r| {
+            let mut fields = Vec::new();
+            while let Some(field) = r.read_optional(|r| r.read_der())? {
+                fields.push(field);
+            }
+            Ok(fields)
+        })
+    })
+    .expect("TBSCertificate parses");
+    // version, serialNumber, signature, issuer, validity, subject, ...
+    fields[5] = yasna::construct_der(|w| {
+        w.write_sequence_of(|w| {
+            for rdn in subject {
+                let (oid, value): (&[u64], &str) = match rdn {
+                    Rdn::Cn(v) => (&[2, 5, 4, 3], v),
+                    Rdn::O(v) => (&[2, 5, 4, 10], v),
+                };
+                w.next().write_set(|w| {
+                    w.next().write_sequence(|w| {
+                        w.next().write_oid(&ObjectIdentifier::from_slice(oid));
+                        w.next().write_utf8_string(value);
+                    })
+                });
+            }
+        })
+    });
+    let tbs = yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            for field in &fields {
+                w.next().write_der(field);
+            }
+        })
+    });
+    let signature = ca.issuer.key().sign(&tbs).expect("sign");
+    let cert = yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_der(&tbs);
+            w.next().write_der(&algorithm);
+            w.next().write_bitvec_bytes(&signature, signature.len() * 8);
+        })
+    });
+    (
+        pem::encode(&pem::Pem::new("CERTIFICATE", cert)),
+        key.serialize_pem(),
+    )
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
@@ -209,6 +301,7 @@ async fn client_certificates_name_the_caller_and_rbac_decides() {
         )
         .await
         .expect("role");
+    // Certificate users are bound under the prefix, as `kubectl create rolebinding --user=mtls:NAME`.
     let binding = RoleBinding {
         metadata: meta("issuer"),
         role_ref: RoleRef {
@@ -218,7 +311,7 @@ async fn client_certificates_name_the_caller_and_rbac_decides() {
         },
         subjects: Some(vec![Subject {
             kind: "User".into(),
-            name: user.clone(),
+            name: format!("mtls:{user}"),
             api_group: Some("rbac.authorization.k8s.io".into()),
             namespace: None,
         }]),
@@ -245,5 +338,241 @@ async fn client_certificates_name_the_caller_and_rbac_decides() {
         .expect("GetToken")
         .token
         .expect("record");
-    assert_eq!(listed.issued_by, user);
+    assert_eq!(listed.issued_by, format!("mtls:{user}"));
+}
+
+/// tokend serving mTLS with `--auth mtls` (default prefixes), and the CAs of both sides.
+struct MtlsSetup {
+    env: TestEnv,
+    server_ca: TestCa,
+    client_ca: TestCa,
+    _dir: tempfile::TempDir,
+}
+
+async fn mtls_setup() -> MtlsSetup {
+    let dir = tempfile::tempdir().expect("dir");
+    let server_ca = ca("server-ca");
+    let client_ca = ca("client-ca");
+    let (cert, key) = leaf(&server_ca, "tokend", &[], true);
+    let files = TlsFiles {
+        cert: write(dir.path(), "tls.crt", &cert),
+        key: write(dir.path(), "tls.key", &key),
+        client_ca: Some(write(dir.path(), "client-ca.crt", &client_ca.pem)),
+    };
+    let env = common::start_with(ServerOptions {
+        auth: AuthMode::Mtls,
+        tls: Some(files),
+        ..ServerOptions::default()
+    })
+    .await;
+    MtlsSetup {
+        env,
+        server_ca,
+        client_ca,
+        _dir: dir,
+    }
+}
+
+/// IssueToken in `ns` as the holder of `identity`; a refused handshake counts as UNAVAILABLE.
+async fn issue_as(
+    setup: &MtlsSetup,
+    identity: (String, String),
+    ns: &str,
+) -> Result<v1::IssueTokenResponse, tokend_client::Error> {
+    let client = tls_client(&setup.env, &setup.server_ca, Some(identity)).await?;
+    client.issue_token(common::issue(ns, "app")).await
+}
+
+#[tokio::test]
+async fn certificates_cannot_claim_system_identities_or_name_several_users() {
+    let setup = mtls_setup().await;
+    let ns = setup.env.fresh_namespace().await;
+    let client_ca = &setup.client_ca;
+    let tokend_sa = format!(
+        "system:serviceaccount:{}:tokend",
+        setup
+            .env
+            .tokend_namespace
+            .clone()
+            .unwrap_or_else(|| "tokend".into())
+    );
+    let client_auth = || vec![ExtendedKeyUsagePurpose::ClientAuth];
+
+    // A certificate from the client CA claiming the cluster's superuser group.
+    common::assert_code(
+        issue_as(
+            &setup,
+            leaf(client_ca, "mallory", &["system:masters"], false),
+            &ns,
+        )
+        .await,
+        Code::PermissionDenied,
+        "system:",
+    );
+    // ...also behind an ordinary group.
+    common::assert_code(
+        issue_as(
+            &setup,
+            leaf_with_subject(
+                client_ca,
+                &[Rdn::Cn("carol"), Rdn::O("team"), Rdn::O("system:masters")],
+                client_auth(),
+            ),
+            &ns,
+        )
+        .await,
+        Code::PermissionDenied,
+        "system:masters",
+    );
+    // ...or naming a ServiceAccount (here tokend's own) or a system user.
+    common::assert_code(
+        issue_as(&setup, leaf(client_ca, &tokend_sa, &[], false), &ns).await,
+        Code::PermissionDenied,
+        "system:",
+    );
+    common::assert_code(
+        issue_as(
+            &setup,
+            leaf(client_ca, "system:admin", &["team"], false),
+            &ns,
+        )
+        .await,
+        Code::PermissionDenied,
+        "system:",
+    );
+    // A certificate of the same CA that is not a client certificate (no clientAuth usage).
+    common::assert_code(
+        issue_as(
+            &setup,
+            leaf_with_subject(client_ca, &[Rdn::Cn("alice")], Vec::new()),
+            &ns,
+        )
+        .await,
+        Code::Unauthenticated,
+        "clientAuth",
+    );
+    // Two CNs: which user would it be?
+    common::assert_code(
+        issue_as(
+            &setup,
+            leaf_with_subject(
+                client_ca,
+                &[Rdn::Cn("alice"), Rdn::Cn("system:admin")],
+                client_auth(),
+            ),
+            &ns,
+        )
+        .await,
+        Code::Unauthenticated,
+        "exactly one CN",
+    );
+    // A CN that would write a second, forged log line.
+    common::assert_code(
+        issue_as(
+            &setup,
+            leaf_with_subject(
+                client_ca,
+                &[Rdn::Cn("eve\naudit action=revoke caller=admin")],
+                client_auth(),
+            ),
+            &ns,
+        )
+        .await,
+        Code::Unauthenticated,
+        "control characters",
+    );
+    // An ordinary certificate names a prefixed user, who has no rights until RBAC names them so.
+    let user = unique_name("bob");
+    common::assert_code(
+        issue_as(&setup, leaf(client_ca, &user, &["platform"], false), &ns).await,
+        Code::PermissionDenied,
+        &format!("mtls:{user}"),
+    );
+    // Nothing was created by any of these calls.
+    let records =
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(setup.env.kube.clone(), &ns)
+            .list(&kube::api::ListParams::default().labels("app.kubernetes.io/managed-by=tokend"))
+            .await
+            .expect("list records");
+    assert!(records.items.is_empty(), "no record was written");
+}
+
+/// Grants `subject` (a User or Group) what IssueToken with create_service_account needs in `ns`.
+async fn grant_issue(env: &TestEnv, ns: &str, kind: &str, subject: &str) {
+    let meta = |name: &str| ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some(ns.into()),
+        ..Default::default()
+    };
+    let name = unique_name("issuer");
+    Api::<Role>::namespaced(env.kube.clone(), ns)
+        .create(
+            &PostParams::default(),
+            &Role {
+                metadata: meta(&name),
+                rules: Some(vec![PolicyRule {
+                    api_groups: Some(vec![String::new()]),
+                    resources: Some(vec![
+                        "serviceaccounts".into(),
+                        "serviceaccounts/token".into(),
+                    ]),
+                    verbs: vec!["create".into()],
+                    ..Default::default()
+                }]),
+            },
+        )
+        .await
+        .expect("role");
+    Api::<RoleBinding>::namespaced(env.kube.clone(), ns)
+        .create(
+            &PostParams::default(),
+            &RoleBinding {
+                metadata: meta(&name),
+                role_ref: RoleRef {
+                    api_group: Some("rbac.authorization.k8s.io".into()),
+                    kind: "Role".into(),
+                    name: name.clone(),
+                },
+                subjects: Some(vec![Subject {
+                    kind: kind.into(),
+                    name: subject.into(),
+                    api_group: Some("rbac.authorization.k8s.io".into()),
+                    namespace: None,
+                }]),
+            },
+        )
+        .await
+        .expect("binding");
+}
+
+#[tokio::test]
+async fn an_allowed_decision_for_two_groups_is_not_reused_for_one_group_holding_a_comma() {
+    let setup = mtls_setup().await;
+    let ns = setup.env.fresh_namespace().await;
+    let user = unique_name("dana");
+    // Given RBAC that lets group mtls:b issue, and a caller in groups mtls:a and mtls:b.
+    grant_issue(&setup.env, &ns, "Group", "mtls:b").await;
+    let member = leaf_with_subject(
+        &setup.client_ca,
+        &[Rdn::Cn(&user), Rdn::O("a"), Rdn::O("b")],
+        vec![ExtendedKeyUsagePurpose::ClientAuth],
+    );
+    // The same user in the single group "mtls:a,mtls:b", which is not mtls:b: joined with
+    // commas, both group lists read "mtls:a,mtls:b,system:authenticated".
+    let impostor = leaf_with_subject(
+        &setup.client_ca,
+        &[Rdn::Cn(&user), Rdn::O("a,mtls:b")],
+        vec![ExtendedKeyUsagePurpose::ClientAuth],
+    );
+    eventually("the member of mtls:b may issue", || async {
+        issue_as(&setup, member.clone(), &ns).await.is_ok()
+    })
+    .await;
+
+    // When the other caller asks at once, while the member's allow is cached, it is refused.
+    common::assert_code(
+        issue_as(&setup, impostor, &ns).await,
+        Code::PermissionDenied,
+        &format!("mtls:{user}"),
+    );
 }

@@ -1,5 +1,6 @@
-//! The Kubernetes API every mode talks to: the embedded emulator, or a cluster named by a
-//! kubeconfig; and the namespace and ServiceAccount a benchmark issues tokens for.
+//! The Kubernetes API every mode talks to: the embedded emulator, a loopback control plane from
+//! the test harness (`TOKEND_TEST_BACKEND=real`), or a cluster named by a kubeconfig; and the
+//! namespace and ServiceAccount a benchmark issues tokens for.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,10 @@ use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use kube_emulator::Emulator;
+use tokend_test_support::Backend as Selected;
+use tokend_test_support::control_plane::ControlPlane;
+
+pub use tokend_test_support::unique_name;
 
 /// The ServiceAccount tokens are issued for.
 pub const SERVICE_ACCOUNT: &str = "bench";
@@ -16,6 +21,7 @@ pub const SERVICE_ACCOUNT: &str = "bench";
 /// A Kubernetes API to benchmark against, with an admin kubeconfig file for kubectl.
 pub struct Backend {
     emulator: Option<Emulator>,
+    _control_plane: Option<ControlPlane>,
     config: kube::Config,
     kubeconfig: PathBuf,
     admin_token: Option<String>,
@@ -23,8 +29,17 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// Starts the embedded emulator, or reads `kubeconfig` when one is given.
+    /// Reads `kubeconfig` when one is given; else starts a loopback control plane when
+    /// `TOKEND_TEST_BACKEND=real`, or the embedded emulator.
     pub async fn start(kubeconfig: Option<&Path>) -> anyhow::Result<Self> {
+        if kubeconfig.is_none() && Selected::selected() == Selected::Real {
+            let plane = ControlPlane::start()
+                .await
+                .context("starting a control plane")?;
+            let mut backend = Box::pin(Self::start(Some(plane.kubeconfig()))).await?;
+            backend._control_plane = Some(plane);
+            return Ok(backend);
+        }
         let dir = tempfile::tempdir().context("temporary directory")?;
         match kubeconfig {
             Some(path) => {
@@ -41,6 +56,7 @@ impl Backend {
                     .map(|t| secrecy::ExposeSecret::expose_secret(t).to_owned());
                 Ok(Self {
                     emulator: None,
+                    _control_plane: None,
                     config,
                     kubeconfig: path.to_owned(),
                     admin_token,
@@ -61,6 +77,7 @@ impl Backend {
                 let admin_token = Some(emulator.admin_token().to_owned());
                 Ok(Self {
                     emulator: Some(emulator),
+                    _control_plane: None,
                     config,
                     kubeconfig: path,
                     admin_token,
@@ -131,15 +148,4 @@ impl Backend {
             .with_context(|| format!("deleting namespace {name}"))?;
         Ok(())
     }
-}
-
-/// A name no other run uses: `prefix-` and 8 random lowercase alphanumerics.
-pub fn unique_name(prefix: &str) -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    let suffix: String = (0..8)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect();
-    format!("{prefix}-{suffix}")
 }

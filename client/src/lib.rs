@@ -146,7 +146,6 @@
 #![warn(missing_docs)]
 
 mod client;
-pub mod duration;
 mod error;
 
 #[cfg(feature = "cli")]
@@ -155,9 +154,10 @@ pub mod cli;
 pub use client::{BearerAuth, RawClient, TokendClient, TokendClientBuilder};
 pub use error::{Error, Result};
 
-/// The `tokend.v1` API as generated from `proto/tokend/v1/token_service.proto`: messages, enums
-/// and the raw [`TokenServiceClient`](v1::token_service_client::TokenServiceClient).
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod v1 {
-    tonic::include_proto!("tokend.v1");
-}
+/// The `tokend.v1` API as generated from `proto/tokend/v1/token_service.proto` (by
+/// [`tokend_api`]): messages, enums and the raw
+/// [`TokenServiceClient`](v1::token_service_client::TokenServiceClient).
+pub use tokend_api::v1;
+
+/// The API's duration strings (`"2h45m"`) to and from [`std::time::Duration`].
+pub use tokend_api::duration;

@@ -4,6 +4,7 @@
 //! (kubectl included) through [`Emulator::kubeconfig`], and break it on purpose with [`Emulator::faults`].
 
 mod authn;
+mod bootstrap_policy;
 mod clock;
 mod discovery;
 mod error;
@@ -115,8 +116,8 @@ fn seed(shared: &Shared) {
             );
         }
     }
-    for (plural, obj) in rbac::bootstrap_policy() {
-        if let Some(rt) = rbac::policy_type(plural) {
+    for (plural, obj) in bootstrap_policy::bootstrap_policy() {
+        if let Some(rt) = bootstrap_policy::policy_type(plural) {
             let _ = rest::create(shared, &mut store, rt, "", obj);
         }
     }

@@ -31,143 +31,15 @@ impl PatchKind {
 
 /// Applies an RFC 7386 merge patch to `target`.
 pub fn merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(patch_map) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(serde_json::Map::new());
-    }
-    if let Value::Object(target_map) = target {
-        for (k, v) in patch_map {
-            if v.is_null() {
-                target_map.remove(k);
-            } else {
-                merge_patch(target_map.entry(k.clone()).or_insert(Value::Null), v);
-            }
-        }
-    }
+    json_patch::merge(target, patch);
 }
 
-fn unescape(token: &str) -> String {
-    token.replace("~1", "/").replace("~0", "~")
-}
-
-fn split_pointer(path: &str) -> Result<(Vec<String>, String), String> {
-    if path.is_empty() {
-        return Err("the root of the document cannot be patched".into());
-    }
-    let rest = path
-        .strip_prefix('/')
-        .ok_or_else(|| format!("invalid JSON pointer {path:?}"))?;
-    let mut tokens: Vec<String> = rest.split('/').map(unescape).collect();
-    let last = tokens.pop().unwrap_or_default();
-    Ok((tokens, last))
-}
-
-fn parent_mut<'a>(doc: &'a mut Value, tokens: &[String]) -> Result<&'a mut Value, String> {
-    let mut cur = doc;
-    for t in tokens {
-        cur = match cur {
-            Value::Object(m) => m.get_mut(t),
-            Value::Array(a) => t.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
-            _ => None,
-        }
-        .ok_or_else(|| format!("doc is missing path: {t}"))?;
-    }
-    Ok(cur)
-}
-
-fn get(doc: &Value, path: &str) -> Result<Value, String> {
-    doc.pointer(path)
-        .cloned()
-        .ok_or_else(|| format!("doc is missing path: {path:?}"))
-}
-
-fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), String> {
-    let (parents, last) = split_pointer(path)?;
-    match parent_mut(doc, &parents)? {
-        Value::Object(m) => {
-            m.insert(last, value);
-            Ok(())
-        }
-        Value::Array(a) => {
-            let idx = if last == "-" {
-                a.len()
-            } else {
-                last.parse::<usize>()
-                    .map_err(|_| format!("invalid array index {last:?}"))?
-            };
-            if idx > a.len() {
-                return Err(format!("array index {idx} out of bounds"));
-            }
-            a.insert(idx, value);
-            Ok(())
-        }
-        _ => Err(format!("cannot add at {path:?}")),
-    }
-}
-
-fn remove(doc: &mut Value, path: &str) -> Result<Value, String> {
-    let (parents, last) = split_pointer(path)?;
-    match parent_mut(doc, &parents)? {
-        Value::Object(m) => m
-            .remove(&last)
-            .ok_or_else(|| format!("doc is missing path: {path:?}")),
-        Value::Array(a) => {
-            let idx = last
-                .parse::<usize>()
-                .map_err(|_| format!("invalid array index {last:?}"))?;
-            if idx >= a.len() {
-                return Err(format!("array index {idx} out of bounds"));
-            }
-            Ok(a.remove(idx))
-        }
-        _ => Err(format!("doc is missing path: {path:?}")),
-    }
-}
-
-/// Applies an RFC 6902 JSON patch to `doc`; the error is the message for a 422 answer.
+/// Applies an RFC 6902 JSON patch to `doc`; the error is the message for a 422 answer. Nothing
+/// is changed when an operation fails.
 pub fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), String> {
-    let ops = ops
-        .as_array()
-        .ok_or("a JSON patch must be an array of operations")?;
-    for op in ops {
-        let field = |k: &str| op.get(k).and_then(Value::as_str);
-        let path = field("path").ok_or("operation is missing \"path\"")?;
-        let value = || {
-            op.get("value")
-                .cloned()
-                .ok_or("operation is missing \"value\"")
-        };
-        match field("op").unwrap_or("") {
-            "add" => add(doc, path, value()?)?,
-            "remove" => {
-                remove(doc, path)?;
-            }
-            "replace" => {
-                remove(doc, path)?;
-                add(doc, path, value()?)?;
-            }
-            "test" => {
-                if get(doc, path)? != value()? {
-                    return Err(format!("testing value {path} failed"));
-                }
-            }
-            "move" => {
-                let from = field("from").ok_or("operation is missing \"from\"")?;
-                let v = remove(doc, from)?;
-                add(doc, path, v)?;
-            }
-            "copy" => {
-                let from = field("from").ok_or("operation is missing \"from\"")?;
-                let v = get(doc, from)?;
-                add(doc, path, v)?;
-            }
-            other => return Err(format!("Unexpected kind: {other}")),
-        }
-    }
-    Ok(())
+    let ops: json_patch::Patch = serde_json::from_value(ops.clone())
+        .map_err(|e| format!("a JSON patch must be an array of operations: {e}"))?;
+    json_patch::patch(doc, &ops).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

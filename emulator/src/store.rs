@@ -7,20 +7,9 @@ use serde_json::{Map, Value};
 use crate::clock;
 use crate::resources::ResourceType;
 
-/// A random RFC 4122 version-4 UUID in its usual text form.
+/// A random RFC 4122 version-4 UUID in its usual text form, as the API server's uids are.
 pub fn new_uid() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
-    format!(
-        "{}-{}-{}-{}-{}",
-        h(0..4),
-        h(4..6),
-        h(6..8),
-        h(8..10),
-        h(10..16)
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// Reads `metadata.<field>` as a string.

@@ -1,13 +1,14 @@
-//! Emulator-only behaviour: fault knobs, options, kubeconfig helpers, TLS and lifecycle. Every test
-//! here is skipped (with a printed reason) when `TOKEND_TEST_KUBECONFIG` points the suite at a real cluster.
+//! Emulator-only behaviour: fault knobs, options, kubeconfig helpers, TLS and lifecycle. On the
+//! real backend every test here is a counted skip of kind emulator-only.
 
-mod common;
+use tokend_test_support as common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail, ensure};
-use common::{Cluster, api_error, skip_on_real_cluster};
+use common::contract::api_error;
+use common::{Cluster, skip_unless_emulator};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use kube::Api;
 use kube::api::{ListParams, PostParams};
@@ -18,17 +19,12 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::json;
 
 async fn emulator_cluster(test: &str) -> Result<Option<(Cluster, Emulator)>> {
-    if skip_on_real_cluster(test) {
+    if skip_unless_emulator(test, "it checks the emulator itself") {
         return Ok(None);
     }
     let emulator = Emulator::start().await?;
     let config = emulator.client_config().await?;
-    let client = kube::Client::try_from(config.clone())?;
-    let handle = Cluster {
-        emulator: None,
-        config,
-        client,
-    };
+    let handle = Cluster::from_config(common::Backend::Emulator, config)?;
     Ok(Some((handle, emulator)))
 }
 
@@ -142,7 +138,7 @@ async fn a_down_emulator_refuses_connections_until_it_is_back_up() -> Result<()>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_anonymous_auth_a_request_without_credentials_is_401() -> Result<()> {
-    if skip_on_real_cluster("anonymous_auth=false") {
+    if skip_unless_emulator("anonymous_auth=false", "it checks an emulator option") {
         return Ok(());
     }
     let e = Emulator::start_with(Options {

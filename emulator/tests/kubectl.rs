@@ -1,12 +1,12 @@
 //! kubectl against the cluster: the admin kubeconfig works for the commands people run by hand.
 
-mod common;
+use tokend_test_support as common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
-use common::{Cluster, real_cluster, unique};
+use common::{Cluster, SkipKind, skip, unique_name};
 
 /// Finds `kubectl` on PATH.
 fn kubectl_path() -> Option<PathBuf> {
@@ -40,23 +40,19 @@ fn kubectl(bin: &Path, kubeconfig: &Path, cache: &Path, args: &[&str]) -> Result
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_can_list_create_issue_tokens_and_ask_can_i() -> Result<()> {
     let Some(bin) = kubectl_path() else {
-        println!("skipping the kubectl test: kubectl is not on PATH");
+        skip(
+            "kubectl_can_list_create_issue_tokens_and_ask_can_i",
+            SkipKind::MissingTool,
+            "kubectl is not on PATH",
+        );
         return Ok(());
     };
-    let c = Cluster::connect().await?;
+    let c = Cluster::connect_with(kube_emulator::Options::default()).await?;
     let dir = tempfile::tempdir()?;
-    let kubeconfig = match (&c.emulator, std::env::var_os(common::REAL_CLUSTER_ENV)) {
-        (Some(e), _) => {
-            let path = dir.path().join("kubeconfig");
-            e.write_kubeconfig(&path).await?;
-            path
-        }
-        (None, Some(path)) if real_cluster() => PathBuf::from(path),
-        _ => bail!("no kubeconfig to give kubectl"),
-    };
+    let kubeconfig = c.admin_kubeconfig.clone();
     let cache = dir.path().join("cache");
     let ns = c.namespace("kubectl").await?;
-    let sa = unique("sa");
+    let sa = unique_name("sa");
     let run = |args: &[&str]| kubectl(&bin, &kubeconfig, &cache, args);
 
     let namespaces = tokio::task::block_in_place(|| run(&["get", "ns"]))?;
@@ -73,7 +69,7 @@ async fn kubectl_can_list_create_issue_tokens_and_ask_can_i() -> Result<()> {
     let token = tokio::task::block_in_place(|| {
         run(&["create", "token", &sa, "-n", &ns.name, "--duration=1h"])
     })?;
-    let (_, claims) = common::decode_jwt(token.trim())?;
+    let (_, claims) = common::contract::decode_jwt(token.trim())?;
     ensure!(
         claims["sub"] == format!("system:serviceaccount:{}:{sa}", ns.name),
         "{claims}"

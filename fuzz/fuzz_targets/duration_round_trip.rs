@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use tokend_client::duration::{format_duration, parse_duration};
+use tokend_api::duration::{format_duration, parse_duration};
 
 const UNITS: [(u8, u128); 6] = [
     (b'y', 365 * 86_400),

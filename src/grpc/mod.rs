@@ -11,14 +11,8 @@ use tonic::{Request, Response, Status};
 use crate::metrics::Metrics;
 use crate::service::{self, Caller, KubeconfigRequest, KubeconfigSource, ListQuery, RevokeTarget};
 
-/// The generated proto code (messages, server and client).
-pub mod v1 {
-    #![allow(missing_docs, clippy::all)]
-    tonic::include_proto!("tokend.v1");
-
-    /// Descriptor set of the proto, for server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("tokend_descriptor");
-}
+/// The generated proto code (messages, server and client), compiled once in `tokend-api`.
+pub use tokend_api::v1;
 
 use v1::token_service_server::TokenService as TokenServiceRpc;
 

@@ -12,13 +12,7 @@ impl TokenService {
         }
         // Like the API server's own authorizer cache: allowed answers are reused briefly, so a
         // withdrawn permission lasts at most the cache TTL; denials are always asked again.
-        let key = format!(
-            "{}\n{}\n{}\n{:?}",
-            caller.username,
-            caller.uid,
-            caller.groups.join(","),
-            access
-        );
+        let key = AccessKey::new(caller, &access);
         if self.allowed.get(&key).is_some() {
             return Ok(());
         }
@@ -44,5 +38,36 @@ impl TokenService {
                 format!(" ({})", decision.reason)
             },
         )))
+    }
+}
+
+/// Who asked for what, field by field: two different questions can never share a key, whatever
+/// separators a caller's user or group names hold (`["a,b"]` is not `["a", "b"]`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct AccessKey {
+    username: String,
+    uid: String,
+    groups: Vec<String>,
+    verb: String,
+    group: String,
+    resource: String,
+    subresource: Option<String>,
+    namespace: Option<String>,
+    name: Option<String>,
+}
+
+impl AccessKey {
+    fn new(caller: &Caller, access: &ResourceAccess<'_>) -> Self {
+        Self {
+            username: caller.username.clone(),
+            uid: caller.uid.clone(),
+            groups: caller.groups.clone(),
+            verb: access.verb.to_owned(),
+            group: access.group.to_owned(),
+            resource: access.resource.to_owned(),
+            subresource: access.subresource.map(str::to_owned),
+            namespace: access.namespace.map(str::to_owned),
+            name: access.name.map(str::to_owned),
+        }
     }
 }

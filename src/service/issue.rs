@@ -453,16 +453,15 @@ fn check_labels(labels: &BTreeMap<String, String>) -> Result<()> {
         ));
     }
     for (key, value) in labels {
+        // The key names the field; a long one is shortened there, as every echoed value is.
+        let field = || format!("labels[{:?}]", names::echo(key));
         names::check_label_key(key)
-            .map_err(|rule| Error::invalid(format!("labels[{key:?}]"), format!("key {rule}")))?;
+            .map_err(|rule| Error::invalid(field(), format!("key {rule}")))?;
         if key.starts_with(RESERVED_PREFIX) || key.starts_with("app.kubernetes.io/managed-by") {
-            return Err(Error::invalid(
-                format!("labels[{key:?}]"),
-                "key is reserved for tokend",
-            ));
+            return Err(Error::invalid(field(), "key is reserved for tokend"));
         }
         names::check_label_value(value)
-            .map_err(|rule| Error::invalid(format!("labels[{key:?}]"), format!("value {rule}")))?;
+            .map_err(|rule| Error::invalid(field(), format!("value {rule}")))?;
     }
     Ok(())
 }

@@ -147,7 +147,7 @@ pub struct TokenService {
     cluster: Cluster,
     settings: Arc<Settings>,
     /// Access decisions the API server allowed, briefly reused (keyed by caller and action).
-    allowed: Arc<TtlCache<String, ()>>,
+    allowed: Arc<TtlCache<authz::AccessKey, ()>>,
     /// ServiceAccounts known to exist, with their uids, so an issue need not look them up.
     accounts: Arc<TtlCache<(String, String), String>>,
     /// The key records are sealed with, shared with the sweeper.

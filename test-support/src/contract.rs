@@ -1,107 +1,35 @@
-//! Shared setup for the contract tests: a cluster (the emulator, or a real one named by
-//! `TOKEND_TEST_KUBECONFIG`), throwaway namespaces, clients for other credentials, raw requests and polling.
+//! What the emulator's contract tests do with a cluster beyond admin access: throwaway
+//! namespaces, ServiceAccounts, Secrets and bound tokens, raw requests, reviews, and decoding
+//! of API errors and JWTs, the same on the emulator and on a real API server.
 
-#![allow(dead_code)]
-
-use std::future::Future;
-use std::time::{Duration, Instant};
-
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
-use kube::api::{DeleteParams, PostParams};
-use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
+use kube::api::PostParams;
 use kube::{Api, Client};
-use kube_emulator::Emulator;
 use serde_json::{Value, json};
 
-/// The environment variable naming an admin kubeconfig of a real cluster to run against.
-pub const REAL_CLUSTER_ENV: &str = "TOKEND_TEST_KUBECONFIG";
-
-/// How long to wait for eventually consistent behaviour of a real cluster.
-pub const EVENTUALLY: Duration = Duration::from_secs(15);
-
-/// The cluster a test talks to.
-pub struct Cluster {
-    /// The emulator, when the test runs against it.
-    pub emulator: Option<Emulator>,
-    /// Admin client configuration.
-    pub config: kube::Config,
-    /// Admin client.
-    pub client: Client,
-}
-
-/// Whether the tests run against a real cluster.
-pub fn real_cluster() -> bool {
-    std::env::var_os(REAL_CLUSTER_ENV).is_some_and(|v| !v.is_empty())
-}
-
-/// Prints why an emulator-only test is skipped, and says whether to skip.
-pub fn skip_on_real_cluster(test: &str) -> bool {
-    if real_cluster() {
-        println!(
-            "skipping {test}: it exercises an emulator-only feature and {REAL_CLUSTER_ENV} is set"
-        );
-        return true;
-    }
-    false
-}
+use crate::backend::{Backend, Cluster};
+use crate::cleanup::Cleanup;
+use crate::names::unique_name;
 
 impl Cluster {
-    /// Connects to the real cluster when `TOKEND_TEST_KUBECONFIG` is set, else starts an emulator.
-    pub async fn connect() -> Result<Cluster> {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        if let Some(path) = std::env::var_os(REAL_CLUSTER_ENV).filter(|v| !v.is_empty()) {
-            let kubeconfig = Kubeconfig::read_from(&path)
-                .with_context(|| format!("reading {}", path.to_string_lossy()))?;
-            let config =
-                kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                    .await?;
-            let client = Client::try_from(config.clone())?;
-            return Ok(Cluster {
-                emulator: None,
-                config,
-                client,
-            });
-        }
-        let emulator = Emulator::start().await?;
-        let config = emulator.client_config().await?;
-        let client = Client::try_from(config.clone())?;
-        Ok(Cluster {
-            emulator: Some(emulator),
-            config,
-            client,
-        })
-    }
-
-    /// A client that authenticates with `token` instead of the admin credentials.
-    pub fn client_with_token(&self, token: &str) -> Result<Client> {
-        let mut config = self.config.clone();
-        config.auth_info = AuthInfo {
-            token: Some(token.to_string().into()),
-            ..AuthInfo::default()
-        };
-        Ok(Client::try_from(config)?)
-    }
-
-    /// A client that sends no credentials.
-    pub fn anonymous_client(&self) -> Result<Client> {
-        let mut config = self.config.clone();
-        config.auth_info = AuthInfo::default();
-        Ok(Client::try_from(config)?)
-    }
-
     /// Creates a namespace with a unique name; it is deleted when the guard is dropped.
     pub async fn namespace(&self, prefix: &str) -> Result<TestNamespace> {
-        let name = unique(prefix);
+        let name = unique_name(prefix);
         let api: Api<Namespace> = Api::all(self.client.clone());
         let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
         api.create(&PostParams::default(), &ns).await?;
+        let cleanup = match self.backend {
+            Backend::Real => Cleanup::new(self.config.clone()),
+            Backend::Emulator => Cleanup::discard(),
+        };
+        cleanup.namespace(&name);
         Ok(TestNamespace {
             name,
-            client: self.client.clone(),
+            _cleanup: cleanup,
         })
     }
 
@@ -224,60 +152,11 @@ pub struct BoundToken {
     pub secret_uid: String,
 }
 
-/// A namespace created for one test, deleted on drop.
+/// A namespace created for one test, deleted (on a real cluster) when dropped.
 pub struct TestNamespace {
     /// Its name.
     pub name: String,
-    client: Client,
-}
-
-impl Drop for TestNamespace {
-    fn drop(&mut self) {
-        let api: Api<Namespace> = Api::all(self.client.clone());
-        let name = self.name.clone();
-        // Deleting needs the runtime; tests run on the multi-threaded one, so blocking here is allowed.
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            tokio::task::block_in_place(|| {
-                handle.block_on(async {
-                    let _ = api.delete(&name, &DeleteParams::default()).await;
-                })
-            });
-        }
-    }
-}
-
-/// A name with a random suffix, unique per test run.
-pub fn unique(prefix: &str) -> String {
-    let n: u32 = rand::random();
-    format!("{prefix}-{n:08x}")
-}
-
-/// Polls `check` until it returns Ok(true) or `EVENTUALLY` passes; returns the last outcome.
-pub async fn eventually<F, Fut>(what: &str, check: F) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<bool>>,
-{
-    eventually_within(what, EVENTUALLY, check).await
-}
-
-/// Polls `check` until it returns Ok(true) or `limit` passes.
-pub async fn eventually_within<F, Fut>(what: &str, limit: Duration, mut check: F) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<bool>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        let last = check().await;
-        if let Ok(true) = last {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            bail!("{what} did not happen within {limit:?} (last outcome: {last:?})");
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    _cleanup: Cleanup,
 }
 
 /// The API error of a failed call, or a test failure when the call succeeded or failed otherwise.
@@ -305,26 +184,4 @@ pub fn details(status: &kube::core::Status) -> Result<kube::core::response::Stat
         .details
         .clone()
         .ok_or_else(|| anyhow::anyhow!("no details in {status:?}"))
-}
-
-/// Polls `check` until it returns Ok(Some(value)) or `EVENTUALLY` passes; returns the value.
-pub async fn eventually_some<T, F, Fut>(what: &str, mut check: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Option<T>>>,
-{
-    let deadline = Instant::now() + EVENTUALLY;
-    loop {
-        let last = check().await;
-        if let Ok(Some(value)) = last {
-            return Ok(value);
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "{what} did not happen within {EVENTUALLY:?} (last outcome: {:?})",
-                last.err()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }

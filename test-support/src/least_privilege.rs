@@ -13,6 +13,9 @@ use k8s_openapi::api::rbac::v1::{
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 
+use crate::backend::Cluster;
+use crate::cleanup::Cleanup;
+
 /// tokend's identity for one test run.
 pub struct TokendAccount {
     /// Client configuration authenticating as tokend's ServiceAccount.
@@ -33,7 +36,7 @@ fn documents(path: &Path) -> Vec<serde_json::Value> {
 }
 
 fn manifest<T: serde::de::DeserializeOwned>(file: &str, kind: &str) -> T {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let path = crate::control_plane::workspace_root()
         .join("deploy/base")
         .join(file);
     let doc = documents(&path)
@@ -78,12 +81,13 @@ impl TokendRbac {
 
 /// Sets up tokend's account with `rbac` (deploy/'s, or a variant of it).
 pub async fn tokend_account(
-    admin: &Client,
-    admin_config: &kube::Config,
+    cluster: &Cluster,
+    cleanup: &Cleanup,
     rbac: TokendRbac,
 ) -> TokendAccount {
+    let admin = &cluster.client;
     let rules = rbac.cluster_rules;
-    let namespace = super::unique_name("tokend-sa");
+    let namespace = crate::unique_name("tokend-sa");
     let name = "tokend";
     Api::<Namespace>::all(admin.clone())
         .create(
@@ -98,6 +102,7 @@ pub async fn tokend_account(
         )
         .await
         .expect("tokend namespace");
+    cleanup.namespace(&namespace);
     let meta = |n: &str| ObjectMeta {
         name: Some(n.into()),
         namespace: Some(namespace.clone()),
@@ -134,6 +139,7 @@ pub async fn tokend_account(
         .create(&PostParams::default(), &role)
         .await
         .expect("tokend ClusterRole");
+    cleanup.cluster_role(&cluster_role);
     let binding = ClusterRoleBinding {
         metadata: ObjectMeta {
             name: Some(cluster_role.clone()),
@@ -150,6 +156,7 @@ pub async fn tokend_account(
         .create(&PostParams::default(), &binding)
         .await
         .expect("tokend ClusterRoleBinding");
+    cleanup.cluster_role_binding(&cluster_role);
 
     let lease_role = Role {
         metadata: meta("tokend-leader-election"),
@@ -174,7 +181,7 @@ pub async fn tokend_account(
         .expect("lease RoleBinding");
 
     let token = service_account_token(admin, &namespace, name).await;
-    let mut config = admin_config.clone();
+    let mut config = cluster.config.clone();
     config.auth_info = kube::config::AuthInfo {
         token: Some(token.into()),
         ..Default::default()

@@ -8,12 +8,12 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use tokend_client::duration::{format_duration, parse_duration};
+//! use tokend_api::duration::{format_duration, parse_duration};
 //!
 //! assert_eq!(parse_duration("2h45m")?, Duration::from_secs(9900));
 //! assert_eq!(format_duration(Duration::from_secs(9900)), "2h45m");
 //! assert!(parse_duration("45m2h").is_err());
-//! # Ok::<(), tokend_client::duration::DurationError>(())
+//! # Ok::<(), tokend_api::duration::DurationError>(())
 //! ```
 
 use std::time::Duration;

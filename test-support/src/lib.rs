@@ -1,0 +1,40 @@
+//! The one test harness of tokend, shared by the black-box tests, the emulator's contract tests
+//! and the benchmark: which Kubernetes API to run against ([`backend`]: the emulator, a real
+//! control plane from [`control_plane`], or any cluster), tokend under test ([`tokend`]), a
+//! fault-injecting proxy usable on both backends ([`fault_proxy`]), cleanup that works on a
+//! real cluster ([`cleanup`]), polling for eventual consistency ([`polling`]), unique names,
+//! and skips that are counted per backend ([`skips`]).
+
+pub mod backend;
+pub mod cleanup;
+pub mod contract;
+pub mod control_plane;
+pub mod fault_proxy;
+pub mod least_privilege;
+pub mod names;
+mod pki;
+pub mod polling;
+pub mod records;
+pub mod skips;
+pub mod tokend;
+
+use std::path::PathBuf;
+
+pub use backend::{Backend, Cluster, emulator_options};
+pub use fault_proxy::{FailRule, FaultProxy, Faults};
+pub use names::unique_name;
+pub use polling::{EVENTUALLY, eventually, eventually_ok, eventually_some, eventually_within};
+pub use records::{record_key, record_of, write_sealed_record};
+pub use skips::{SkipKind, skip, skip_unless_emulator};
+pub use tokend::{
+    TestEnv, assert_code, client_with_token, issue, start, start_as, start_with,
+    start_with_api_down,
+};
+
+/// The first file named `program` on PATH, like `command -v`.
+pub fn find_on_path(program: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}

@@ -1,0 +1,314 @@
+//! What an unauthenticated client can make tokend hold or spend is bounded: HTTP/2 streams per
+//! connection (advertised and enforced), half-open calls (answered when --request-timeout
+//! passes), TokenReviews caused by garbage bearer tokens; health and legitimate callers keep
+//! being answered meanwhile. Runs against the emulator or, unchanged, a real cluster.
+
+use tokend_test_support as common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+use tokend::config::AuthMode;
+use tokend::server::{ConnectionLimits, ServerOptions};
+use tokend_client::TokendClient;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// The health check, asked on a connection of its own.
+async fn health(env: &common::TestEnv) -> Option<ServingStatus> {
+    let channel = tonic::transport::Endpoint::from_shared(env.endpoint.clone())
+        .ok()?
+        .connect()
+        .await
+        .ok()?;
+    let answer = HealthClient::new(channel)
+        .check(HealthCheckRequest::default())
+        .await
+        .ok()?;
+    ServingStatus::try_from(answer.into_inner().status).ok()
+}
+
+/// A gRPC health Check whose headers are sent and whose body never is.
+fn half_open_check(addr: &str) -> http::Request<()> {
+    http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}/grpc.health.v1.Health/Check"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .expect("request")
+}
+
+#[tokio::test]
+async fn streams_beyond_the_advertised_limit_are_refused_and_half_open_calls_time_out() {
+    const LIMIT: u32 = 16;
+    let env = common::start_with(ServerOptions {
+        auth: AuthMode::None,
+        limits: ConnectionLimits {
+            max_concurrent_streams: LIMIT,
+            request_timeout: Duration::from_secs(2),
+            ..ConnectionLimits::default()
+        },
+        ..ServerOptions::default()
+    })
+    .await;
+    common::eventually("tokend serves", || async {
+        health(&env).await == Some(ServingStatus::Serving)
+    })
+    .await;
+
+    // Given a raw HTTP/2 client that, before it has read the server's SETTINGS, opens 3 × the
+    // limit of streams, sending only their headers.
+    let tcp = tokio::net::TcpStream::connect(&env.addr)
+        .await
+        .expect("connect");
+    let (mut h2, connection) = h2::client::Builder::new()
+        .initial_max_send_streams(1_000)
+        .handshake::<_, Bytes>(tcp)
+        .await
+        .expect("HTTP/2 handshake");
+    let mut responses = Vec::new();
+    let mut bodies = Vec::new();
+    for _ in 0..3 * LIMIT {
+        let (response, body) = h2
+            .send_request(half_open_check(&env.addr), false)
+            .expect("stream opened on the client side");
+        responses.push(response);
+        bodies.push(body);
+    }
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+
+    // Then the server advertises its limit...
+    common::eventually("SETTINGS_MAX_CONCURRENT_STREAMS is advertised", || {
+        let advertised = h2.current_max_send_streams();
+        async move { advertised == LIMIT as usize }
+    })
+    .await;
+    // ...health still answers on another connection while these streams are held...
+    assert_eq!(health(&env).await, Some(ServingStatus::Serving));
+    // ...the streams over the limit are refused, and the held ones are answered
+    // DEADLINE_EXCEEDED once --request-timeout passes, not kept for ever.
+    let answers = tokio::time::timeout(
+        Duration::from_secs(10),
+        futures::future::join_all(responses),
+    )
+    .await
+    .expect("every stream is answered or refused within the request timeout");
+    let mut refused = 0;
+    let mut timed_out = 0;
+    for answer in answers {
+        match answer {
+            Err(e) if e.reason() == Some(h2::Reason::REFUSED_STREAM) => refused += 1,
+            Ok(response) => {
+                let status = response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                assert_eq!(status.as_deref(), Some("4"), "DEADLINE_EXCEEDED");
+                timed_out += 1;
+            }
+            Err(e) => panic!("unexpected stream error: {e}"),
+        }
+    }
+    assert_eq!(refused, 2 * LIMIT, "streams over the limit are refused");
+    assert_eq!(
+        timed_out, LIMIT,
+        "the held streams are answered at the timeout"
+    );
+    drop(bodies);
+    assert_eq!(health(&env).await, Some(ServingStatus::Serving));
+}
+
+/// GET /metrics, as a Prometheus scraper asks.
+async fn scrape(addr: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to metrics");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: tokend\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    response
+}
+
+/// TokenReviews tokend has sent, whatever their answer.
+async fn token_reviews(env: &common::TestEnv) -> f64 {
+    scrape(&env.metrics_addr)
+        .await
+        .lines()
+        .filter(|line| {
+            line.starts_with("tokend_kube_requests_total{")
+                && line.contains("resource=\"tokenreviews\"")
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A ServiceAccount of the backend allowed to issue tokens in `ns`, and a token of it.
+async fn legitimate_caller(env: &common::TestEnv, ns: &str) -> String {
+    let meta = |name: &str| ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some(ns.into()),
+        ..Default::default()
+    };
+    let name = common::unique_name("caller");
+    let accounts = Api::<ServiceAccount>::namespaced(env.kube.clone(), ns);
+    accounts
+        .create(
+            &PostParams::default(),
+            &ServiceAccount {
+                metadata: meta(&name),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("caller account");
+    Api::<Role>::namespaced(env.kube.clone(), ns)
+        .create(
+            &PostParams::default(),
+            &Role {
+                metadata: meta(&name),
+                rules: Some(vec![PolicyRule {
+                    api_groups: Some(vec![String::new()]),
+                    resources: Some(vec![
+                        "serviceaccounts".into(),
+                        "serviceaccounts/token".into(),
+                    ]),
+                    verbs: vec!["create".into()],
+                    ..Default::default()
+                }]),
+            },
+        )
+        .await
+        .expect("role");
+    Api::<RoleBinding>::namespaced(env.kube.clone(), ns)
+        .create(
+            &PostParams::default(),
+            &RoleBinding {
+                metadata: meta(&name),
+                role_ref: RoleRef {
+                    api_group: Some("rbac.authorization.k8s.io".into()),
+                    kind: "Role".into(),
+                    name: name.clone(),
+                },
+                subjects: Some(vec![Subject {
+                    kind: "ServiceAccount".into(),
+                    name: name.clone(),
+                    namespace: Some(ns.into()),
+                    api_group: None,
+                }]),
+            },
+        )
+        .await
+        .expect("binding");
+    let answer: TokenRequest = accounts
+        .create_subresource(
+            "token",
+            &name,
+            &PostParams::default(),
+            &TokenRequest {
+                spec: Some(TokenRequestSpec {
+                    expiration_seconds: Some(3600),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("TokenRequest");
+    answer.status.and_then(|s| s.token).expect("token")
+}
+
+#[tokio::test]
+async fn a_garbage_token_flood_costs_a_bounded_number_of_token_reviews() {
+    const LIMIT: u32 = 20;
+    let env = common::start_with(ServerOptions {
+        auth: AuthMode::Kubernetes,
+        auth_failure_limit: tokend::authn::FailureLimit {
+            per_peer: LIMIT,
+            window: Duration::from_secs(60),
+        },
+        ..ServerOptions::default()
+    })
+    .await;
+    let ns = env.fresh_namespace().await;
+    // Given a legitimate caller that has been answered lately.
+    let token = legitimate_caller(&env, &ns).await;
+    let legitimate = TokendClient::builder(env.endpoint.clone())
+        .bearer_token(token)
+        .connect()
+        .await
+        .expect("connect");
+    common::eventually("the legitimate caller may issue", || async {
+        legitimate
+            .issue_token(common::issue(&ns, "app"))
+            .await
+            .is_ok()
+    })
+    .await;
+    let reviews_before = token_reviews(&env).await;
+
+    // When a client sends one garbage token 100 times...
+    let dir = tempfile::tempdir().expect("dir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "garbage-0").expect("write token");
+    let flooder = TokendClient::builder(env.endpoint.clone())
+        .token_file(&token_file)
+        .connect()
+        .await
+        .expect("connect");
+    for _ in 0..100 {
+        common::assert_code(
+            flooder.issue_token(common::issue(&ns, "app")).await,
+            Code::Unauthenticated,
+            "rejected",
+        );
+    }
+    // ...it costs one review, the answer being reused.
+    assert_eq!(token_reviews(&env).await - reviews_before, 1.0);
+
+    // And when it sends 300 different garbage tokens, it is refused after the limit, before any
+    // review.
+    let mut throttled = 0;
+    for i in 1..=300 {
+        std::fs::write(
+            &token_file,
+            format!("garbage-{i}-{}", common::unique_name("t")),
+        )
+        .expect("write token");
+        match flooder.issue_token(common::issue(&ns, "app")).await {
+            Err(e) if e.code() == Code::Unauthenticated => {}
+            Err(e) if e.code() == Code::ResourceExhausted => {
+                assert!(e.message().contains("too many failed"), "{}", e.message());
+                throttled += 1;
+            }
+            other => panic!("a garbage token must be refused, got {other:?}"),
+        }
+    }
+    let reviews = token_reviews(&env).await - reviews_before;
+    assert!(
+        reviews <= f64::from(LIMIT),
+        "{reviews} TokenReviews for 400 garbage calls; at most {LIMIT} expected"
+    );
+    assert!(throttled >= 300 - LIMIT as usize, "{throttled} throttled");
+
+    // Then health and the legitimate caller are still answered.
+    assert_eq!(health(&env).await, Some(ServingStatus::Serving));
+    legitimate
+        .issue_token(common::issue(&ns, "app"))
+        .await
+        .expect("the legitimate caller still issues");
+}

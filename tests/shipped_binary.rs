@@ -1,0 +1,50 @@
+//! The binary the image ships (`cargo build -p tokend --no-default-features`, as the Dockerfile
+//! builds it) links no test code: no Kubernetes API emulator, no certificate generator, no CLI.
+
+use std::process::Command;
+
+#[test]
+fn the_image_build_links_neither_the_emulator_nor_rcgen_nor_the_cli() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "tree",
+            "--locked",
+            "--offline",
+            "-e",
+            "normal",
+            "-p",
+            "tokend",
+            "--no-default-features",
+            "--prefix",
+            "none",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo tree");
+    assert!(
+        out.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(tree.contains("tokend-api"), "the tree is tokend's: {tree}");
+    for forbidden in ["kube-emulator", "rcgen", "clap_complete", "tokend-client"] {
+        assert!(
+            !tree
+                .lines()
+                .any(|l| l.starts_with(&format!("{forbidden} "))),
+            "the shipped binary depends on {forbidden}"
+        );
+    }
+}
+
+#[test]
+fn the_dockerfile_builds_without_the_dev_feature() {
+    let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile"))
+        .expect("read Dockerfile");
+    assert!(
+        dockerfile.contains("cargo build --release --locked -p tokend --no-default-features"),
+        "the image must be built without `tokend dev`"
+    );
+}
