@@ -713,3 +713,49 @@ async fn callers_authenticate_with_a_token_file_or_env_var() {
         denied.stderr
     );
 }
+
+#[tokio::test]
+async fn list_follows_pages_selects_by_label_and_stops_at_limit() {
+    // Given more records than one server page holds (ListTokens' default page is 100),
+    let env = common::start().await;
+    let ns = env.fresh_namespace().await;
+    let client = env.client().await;
+    let mut blue = Vec::new();
+    for i in 0..105 {
+        let mut request = common::issue(&ns, "ci");
+        let team = if i % 5 == 0 { "blue" } else { "red" };
+        request.labels = [("team".to_owned(), team.to_owned())].into();
+        let id = client.issue_token(request).await.expect("issue").token_id;
+        if team == "blue" {
+            blue.push(id);
+        }
+    }
+    let ids = |stdout: &str| -> Vec<String> {
+        let rows: Vec<serde_json::Value> = serde_json::from_str(stdout).expect("JSON list");
+        rows.iter()
+            .map(|r| r["token_id"].as_str().expect("token_id").to_owned())
+            .collect()
+    };
+    // then `list` shows every one of them, across pages,
+    let all = tokenctl(&env, &["list", &ns, "-o", "json"], "", &[])
+        .await
+        .ok("list");
+    assert_eq!(ids(&all).len(), 105);
+    // --limit stops early,
+    let some = tokenctl(&env, &["list", &ns, "--limit", "7", "-o", "json"], "", &[])
+        .await
+        .ok("list --limit");
+    assert_eq!(ids(&some).len(), 7);
+    // and a selector picks by the labels given at issue.
+    let mut selected = ids(&tokenctl(
+        &env,
+        &["list", &ns, "-l", "team=blue", "-o", "json"],
+        "",
+        &[],
+    )
+    .await
+    .ok("list -l"));
+    selected.sort();
+    blue.sort();
+    assert_eq!(selected, blue);
+}

@@ -10,6 +10,7 @@ pub mod load;
 pub mod memory;
 pub mod raw;
 pub mod report;
+pub mod scale;
 pub mod via_tokend;
 
 use std::fmt;

@@ -16,6 +16,7 @@ use tokend_bench::load::{self, LoadResult};
 use tokend_bench::memory::{self, Rss};
 use tokend_bench::raw::RawIssuer;
 use tokend_bench::report::{self, Measurement, Ratio, Row};
+use tokend_bench::scale;
 use tokend_bench::via_tokend::{Auth, ServiceIssuer, TokendIssuer, TokendServer};
 use tokend_bench::{Issuer, Mode, Workload, chart};
 
@@ -70,6 +71,24 @@ struct Args {
     /// TrueType font for the chart's text.
     #[arg(long, default_value = chart::DEFAULT_FONT)]
     font: PathBuf,
+    /// Scale mode instead of load: for each record count N (comma-separated), write N sealed
+    /// records directly, then measure tokend (as --tokend-bin, required) paging them with
+    /// ListTokens, sweeping them, and the first page's latency.
+    #[arg(long, value_delimiter = ',')]
+    scale: Vec<usize>,
+    /// Scale mode: look-alike Secrets (tokend's labels, ~--lookalike-kib of data each) to page
+    /// and sweep after the sizes; 0 skips them.
+    #[arg(long, default_value_t = 0)]
+    lookalikes: usize,
+    /// Scale mode: KiB of data in each look-alike.
+    #[arg(long, default_value_t = 900)]
+    lookalike_kib: usize,
+    /// Scale mode: ListTokens page size.
+    #[arg(long, default_value_t = 500)]
+    page_size: i32,
+    /// Scale mode: the sweeper's --sweep-delete-rate.
+    #[arg(long, default_value_t = 2000)]
+    sweep_delete_rate: u32,
 }
 
 /// The `--workload` values.
@@ -120,6 +139,27 @@ async fn main() -> anyhow::Result<()> {
     }
     let workload = Workload::from(args.workload);
     let backend = Backend::start(args.kubeconfig.as_deref()).await?;
+    if !args.scale.is_empty() || args.lookalikes > 0 {
+        let options = scale::ScaleOptions {
+            sizes: args.scale.clone(),
+            lookalikes: args.lookalikes,
+            lookalike_kib: args.lookalike_kib,
+            tokend_bin: args
+                .tokend_bin
+                .clone()
+                .context("scale mode runs tokend as its own process: pass --tokend-bin")?,
+            page_size: args.page_size,
+            delete_rate: args.sweep_delete_rate,
+        };
+        let (rows, lookalikes) = scale::run(&backend, &options).await?;
+        println!("{}", scale::table(&rows, lookalikes.as_ref()));
+        if let Some(path) = &args.json {
+            let json = serde_json::json!({ "scale": rows, "lookalikes": lookalikes });
+            std::fs::write(path, serde_json::to_vec_pretty(&json)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        return Ok(());
+    }
     let namespace = unique_name("tokend-bench");
     backend.prepare_namespace(&namespace).await?;
     let admin = kube::Client::try_from(backend.config()).context("kube client")?;

@@ -113,6 +113,17 @@ impl TokendServer {
         auth: Auth,
         auth_cache_ttl: Duration,
     ) -> anyhow::Result<Self> {
+        Self::process_with(binary, kubeconfig, auth, auth_cache_ttl, &[]).await
+    }
+
+    /// [`process`](Self::process) with more `serve` flags.
+    pub async fn process_with(
+        binary: &Path,
+        kubeconfig: &Path,
+        auth: Auth,
+        auth_cache_ttl: Duration,
+        extra_args: &[String],
+    ) -> anyhow::Result<Self> {
         let port = {
             let probe = std::net::TcpListener::bind("127.0.0.1:0")
                 .context("finding a free loopback port")?;
@@ -130,6 +141,7 @@ impl TokendServer {
                 "--auth-cache-ttl={}s",
                 auth_cache_ttl.as_secs().max(1)
             ))
+            .args(extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

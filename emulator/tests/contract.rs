@@ -335,6 +335,105 @@ async fn lists_filter_by_label_and_field_selectors() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_page_with_limit_and_continue_and_answer_metadata_only() -> Result<()> {
+    let c = Cluster::connect_with(kube_emulator::Options::default()).await?;
+    let ns = c.namespace("page").await?;
+    let api: Api<Secret> = Api::namespaced(c.client.clone(), &ns.name);
+    for i in 0..5 {
+        api.create(
+            &PostParams::default(),
+            &obj(json!({
+                "metadata": {"name": format!("s{i}"), "labels": {"paged": "yes"}},
+                "type": "example.com/paged",
+                "stringData": {"payload": "x".repeat(1000)},
+            }))?,
+        )
+        .await?;
+    }
+    // Pages of 2 (label and type selected on the server), metadata only: 2 + 2 + 1, each
+    // object once, and a continue token on every page but the last.
+    let mut seen = Vec::new();
+    let mut next: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut params = ListParams::default()
+            .labels("paged=yes")
+            .fields("type=example.com/paged")
+            .limit(2);
+        if let Some(token) = &next {
+            params = params.continue_token(token);
+        }
+        let page = api.list_metadata(&params).await?;
+        pages += 1;
+        ensure!(page.items.len() <= 2, "a page holds at most limit");
+        seen.extend(page.items.into_iter().filter_map(|i| i.metadata.name));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => next = Some(token),
+            None => break,
+        }
+        ensure!(pages < 10, "paging ends");
+    }
+    seen.sort();
+    ensure!(seen == ["s0", "s1", "s2", "s3", "s4"], "{seen:?}");
+    ensure!(pages == 3, "{pages} pages");
+    let one = api.get_metadata("s0").await?;
+    ensure!(
+        one.metadata
+            .labels
+            .unwrap_or_default()
+            .get("paged")
+            .map(String::as_str)
+            == Some("yes")
+    );
+    // A continue token that is not the server's is 400.
+    let status = api_error(
+        api.list_metadata(&ListParams::default().limit(2).continue_token("garbage"))
+            .await,
+    )?;
+    ensure!(status.code == 400, "{status:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_immutable_secret_keeps_its_data_but_not_its_labels() -> Result<()> {
+    let c = Cluster::connect_with(kube_emulator::Options::default()).await?;
+    let ns = c.namespace("immutable").await?;
+    let api: Api<Secret> = Api::namespaced(c.client.clone(), &ns.name);
+    api.create(
+        &PostParams::default(),
+        &obj(
+            json!({"metadata": {"name": "fixed", "labels": {"a": "1"}}, "stringData": {"k": "v"}}),
+        )?,
+    )
+    .await?;
+    let seal = json!({"metadata": {"labels": {"a": null}}, "immutable": true});
+    api.patch("fixed", &PatchParams::default(), &Patch::Merge(&seal))
+        .await?;
+    // Metadata still changes,
+    let relabel = json!({"metadata": {"labels": {"b": "2"}}});
+    api.patch("fixed", &PatchParams::default(), &Patch::Merge(&relabel))
+        .await?;
+    // but neither the data nor immutability itself.
+    for change in [
+        json!({"data": {"k": "d3Jvbmc="}}),
+        json!({"immutable": false}),
+    ] {
+        let status = api_error(
+            api.patch("fixed", &PatchParams::default(), &Patch::Merge(&change))
+                .await,
+        )?;
+        ensure!(status.code == 422, "{status:?}");
+        ensure!(
+            status
+                .message
+                .contains("field is immutable when `immutable` is set"),
+            "{status:?}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_keep_their_type_and_string_data_becomes_data() -> Result<()> {
     let c = Cluster::connect_with(kube_emulator::Options::default()).await?;
     let ns = c.namespace("sec").await?;
