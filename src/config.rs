@@ -220,7 +220,7 @@ mod tests {
         );
         assert_eq!(
             args.allowed_cluster_roles,
-            crate::policy::Policy::default().allowed_cluster_roles
+            crate::service::policy::Policy::default().allowed_cluster_roles
         );
     }
 

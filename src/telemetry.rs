@@ -98,8 +98,9 @@ mod tests {
         let builder = tracing_subscriber::fmt()
             .with_ansi(false)
             .with_writer(Escaping(move || sink.clone()));
-        let forged = "eve\n2026-01-01T00:00:00Z  INFO tokend::audit: action=\"revoke\" caller=admin\r\u{1b}[2K";
-        let emit = || tracing::info!(target: "tokend::audit", caller = %forged, action = "issue");
+        let forged = "eve\n2026-01-01T00:00:00Z  INFO tokend::service::audit: action=\"revoke\" caller=admin\r\u{1b}[2K";
+        let emit =
+            || tracing::info!(target: "tokend::service::audit", caller = %forged, action = "issue");
         match format {
             LogFormat::Text => tracing::subscriber::with_default(builder.finish(), emit),
             LogFormat::Json => tracing::subscriber::with_default(builder.json().finish(), emit),

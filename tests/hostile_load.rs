@@ -237,7 +237,7 @@ async fn a_garbage_token_flood_costs_a_bounded_number_of_token_reviews() {
     const LIMIT: u32 = 20;
     let env = common::start_with(ServerOptions {
         auth: AuthMode::Kubernetes,
-        auth_failure_limit: tokend::authn::FailureLimit {
+        auth_failure_limit: tokend::server::authn::FailureLimit {
             per_peer: LIMIT,
             window: Duration::from_secs(60),
         },

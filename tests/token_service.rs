@@ -386,7 +386,7 @@ async fn bad_requests_name_the_field_and_leave_nothing_behind() {
 async fn a_missing_cluster_role_is_not_found_and_undoes_the_service_account() {
     let env = common::start_with(tokend::server::ServerOptions {
         settings: tokend::service::Settings {
-            policy: tokend::policy::Policy {
+            policy: tokend::service::policy::Policy {
                 allowed_cluster_roles: vec!["*".into()],
                 ..Default::default()
             },

@@ -2,6 +2,7 @@
 //! It speaks Kubernetes objects and knows nothing of gRPC or of tokend's request shapes.
 
 mod error;
+mod lease;
 
 pub use error::Error;
 

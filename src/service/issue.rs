@@ -8,15 +8,18 @@ use std::time::Duration;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use tokio::sync::oneshot;
 
+use super::audit;
+use super::checks::check_audiences;
 use super::record::{BindingScope, TokenRecord};
-use super::{Caller, Claims, Error, Result, TokenService, check_audiences};
+use super::undo::{Created, Undo};
+use super::{Caller, Claims, Error, Result, TokenService};
 use crate::cluster::{Ensured, ResourceAccess};
+use crate::names;
 use crate::token_id::TokenId;
 use crate::vocabulary::{
     BINDING_PREFIX, EXPIRATION_ANNOTATION, MAX_LABELS, RESERVED_PREFIX, SEAL_ANNOTATION,
     SERVICE_ACCOUNT_UID_ANNOTATION,
 };
-use crate::{audit, names};
 
 /// An IssueToken request in the service's terms.
 #[derive(Debug, Clone, Default)]
@@ -60,26 +63,6 @@ struct Minted {
     namespace: String,
     service_account: String,
     token_id: TokenId,
-}
-
-/// Most records of failed issues waiting, in the background, for the API to come back.
-const MAX_LATE_UNDOS: usize = 1024;
-
-/// How long a record of a failed issue is retried in the background before the sweeper is left
-/// to remove it.
-const LATE_UNDO_FOR: Duration = Duration::from_secs(600);
-
-static LATE_UNDOS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_LATE_UNDOS);
-
-/// What one IssueToken call created, so a failure can take exactly that back.
-#[derive(Debug, Default)]
-struct Undo {
-    /// The ServiceAccount's existence was taken from the cache, not checked by this attempt.
-    cached_account: bool,
-    secret: Option<(String, String)>,
-    service_account: Option<(String, String, String)>,
-    role_binding: Option<(String, String)>,
-    cluster_role_binding: Option<String>,
 }
 
 impl TokenService {
@@ -185,7 +168,7 @@ impl TokenService {
                 // The cached account may be gone: take back this attempt and look again, once.
                 Err(Error::NotFound(_)) if trust_cache && undo.cached_account => {
                     self.accounts
-                        .remove(&(request.namespace.clone(), request.service_account.clone()));
+                        .invalidate(&(request.namespace.clone(), request.service_account.clone()));
                     self.undo(undo).await;
                     trust_cache = false;
                 }
@@ -286,7 +269,10 @@ impl TokenService {
         // The key is needed to seal the record: without it, write nothing.
         let key = self.key().await?;
         let secret = self.cluster.create_secret(&record.to_secret()).await?;
-        undo.secret = Some((ns.to_owned(), record.token_id.secret_name()));
+        undo.push(Created::Record {
+            namespace: ns.to_owned(),
+            name: record.token_id.secret_name(),
+        });
 
         let seconds = i64::try_from(plan.lifetime.as_secs())
             .map_err(|_| Error::invalid("duration", "is too long"))?;
@@ -336,7 +322,11 @@ impl TokenService {
                 let (sa, ensured) = self.cluster.ensure_service_account(ns, name).await?;
                 if ensured == Ensured::Created {
                     let uid = sa.metadata.uid.clone().unwrap_or_default();
-                    undo.service_account = Some((ns.to_owned(), name.to_owned(), uid));
+                    undo.push(Created::ServiceAccount {
+                        namespace: ns.to_owned(),
+                        name: name.to_owned(),
+                        uid,
+                    });
                 }
                 sa
             }
@@ -431,7 +421,10 @@ impl TokenService {
                     .await?
                     == Ensured::Created
                 {
-                    undo.role_binding = Some((ns.to_owned(), name));
+                    undo.push(Created::RoleBinding {
+                        namespace: ns.to_owned(),
+                        name,
+                    });
                 }
             }
             BindingScope::Cluster => {
@@ -442,7 +435,7 @@ impl TokenService {
                     .await?
                     == Ensured::Created
                 {
-                    undo.cluster_role_binding = Some(name);
+                    undo.push(Created::ClusterRoleBinding { name });
                 }
             }
         }
@@ -459,97 +452,6 @@ impl TokenService {
             )),
             Err(e) => e.into(),
         }
-    }
-
-    /// Deletes a record of a failed issue in the background once the API answers again: retried
-    /// with backoff (1 s doubling to 30 s) for up to [`LATE_UNDO_FOR`]. At most
-    /// [`MAX_LATE_UNDOS`] wait at once, so an outage under load holds bounded memory; a record
-    /// beyond that is left to the sweeper.
-    fn delete_record_later(&self, ns: String, name: String) {
-        let Ok(slot) = LATE_UNDOS.try_acquire() else {
-            tracing::error!(namespace = %ns, secret = %name, "too many records wait for deletion; the sweeper will remove this one");
-            return;
-        };
-        let cluster = self.cluster.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let deadline = tokio::time::Instant::now() + LATE_UNDO_FOR;
-            let mut pause = Duration::from_secs(1);
-            loop {
-                tokio::time::sleep(pause).await;
-                match cluster.delete_secret(&ns, &name).await {
-                    Ok(_) => {
-                        tracing::info!(namespace = %ns, secret = %name, "deleted the record of a failed issue after the outage");
-                        return;
-                    }
-                    Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
-                        pause = (pause * 2).min(Duration::from_secs(30));
-                    }
-                    Err(e) => {
-                        tracing::error!(namespace = %ns, secret = %name, error = %e, "could not delete the record of a failed issue");
-                        return;
-                    }
-                }
-            }
-        });
-    }
-
-    /// Takes back what a failed or unclaimed issue made, newest first; failures are logged, as
-    /// the caller already has the error that matters. A delete that meets a transient failure
-    /// (5xx, 429, unreachable) is tried again a few times: the API failing is the usual reason
-    /// for an undo, and what a failed undo still leaves waits for the sweeper. Answers whether
-    /// no record is left (so a token bound to it no longer authenticates).
-    async fn undo(&self, undo: Undo) -> bool {
-        let mut record_gone = true;
-        async fn retried<F, Fut>(mut delete: F) -> crate::cluster::Result<()>
-        where
-            F: FnMut() -> Fut,
-            Fut: Future<Output = crate::cluster::Result<()>>,
-        {
-            const ATTEMPTS: u32 = 5;
-            let mut pause = Duration::from_millis(50);
-            for _ in 1..ATTEMPTS {
-                match delete().await {
-                    Err(e) if e.is_transient() => {
-                        tokio::time::sleep(pause).await;
-                        pause *= 2;
-                    }
-                    done => return done,
-                }
-            }
-            delete().await
-        }
-        if let Some((ns, name)) = undo.secret
-            && let Err(e) =
-                retried(|| async { self.cluster.delete_secret(&ns, &name).await.map(drop) }).await
-        {
-            record_gone = false;
-            if e.is_transient() {
-                // The API is down: the write that confirmed this record may have landed with
-                // its answer lost, so the record can look issued. Keep trying after the outage.
-                self.delete_record_later(ns, name);
-            } else {
-                tracing::error!(namespace = %ns, secret = %name, error = %e, "could not delete the record of a failed issue");
-            }
-        }
-        if let Some(name) = undo.cluster_role_binding
-            && let Err(e) = retried(|| self.cluster.delete_cluster_role_binding(&name)).await
-        {
-            tracing::error!(binding = %name, error = %e, "could not delete a ClusterRoleBinding of a failed issue");
-        }
-        if let Some((ns, name)) = undo.role_binding
-            && let Err(e) = retried(|| self.cluster.delete_role_binding(&ns, &name)).await
-        {
-            tracing::error!(namespace = %ns, binding = %name, error = %e, "could not delete a RoleBinding of a failed issue");
-        }
-        if let Some((ns, name, uid)) = undo.service_account {
-            self.accounts.remove(&(ns.clone(), name.clone()));
-            if let Err(e) = retried(|| self.cluster.delete_service_account(&ns, &name, &uid)).await
-            {
-                tracing::error!(namespace = %ns, service_account = %name, error = %e, "could not delete a ServiceAccount of a failed issue");
-            }
-        }
-        record_gone
     }
 }
 

@@ -1,12 +1,14 @@
-//! The audit trail: one line per issue and revoke, on the `tokend::audit` target. Never a token.
+//! The audit trail: one line per issue and revoke, on the `tokend::service::audit` target. Never a token.
 
-use crate::service::{Caller, Error, TokenRecord};
+use super::error::Error;
+use super::record::TokenRecord;
+use crate::caller::Caller;
 use crate::token_id::TokenId;
 
 /// Logs a token issued.
 pub fn issued(caller: &Caller, record: &TokenRecord, outcome: &str) {
     tracing::info!(
-        target: "tokend::audit",
+        target: "tokend::service::audit",
         action = "issue",
         outcome,
         caller = %caller_name(caller),
@@ -22,7 +24,7 @@ pub fn issued(caller: &Caller, record: &TokenRecord, outcome: &str) {
 /// Logs an issue that failed.
 pub fn issue_failed(caller: &Caller, namespace: &str, service_account: &str, error: &Error) {
     tracing::info!(
-        target: "tokend::audit",
+        target: "tokend::service::audit",
         action = "issue",
         outcome = "failed",
         caller = %caller_name(caller),
@@ -35,7 +37,7 @@ pub fn issue_failed(caller: &Caller, namespace: &str, service_account: &str, err
 /// Logs a token revoked.
 pub fn revoked(caller: &Caller, record: &TokenRecord) {
     tracing::info!(
-        target: "tokend::audit",
+        target: "tokend::service::audit",
         action = "revoke",
         outcome = "revoked",
         caller = %caller_name(caller),
@@ -61,7 +63,7 @@ pub fn taken_back(
         format!("revoke failed: {reason}; the record is deleted once the Kubernetes API answers")
     };
     tracing::info!(
-        target: "tokend::audit",
+        target: "tokend::service::audit",
         action = "revoke",
         outcome = %outcome,
         caller = %caller_name(caller),

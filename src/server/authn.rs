@@ -10,15 +10,12 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tonic::Status;
 
+use crate::cache::expiring;
+use crate::caller::Caller;
 use crate::cluster::Cluster;
-use crate::grpc::v1::token_service_server::SERVICE_NAME;
 use crate::metrics::Metrics;
-use crate::peer_limit::PeerFailures;
-use crate::service::Caller;
-use crate::ttl_cache::TtlCache;
-
-/// Most reviews kept at once.
-const MAX_CACHED: usize = 10_000;
+use crate::server::peer_limit::PeerFailures;
+use tokend_api::v1::token_service_server::SERVICE_NAME;
 
 /// How callers prove who they are.
 #[derive(Clone)]
@@ -106,8 +103,8 @@ impl CertificateIdentity {
 pub struct TokenAuthenticator {
     cluster: Cluster,
     audiences: Vec<String>,
-    cache: TtlCache<[u8; 32], Caller>,
-    rejected: TtlCache<[u8; 32], String>,
+    cache: moka::sync::Cache<[u8; 32], Caller>,
+    rejected: moka::sync::Cache<[u8; 32], String>,
     failures: PeerFailures,
     metrics: Metrics,
 }
@@ -134,8 +131,8 @@ impl TokenAuthenticator {
         Self {
             cluster,
             audiences,
-            cache: TtlCache::new(ttl, MAX_CACHED),
-            rejected: TtlCache::new(ttl, MAX_CACHED),
+            cache: expiring(ttl),
+            rejected: expiring(ttl),
             failures: PeerFailures::new(limit.per_peer, limit.window),
             metrics,
         }

@@ -19,7 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::listener::{ConnectionBounds, LimitedConnection};
+use crate::server::listener::{ConnectionBounds, LimitedConnection};
 
 /// How long a client may take over its TLS handshake before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -155,7 +155,7 @@ impl ReloadingTls {
         bounds: ConnectionBounds,
     ) -> ReceiverStream<Result<LimitedConnection<TlsStream<TcpStream>>, std::io::Error>> {
         let acceptor = self.acceptor.clone();
-        crate::listener::incoming(listener, bounds, move |tcp, peer| {
+        crate::server::listener::incoming(listener, bounds, move |tcp, peer| {
             let acceptor = acceptor.clone();
             async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
