@@ -3,6 +3,7 @@
 //! Start one with [`Emulator::start`], talk to it with [`Emulator::client`] or any kubeconfig-driven tool
 //! (kubectl included) through [`Emulator::kubeconfig`], and break it on purpose with [`Emulator::faults`].
 
+mod admission;
 mod authn;
 mod bootstrap_policy;
 mod clock;
