@@ -16,6 +16,34 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 /// envtest lays out `KUBEBUILDER_ASSETS`; a user can point it at binaries of their own.
 pub const ASSETS_ENV: &str = "TOKEND_KUBE_ASSETS";
 
+/// Prefix of each control plane's folder in the temporary directory.
+const FOLDER_PREFIX: &str = "tokend-control-plane-";
+
+/// File in that folder naming the process that started the plane.
+const OWNER_FILE: &str = "owner.pid";
+
+/// Removes the folders of control planes whose starting process is gone: a plane shared by a
+/// test binary is killed with it (PR_SET_PDEATHSIG) but never dropped, so its folder stays.
+fn remove_abandoned_folders() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let ours = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(FOLDER_PREFIX));
+        let owner = std::fs::read_to_string(path.join(OWNER_FILE)).ok();
+        let alive = owner
+            .and_then(|pid| pid.trim().parse::<u32>().ok())
+            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if ours && !alive {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
 /// How long the whole control plane may take to become ready.
 const READY_WITHIN: Duration = Duration::from_secs(90);
 
@@ -123,11 +151,13 @@ impl ControlPlane {
     pub async fn start() -> Result<ControlPlane> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let assets = Assets::locate()?;
+        remove_abandoned_folders();
         let dir = tempfile::Builder::new()
-            .prefix("tokend-control-plane-")
+            .prefix(FOLDER_PREFIX)
             .tempdir()
             .context("control plane folder")?;
         let d = dir.path();
+        std::fs::write(d.join(OWNER_FILE), std::process::id().to_string())?;
         let ca_pem = crate::pki::write(d)?;
         let admin_token = random_hex();
         let kcm_token = random_hex();
