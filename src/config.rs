@@ -116,6 +116,9 @@ pub struct ServeArgs {
     /// Most gRPC connections open at once; further clients wait in the listen backlog.
     #[arg(long, env = "TOKEND_MAX_CONNECTIONS", default_value_t = 512)]
     pub max_connections: usize,
+    /// Most gRPC connections open at once from one client address; further ones are closed.
+    #[arg(long, env = "TOKEND_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 16)]
+    pub max_connections_per_address: usize,
     /// Most streams (calls) in flight on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS).
     #[arg(long, env = "TOKEND_MAX_CONCURRENT_STREAMS", default_value_t = 100)]
     pub max_concurrent_streams: u32,
@@ -153,8 +156,8 @@ pub struct ServeArgs {
     /// sweeper deletes it: an issue whose undo could not run, e.g. during an API outage.
     #[arg(long, env = "TOKEND_PENDING_GRACE", default_value = "5m", value_parser = parse_duration)]
     pub pending_grace: Duration,
-    /// tokend's own namespace: the sweeper's Lease, and the Secret holding the key records are
-    /// sealed with (unless --record-key-file).
+    /// tokend's own namespace: the sweeper's Lease, the Secret holding the key records are
+    /// sealed with (unless --record-key-file), and the `kube-root-ca.crt` trusted for kubeconfigs.
     #[arg(long, env = "TOKEND_LEASE_NAMESPACE", default_value = "tokend")]
     pub lease_namespace: String,
     /// Longest tokend waits on the Kubernetes API: to connect, and for each read or write of a
@@ -217,7 +220,7 @@ mod tests {
         );
         assert_eq!(
             args.allowed_cluster_roles,
-            crate::policy::Policy::default().allowed_cluster_roles
+            crate::service::policy::Policy::default().allowed_cluster_roles
         );
     }
 

@@ -1,7 +1,10 @@
 //! Renders the kubeconfig a token comes in: one cluster (CA embedded), one user (the token), one
 //! context (the namespace), selected as current-context.
 
+use std::sync::LazyLock;
+
 use kube::config::{Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext};
+use regex::Regex;
 use secrecy::SecretString;
 
 /// What goes into a kubeconfig.
@@ -16,6 +19,42 @@ pub struct KubeconfigParts<'a> {
     pub namespace: &'a str,
     /// Name of the context, cluster and user entries.
     pub context_name: &'a str,
+}
+
+/// Plain scalars YAML 1.1 reads as something other than a string (yaml.org/type: bool, null,
+/// int, float, timestamp, merge, value). kubectl reads kubeconfigs with a YAML 1.1 parser, so a
+/// name such as `yes`, `on`, `1_000` or `2024-01-01` written unquoted is not a name to it.
+static YAML11_NON_STRING: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"^(?:",
+        r"y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF",
+        r"|~|null|Null|NULL|",
+        r"|[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+",
+        r"|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+",
+        r"|[-+]?(?:[0-9][0-9_]*)?\.[0-9.]*(?:[eE][-+][0-9]+)?",
+        r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*",
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)",
+        r"|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:(?:[Tt]|[ 	]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]*)?(?:[ 	]*Z|[-+][0-9]{1,2}(?::[0-9]{2})?)?)?",
+        r"|<<|=",
+        r")$"
+    ))
+    .unwrap_or_else(|e| panic!("the YAML 1.1 pattern is a valid regex: {e}"))
+});
+
+/// Refuses a name the rendered kubeconfig would hold in a form kubectl reads as something other
+/// than that string. serde_yaml quotes what YAML 1.2 would misread; what only YAML 1.1 misreads
+/// it writes plain, and those are refused here, before any token exists.
+pub fn check_name(value: &str) -> Result<(), String> {
+    let quoted = serde_yaml::to_string(value)
+        .map(|text| text.starts_with(['\'', '"']))
+        .unwrap_or(false);
+    if !quoted && YAML11_NON_STRING.is_match(value) {
+        return Err(format!(
+            "{:?} would be read by kubectl as a YAML boolean, number, null or date, not a name",
+            crate::names::echo(value)
+        ));
+    }
+    Ok(())
 }
 
 /// A kubeconfig that could not be written out.
@@ -96,6 +135,27 @@ mod tests {
             user.token.as_ref().map(|t| t.expose_secret().to_owned()),
             Some("t0ken".into())
         );
+    }
+
+    #[test]
+    fn names_yaml_1_1_misreads_are_refused_and_others_pass() {
+        for bad in ["yes", "no", "on", "Off", "y", "1_000", "2024-01-01", "1:20"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+        // Quoted by the renderer (YAML 1.2 would misread them too), or plain names.
+        for good in [
+            "true",
+            "null",
+            "1000",
+            "0x1f",
+            "1e3",
+            "team-a-ci",
+            "yes-please",
+            "on-call",
+            "a",
+        ] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
     }
 
     #[test]

@@ -1,30 +1,35 @@
 //! tokend: a gRPC service that issues, revokes, validates and lists Kubernetes ServiceAccount
 //! tokens and renders kubeconfigs for them, keeping every fact in the Kubernetes API.
 //!
-//! The arrows point one way: [`grpc`] (proto types, tonic) → [`service`] (validation, policy, the
-//! issue/revoke logic) → [`cluster`] (kube-rs calls). Nothing below `grpc` knows about tonic.
+//! The arrows point one way: [`server`] (wiring) → [`grpc`] (proto types, tonic) →
+//! [`service`] (checks, policy, one file per use case) → [`cluster`] (kube-rs calls). Nothing
+//! below `grpc` knows about tonic; the leaf modules below import none of the layers.
+//!
+//! | module | holds |
+//! | --- | --- |
+//! | [`server`] | the wiring: listener and TLS, caller authentication, request layers, health, metrics endpoint, the sweeper task |
+//! | [`grpc`] | TokenService in tonic: proto ↔ service types, errors → gRPC status once |
+//! | [`service`] | the use cases (issue, revoke, validate, get, list, kubeconfig), records, checks, policy, audit |
+//! | [`cluster`] | every Kubernetes call tokend makes (kube-rs), the Lease included |
+//! | [`sweeper`] | the leader-elected job deleting expired and abandoned records |
+//! | [`config`] | command-line flags and environment |
+//! | [`metrics`], [`telemetry`] | Prometheus metrics; tracing setup |
+//! | [`caller`], [`token_id`], [`names`], [`kubeconfig`], [`vocabulary`], [`cache`] | leaves: the proven caller, token ids, name rules, kubeconfig rendering, labels and limits, the cache shape |
+//! | `dev` | `tokend dev` / `tokend emulator` (feature `dev`) |
 
-pub mod audit;
-pub mod authn;
+pub mod cache;
+pub mod caller;
 pub mod cluster;
 pub mod config;
 #[cfg(feature = "dev")]
 pub mod dev;
 pub mod grpc;
-pub mod health;
 pub mod kubeconfig;
-pub mod label_selector;
-pub mod listener;
 pub mod metrics;
 pub mod names;
-pub mod peer_limit;
-pub mod policy;
-pub mod rpc_layer;
 pub mod server;
 pub mod service;
 pub mod sweeper;
 pub mod telemetry;
-pub mod tls;
 pub mod token_id;
-pub mod ttl_cache;
 pub mod vocabulary;

@@ -5,11 +5,8 @@
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::PostParams;
-use kube::{Api, Client};
+use kube::Client;
 use std::time::Instant;
 
 use std::sync::Arc;
@@ -63,19 +60,29 @@ impl Default for SweeperOptions {
 /// are verified with the key in tokend's own namespace ([`KeySource::default`]).
 pub async fn run(client: Client, options: SweeperOptions) {
     let keys = Arc::new(RecordKeys::new(KeySource::default()));
-    run_with(client, options, SweepMetrics::default(), keys).await;
+    run_with(Cluster::new(client), options, SweepMetrics::default(), keys).await;
 }
 
 /// [`run`], verifying records with `keys` and counting each sweep's work into `metrics`.
 pub async fn run_with(
-    client: Client,
+    cluster: Cluster,
     options: SweeperOptions,
     metrics: SweepMetrics,
     keys: Arc<RecordKeys>,
 ) {
-    let cluster = Cluster::new(client.clone());
+    // Three missed renewals before another replica may take over.
+    let lease_seconds =
+        i32::try_from(options.interval.as_secs().saturating_mul(3).max(1)).unwrap_or(i32::MAX);
     loop {
-        match hold_lease(&client, &options).await {
+        let held = cluster
+            .hold_lease(
+                &options.lease_namespace,
+                LEASE_NAME,
+                &options.identity,
+                lease_seconds,
+            )
+            .await;
+        match held {
             Ok(true) => match sweep(&cluster, &options, &metrics, &keys).await {
                 Ok(report) => tracing::debug!(
                     examined = report.examined,
@@ -88,70 +95,6 @@ pub async fn run_with(
             Err(e) => tracing::warn!(error = %e, "cannot reach the sweeper lease"),
         }
         tokio::time::sleep(options.interval).await;
-    }
-}
-
-/// Takes the Lease if it is free or expired, renews it if ours; `false` when another replica
-/// holds it. A lost race (409) is simply not holding it.
-async fn hold_lease(client: &Client, options: &SweeperOptions) -> Result<bool, kube::Error> {
-    let api: Api<Lease> = Api::namespaced(client.clone(), &options.lease_namespace);
-    let now = Timestamp::now();
-    // Three missed renewals before another replica may take over.
-    let duration =
-        i32::try_from(options.interval.as_secs().saturating_mul(3).max(1)).unwrap_or(i32::MAX);
-    let spec = LeaseSpec {
-        holder_identity: Some(options.identity.clone()),
-        lease_duration_seconds: Some(duration),
-        renew_time: Some(MicroTime(now)),
-        ..Default::default()
-    };
-    let Some(mut lease) = api.get_opt(LEASE_NAME).await? else {
-        let lease = Lease {
-            metadata: ObjectMeta {
-                name: Some(LEASE_NAME.into()),
-                ..Default::default()
-            },
-            spec: Some(LeaseSpec {
-                acquire_time: Some(MicroTime(now)),
-                ..spec
-            }),
-        };
-        return match api.create(&PostParams::default(), &lease).await {
-            Ok(_) => Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
-            Err(e) => Err(e),
-        };
-    };
-    let current = lease.spec.clone().unwrap_or_default();
-    let ours = current.holder_identity.as_deref() == Some(options.identity.as_str());
-    let expired = match (current.renew_time, current.lease_duration_seconds) {
-        (Some(renewed), Some(seconds)) => renewed
-            .0
-            .checked_add(SignedDuration::from_secs(i64::from(seconds)))
-            .is_ok_and(|end| end < now),
-        _ => true,
-    };
-    if !ours && !expired {
-        return Ok(false);
-    }
-    let transitions = current.lease_transitions.unwrap_or(0) + i32::from(!ours);
-    lease.spec = Some(LeaseSpec {
-        acquire_time: if ours {
-            current.acquire_time
-        } else {
-            Some(MicroTime(now))
-        },
-        lease_transitions: Some(transitions),
-        ..spec
-    });
-    // The resourceVersion in `lease` makes this a compare-and-swap: a rival's write wins cleanly.
-    match api
-        .replace(LEASE_NAME, &PostParams::default(), &lease)
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
-        Err(e) => Err(e),
     }
 }
 
@@ -313,7 +256,7 @@ async fn delete_record(
         .await?;
     if deleted {
         tracing::info!(
-            target: "tokend::audit",
+            target: "tokend::service::audit",
             action = "sweep",
             outcome = match why {
                 Due::Expired => "deleted: expired",

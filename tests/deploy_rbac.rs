@@ -21,9 +21,9 @@ use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, PolicyRule, RoleBinding, Ro
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use tokend::config::AuthMode;
-use tokend::policy::Policy;
 use tokend::server::ServerOptions;
 use tokend::service::Settings;
+use tokend::service::policy::Policy;
 use tokend::sweeper::{LEASE_NAME, SweeperOptions};
 use tokend_client::{TokendClient, v1};
 use tonic::Code;

@@ -465,3 +465,40 @@ async fn a_stalled_api_fails_calls_within_the_kube_timeout_and_health_turns_not_
         .await
         .expect("ListTokens once the API answers");
 }
+
+#[tokio::test]
+async fn a_kubeconfig_abandoned_at_any_point_leaves_only_tokens_someone_received() {
+    // Given an API that takes 150 ms per call, and tokend that looks the CA up after minting.
+    let env = common::start_with(ServerOptions {
+        settings: tokend::service::Settings {
+            own_namespace: Some("default".into()),
+            ..Default::default()
+        },
+        ..quick_health()
+    })
+    .await;
+    let faults = env.faults();
+    let ns = env.fresh_namespace().await;
+    let client = env.client().await;
+    faults.set_latency(Duration::from_millis(150));
+
+    // When callers give up after ever longer waits, some before and some after the token exists.
+    let mut received = BTreeSet::new();
+    for wait_ms in (100..=1_500).step_by(100) {
+        let mut request = tonic::Request::new(v1::GetKubeconfigRequest {
+            source: Some(v1::get_kubeconfig_request::Source::Issue(issue(&ns, "app"))),
+            ..Default::default()
+        });
+        request.set_timeout(Duration::from_millis(wait_ms));
+        if let Ok(answer) = client.inner().get_kubeconfig(request).await {
+            received.insert(secret_name_of(&answer.into_inner().token_id));
+        }
+    }
+    faults.set_latency(Duration::ZERO);
+
+    // Then, once tokend has finished, every record left is one whose kubeconfig was delivered.
+    eventually("only delivered tokens keep their records", || async {
+        record_names(&env, &ns).await == received
+    })
+    .await;
+}

@@ -688,3 +688,27 @@ async fn error_messages_quote_at_most_a_short_piece_of_the_input() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_kubeconfig_kubectl_could_not_load_is_refused_before_a_token_is_minted() {
+    let env = common::start().await;
+    let ns = env.fresh_namespace().await;
+    let client = env.client().await;
+    let before = snapshot(&env, &ns).await;
+    // YAML 1.1, which kubectl reads kubeconfigs with, takes these for booleans and numbers.
+    for name in ["yes", "no", "on", "Off", "1_000", "2024-01-01"] {
+        let answer = client
+            .get_kubeconfig(v1::GetKubeconfigRequest {
+                source: Some(v1::get_kubeconfig_request::Source::Issue(issue(&ns, "app"))),
+                context_name: name.into(),
+                ..Default::default()
+            })
+            .await;
+        common::assert_code(answer, Code::InvalidArgument, "context_name");
+    }
+    assert_eq!(
+        snapshot(&env, &ns).await,
+        before,
+        "no ServiceAccount, record or token was made"
+    );
+}

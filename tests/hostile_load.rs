@@ -237,7 +237,7 @@ async fn a_garbage_token_flood_costs_a_bounded_number_of_token_reviews() {
     const LIMIT: u32 = 20;
     let env = common::start_with(ServerOptions {
         auth: AuthMode::Kubernetes,
-        auth_failure_limit: tokend::authn::FailureLimit {
+        auth_failure_limit: tokend::server::authn::FailureLimit {
             per_peer: LIMIT,
             window: Duration::from_secs(60),
         },
@@ -311,4 +311,217 @@ async fn a_garbage_token_flood_costs_a_bounded_number_of_token_reviews() {
         .issue_token(common::issue(&ns, "app"))
         .await
         .expect("the legitimate caller still issues");
+}
+
+/// A free loopback port.
+async fn free_port() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// Peak resident memory of a process (VmHWM), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .expect("VmHWM")
+}
+
+/// `count` unary calls to paths tokend does not serve, on one connection from 127.0.0.4.
+async fn unknown_paths(endpoint: String, count: usize) {
+    let channel = tonic::transport::Endpoint::from_shared(endpoint)
+        .expect("endpoint")
+        .local_address(Some([127, 0, 0, 4].into()))
+        .connect()
+        .await
+        .expect("connect");
+    for i in 0..count {
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        grpc.ready().await.expect("ready");
+        let path = format!("/{}/{i}", common::unique_name("svc"));
+        let path = http::uri::PathAndQuery::try_from(path.as_str()).expect("path");
+        let codec = tonic_prost::ProstCodec::<(), ()>::default();
+        let answer = grpc.unary(tonic::Request::new(()), path, codec).await;
+        assert_eq!(
+            answer.map(drop).map_err(|s| s.code()),
+            Err(Code::Unimplemented)
+        );
+    }
+}
+
+/// `streams` half-open health checks on a connection of their own from 127.0.0.3, held until
+/// tokend answers them at its request timeout; a connection tokend refuses (too many from this
+/// address) ends early. Answers how many streams tokend took.
+async fn half_open_streams(addr: String, streams: usize) -> usize {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.3:0".parse().expect("addr"))
+        .expect("bind 127.0.0.3");
+    let Ok(tcp) = socket.connect(addr.parse().expect("addr")).await else {
+        return 0;
+    };
+    let Ok((mut h2, connection)) = h2::client::Builder::new()
+        .initial_max_send_streams(streams)
+        .handshake::<_, Bytes>(tcp)
+        .await
+    else {
+        return 0;
+    };
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut held = Vec::new();
+    for _ in 0..streams {
+        match h2.send_request(half_open_check(&addr), false) {
+            Ok(stream) => held.push(stream),
+            Err(_) => break,
+        }
+    }
+    let mut answered = 0;
+    for (response, _body) in held {
+        if response.await.is_ok() {
+            answered += 1;
+        }
+    }
+    answered
+}
+
+/// `count` calls, each with a garbage token of its own, from another loopback address than the
+/// legitimate caller's (127.0.0.2), as an attacker elsewhere would call.
+async fn garbage_tokens(endpoint: String, count: usize) {
+    let channel = tonic::transport::Endpoint::from_shared(endpoint)
+        .expect("endpoint")
+        .local_address(Some([127, 0, 0, 2].into()))
+        .connect()
+        .await
+        .expect("connect from 127.0.0.2");
+    for i in 0..count {
+        let client = TokendClient::with_channel(channel.clone(), Some(&format!("garbage-{i}")))
+            .expect("client");
+        let answer = client
+            .list_tokens(tokend_client::v1::ListTokensRequest {
+                namespace: "default".into(),
+                ..Default::default()
+            })
+            .await;
+        let code = answer.map(drop).map_err(|e| e.code());
+        assert!(
+            matches!(code, Err(Code::Unauthenticated | Code::ResourceExhausted)),
+            "{code:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn under_hostile_load_tokend_answers_health_and_callers_and_stays_under_64_mib() {
+    // Given tokend running as its own process (so its memory can be read), with a legitimate
+    // caller it has answered.
+    let env = common::start().await;
+    let ns = env.fresh_namespace().await;
+    let port = free_port().await;
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .args(["serve", "--sweep-interval", "0", "--request-timeout", "5s"])
+        // Its record key in a namespace every backend has.
+        .args(["--lease-namespace", "default"])
+        .arg("--kubeconfig")
+        .arg(&env.admin_kubeconfig)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start tokend");
+    let pid = server.id().expect("pid");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let addr = format!("127.0.0.1:{port}");
+    let token = legitimate_caller(&env, &ns).await;
+    common::eventually("tokend accepts connections", || async {
+        tokio::net::TcpStream::connect(&addr).await.is_ok()
+    })
+    .await;
+    let legitimate = TokendClient::builder(endpoint.clone())
+        .bearer_token(token)
+        .connect()
+        .await
+        .expect("connect");
+    common::eventually("the legitimate caller may issue", || async {
+        legitimate
+            .issue_token(common::issue(&ns, "app"))
+            .await
+            .is_ok()
+    })
+    .await;
+
+    // When, at once, 20,000 calls go to unknown paths, 100 connections hold 100 half-open
+    // streams each, and 2,000 calls carry garbage tokens.
+    let mut load = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let endpoint = endpoint.clone();
+        load.spawn(async move {
+            unknown_paths(endpoint, 5_000).await;
+            0
+        });
+    }
+    for _ in 0..100 {
+        load.spawn(half_open_streams(addr.clone(), 100));
+    }
+    let flood_endpoint = endpoint.clone();
+    load.spawn(async move {
+        garbage_tokens(flood_endpoint, 2_000).await;
+        0
+    });
+    let health_channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    // Then, meanwhile, health and the legitimate caller are answered...
+    let answered = HealthClient::new(health_channel.clone())
+        .check(HealthCheckRequest::default())
+        .await
+        .expect("health during the load")
+        .into_inner()
+        .status;
+    assert_eq!(
+        ServingStatus::try_from(answered),
+        Ok(ServingStatus::Serving)
+    );
+    legitimate
+        .issue_token(common::issue(&ns, "app"))
+        .await
+        .expect("the legitimate caller issues during the load");
+    let mut held = 0;
+    while let Some(done) = load.join_next().await {
+        held += done.expect("a load task");
+    }
+    eprintln!("half-open streams tokend took (and answered at its timeout): {held} of 10000");
+    let per_address = ConnectionLimits::default();
+    assert!(
+        held <= per_address.max_connections_per_address
+            * per_address.max_concurrent_streams as usize,
+        "one address held {held} streams"
+    );
+    legitimate
+        .issue_token(common::issue(&ns, "app"))
+        .await
+        .expect("the legitimate caller issues after the load");
+
+    // ...and tokend's memory stayed small throughout.
+    let peak = peak_rss(pid);
+    eprintln!(
+        "tokend peak RSS under hostile load: {:.1} MiB",
+        peak as f64 / 1048576.0
+    );
+    assert!(
+        peak < 64 * 1024 * 1024,
+        "peak RSS {:.1} MiB is over 64 MiB",
+        peak as f64 / 1048576.0
+    );
+    let _ = server.kill().await;
 }

@@ -386,7 +386,7 @@ async fn bad_requests_name_the_field_and_leave_nothing_behind() {
 async fn a_missing_cluster_role_is_not_found_and_undoes_the_service_account() {
     let env = common::start_with(tokend::server::ServerOptions {
         settings: tokend::service::Settings {
-            policy: tokend::policy::Policy {
+            policy: tokend::service::policy::Policy {
                 allowed_cluster_roles: vec!["*".into()],
                 ..Default::default()
             },
@@ -779,6 +779,8 @@ async fn ensure_preset_roles(env: &TestEnv) -> Vec<String> {
             api.create(&PostParams::default(), &role)
                 .await
                 .expect("create preset role");
+            // Made for this test: not left in a cluster that did not have it.
+            env.forget_cluster_role_later(&name);
         }
         names.push(name);
     }
@@ -812,4 +814,62 @@ async fn the_preset_roles_can_be_bound_under_the_default_policy() {
             .expect("the binding tokend made");
         assert_eq!(binding.role_ref.name, role);
     }
+}
+
+#[tokio::test]
+async fn a_kubeconfig_ca_is_never_taken_from_the_target_namespace() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let env = common::start().await;
+    let ns = env.fresh_namespace().await;
+    let client = env.client().await;
+    // Given a namespace editor who put their own CA into the namespace's kube-root-ca.crt (on a
+    // real cluster the controller-manager made one; it is replaced).
+    let forged = "-----BEGIN CERTIFICATE-----\nMALLORYSCA\n-----END CERTIFICATE-----\n";
+    let maps = Api::<ConfigMap>::namespaced(env.kube.clone(), &ns);
+    let mut map = maps
+        .get_opt("kube-root-ca.crt")
+        .await
+        .expect("get")
+        .unwrap_or_default();
+    map.metadata.name = Some("kube-root-ca.crt".into());
+    map.metadata.namespace = Some(ns.clone());
+    map.data = Some(std::collections::BTreeMap::from([(
+        "ca.crt".to_owned(),
+        forged.to_owned(),
+    )]));
+    if map.metadata.resource_version.is_some() {
+        maps.replace("kube-root-ca.crt", &PostParams::default(), &map)
+            .await
+            .expect("replace the CA");
+    } else {
+        maps.create(&PostParams::default(), &map)
+            .await
+            .expect("create the CA");
+    }
+
+    // When a kubeconfig is rendered for a token in that namespace.
+    let answer = client
+        .get_kubeconfig(v1::GetKubeconfigRequest {
+            source: Some(v1::get_kubeconfig_request::Source::Issue(issue(&ns, "app"))),
+            ..Default::default()
+        })
+        .await
+        .expect("GetKubeconfig");
+
+    // Then the CA it embeds is not the forged one.
+    let kubeconfig =
+        kube::config::Kubeconfig::from_yaml(&answer.kubeconfig).expect("kubeconfig parses");
+    let ca = kubeconfig.clusters[0]
+        .cluster
+        .as_ref()
+        .and_then(|c| c.certificate_authority_data.clone())
+        .unwrap_or_default();
+    use base64::Engine as _;
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(ca)
+        .expect("base64 CA");
+    assert!(
+        !String::from_utf8_lossy(&ca).contains("MALLORY"),
+        "the kubeconfig trusts the namespace editor's CA"
+    );
 }

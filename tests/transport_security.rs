@@ -18,7 +18,7 @@ use rcgen::{
 };
 use tokend::config::AuthMode;
 use tokend::server::ServerOptions;
-use tokend::tls::TlsFiles;
+use tokend::server::tls::TlsFiles;
 use tokend_client::{TokendClient, v1};
 use tonic::Code;
 

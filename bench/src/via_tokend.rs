@@ -10,7 +10,18 @@ use anyhow::{Context, bail};
 use tokend::cluster::Cluster;
 use tokend::config::AuthMode;
 use tokend::server::{self, ServerOptions};
-use tokend::service::{Caller, IssueRequest, RevokeTarget, Settings, TokenService};
+use tokend::service::{Caller, IssueRequest, KeySource, RevokeTarget, Settings, TokenService};
+
+/// Where the benchmarked tokend keeps the key its records are sealed with: a namespace every
+/// backend has (tokend's default, `tokend`, exists only where deploy/ was applied).
+const KEY_NAMESPACE: &str = "default";
+
+fn record_key() -> KeySource {
+    KeySource::Secret {
+        namespace: KEY_NAMESPACE.into(),
+        name: tokend::vocabulary::RECORD_KEY_SECRET.into(),
+    }
+}
 use tokend_client::{TokendClient, v1};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
@@ -72,6 +83,10 @@ impl TokendServer {
         let options = ServerOptions {
             auth: auth.mode(),
             auth_cache_ttl,
+            settings: Settings {
+                record_key: record_key(),
+                ..Settings::default()
+            },
             ..ServerOptions::default()
         };
         let (tx, rx) = oneshot::channel::<()>();
@@ -121,6 +136,7 @@ impl TokendServer {
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .args(["--listen", &listen, "--auth", auth.flag()])
+            .args(["--lease-namespace", KEY_NAMESPACE])
             .arg(format!(
                 "--auth-cache-ttl={}s",
                 auth_cache_ttl.as_secs().max(1)
@@ -270,6 +286,7 @@ impl ServiceIssuer {
     pub fn new(client: kube::Client, namespace: &str) -> Self {
         let settings = Settings {
             authorize: false,
+            record_key: record_key(),
             ..Settings::default()
         };
         Self {

@@ -118,8 +118,7 @@
 //! let list = client
 //!     .list_tokens(v1::ListTokensRequest {
 //!         namespace: "team-a".into(),
-//!         service_account: String::new(),
-//!         include_expired: false,
+//!         ..Default::default()
 //!     })
 //!     .await?;
 //! for record in list.tokens {

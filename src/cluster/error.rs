@@ -24,6 +24,20 @@ pub enum Error {
     Unexpected(String),
 }
 
+impl Error {
+    /// Whether trying again later may succeed: the API was unreachable, overloaded or failing.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Unreachable(_)
+                | Error::Api {
+                    code: 429 | 500..=599,
+                    ..
+                }
+        )
+    }
+}
+
 impl From<kube::Error> for Error {
     fn from(e: kube::Error) -> Self {
         match e {

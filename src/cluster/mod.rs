@@ -2,6 +2,7 @@
 //! It speaks Kubernetes objects and knows nothing of gRPC or of tokend's request shapes.
 
 mod error;
+mod lease;
 
 pub use error::Error;
 
@@ -497,32 +498,16 @@ impl Cluster {
         Ok(answer.status.unwrap_or_default())
     }
 
-    /// SubjectAccessReview: may this user do this, by the cluster's RBAC?
+    /// SubjectAccessReview: may this user do this, by the cluster's authorizers?
     pub async fn subject_access_review(
         &self,
         user: &str,
         uid: &str,
         groups: &[String],
+        extra: &BTreeMap<String, Vec<String>>,
         access: &ResourceAccess<'_>,
     ) -> Result<AccessDecision> {
-        let review = SubjectAccessReview {
-            spec: SubjectAccessReviewSpec {
-                user: Some(user.to_owned()),
-                uid: (!uid.is_empty()).then(|| uid.to_owned()),
-                groups: Some(groups.to_vec()),
-                resource_attributes: Some(ResourceAttributes {
-                    verb: Some(access.verb.to_owned()),
-                    group: Some(access.group.to_owned()),
-                    resource: Some(access.resource.to_owned()),
-                    subresource: access.subresource.map(str::to_owned),
-                    namespace: access.namespace.map(str::to_owned),
-                    name: access.name.map(str::to_owned),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let review = access_review(user, uid, groups, extra, access);
         let api: Api<SubjectAccessReview> = Api::all(self.client.clone());
         let answer = api.create(&PostParams::default(), &review).await?;
         let status = answer.status.unwrap_or_default();
@@ -547,6 +532,36 @@ impl Cluster {
 
     fn secrets(&self, ns: &str) -> Api<Secret> {
         Api::namespaced(self.client.clone(), ns)
+    }
+}
+
+/// The SubjectAccessReview asking whether this identity, with everything its authenticator said
+/// of it (extra included), may do `access`.
+fn access_review(
+    user: &str,
+    uid: &str,
+    groups: &[String],
+    extra: &BTreeMap<String, Vec<String>>,
+    access: &ResourceAccess<'_>,
+) -> SubjectAccessReview {
+    SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.to_owned()),
+            uid: (!uid.is_empty()).then(|| uid.to_owned()),
+            groups: Some(groups.to_vec()),
+            extra: (!extra.is_empty()).then(|| extra.clone()),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(access.verb.to_owned()),
+                group: Some(access.group.to_owned()),
+                resource: Some(access.resource.to_owned()),
+                subresource: access.subresource.map(str::to_owned),
+                namespace: access.namespace.map(str::to_owned),
+                name: access.name.map(str::to_owned),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
     }
 }
 
@@ -622,5 +637,30 @@ fn ignore_not_found(result: Result<(), kube::Error>) -> Result<()> {
     match result {
         Err(e) if is_not_found(&e) => Ok(()),
         other => Ok(other?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_access_review_carries_the_authenticators_extra() {
+        let extra = BTreeMap::from([(
+            "authentication.kubernetes.io/pod-name".to_owned(),
+            vec!["web-0".to_owned()],
+        )]);
+        let access = ResourceAccess {
+            verb: "create",
+            group: "",
+            resource: "serviceaccounts",
+            subresource: Some("token"),
+            namespace: Some("a"),
+            name: Some("b"),
+        };
+        let review = access_review("u", "", &["g".to_owned()], &extra, &access);
+        assert_eq!(review.spec.extra, Some(extra));
+        let none = access_review("u", "", &[], &BTreeMap::new(), &access);
+        assert_eq!(none.spec.extra, None);
     }
 }

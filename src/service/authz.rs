@@ -1,6 +1,8 @@
 //! Delegated authorisation: tokend asks Kubernetes (SubjectAccessReview) whether the caller could
 //! do with kubectl what it asks tokend to do, so tokend never widens anyone's rights.
 
+use std::collections::BTreeMap;
+
 use super::{Caller, Error, Result, TokenService};
 use crate::cluster::ResourceAccess;
 
@@ -18,7 +20,13 @@ impl TokenService {
         }
         let decision = self
             .cluster
-            .subject_access_review(&caller.username, &caller.uid, &caller.groups, &access)
+            .subject_access_review(
+                &caller.username,
+                &caller.uid,
+                &caller.groups,
+                &caller.extra,
+                &access,
+            )
             .await?;
         if decision.allowed {
             self.allowed.insert(key, ());
@@ -48,6 +56,7 @@ pub(super) struct AccessKey {
     username: String,
     uid: String,
     groups: Vec<String>,
+    extra: BTreeMap<String, Vec<String>>,
     verb: String,
     group: String,
     resource: String,
@@ -62,6 +71,7 @@ impl AccessKey {
             username: caller.username.clone(),
             uid: caller.uid.clone(),
             groups: caller.groups.clone(),
+            extra: caller.extra.clone(),
             verb: access.verb.to_owned(),
             group: access.group.to_owned(),
             resource: access.resource.to_owned(),

@@ -8,15 +8,18 @@ use std::time::Duration;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use tokio::sync::oneshot;
 
+use super::audit;
+use super::checks::check_audiences;
 use super::record::{BindingScope, TokenRecord};
-use super::{Caller, Claims, Error, Result, TokenService, check_audiences};
+use super::undo::{Created, Undo};
+use super::{Caller, Claims, Error, Result, TokenService};
 use crate::cluster::{Ensured, ResourceAccess};
+use crate::names;
 use crate::token_id::TokenId;
 use crate::vocabulary::{
     BINDING_PREFIX, EXPIRATION_ANNOTATION, MAX_LABELS, RESERVED_PREFIX, SEAL_ANNOTATION,
     SERVICE_ACCOUNT_UID_ANNOTATION,
 };
-use crate::{audit, names};
 
 /// An IssueToken request in the service's terms.
 #[derive(Debug, Clone, Default)]
@@ -55,29 +58,67 @@ pub struct IssuedToken {
     undo: Undo,
 }
 
-/// What one IssueToken call created, so a failure can take exactly that back.
-#[derive(Debug, Default)]
-struct Undo {
-    /// The ServiceAccount's existence was taken from the cache, not checked by this attempt.
-    cached_account: bool,
-    secret: Option<(String, String)>,
-    service_account: Option<(String, String, String)>,
-    role_binding: Option<(String, String)>,
-    cluster_role_binding: Option<String>,
+/// Which token was minted, for the audit line of its revocation.
+struct Minted {
+    namespace: String,
+    service_account: String,
+    token_id: TokenId,
 }
 
 impl TokenService {
     /// Issues a token. The work runs to completion even if the caller disconnects; a token
     /// nobody received is revoked again at once.
     pub async fn issue(&self, caller: &Caller, request: IssueRequest) -> Result<IssuedToken> {
+        self.issue_then(caller, request, |issued| async move { Ok(issued) })
+            .await
+    }
+
+    /// Issues a token and makes the caller's answer from it with `finish`, both in a task of their
+    /// own that outlives the caller. A minted token is revoked again (with an audit line) when
+    /// `finish` fails or the caller has left before the answer is handed over: nobody holds it.
+    pub(super) async fn issue_then<T, F, Fut>(
+        &self,
+        caller: &Caller,
+        request: IssueRequest,
+        finish: F,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(IssuedToken) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T>> + Send,
+    {
         let (tx, rx) = oneshot::channel();
         let this = self.clone();
         let caller = caller.clone();
         let task = async move {
-            let result = this.issue_now(&caller, request).await;
-            if let Err(Ok(unclaimed)) = tx.send(result) {
-                tracing::warn!(token_id = %unclaimed.token_id, "caller left before the token was returned; revoking it");
-                this.undo(unclaimed.undo).await;
+            let mut issued = match this.issue_now(&caller, request).await {
+                Ok(issued) => issued,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let undo = std::mem::take(&mut issued.undo);
+            let minted = Minted {
+                namespace: issued.namespace.clone(),
+                service_account: issued.service_account.clone(),
+                token_id: issued.token_id.clone(),
+            };
+            if tx.is_closed() {
+                this.take_back(&caller, &minted, undo, "caller left").await;
+                return;
+            }
+            match finish(issued).await {
+                Ok(answer) => {
+                    if tx.send(Ok(answer)).is_err() {
+                        this.take_back(&caller, &minted, undo, "caller left").await;
+                    }
+                }
+                Err(e) => {
+                    this.take_back(&caller, &minted, undo, "answer could not be made")
+                        .await;
+                    let _ = tx.send(Err(e));
+                }
             }
         };
         // The request's span (and so its request id) follows the work into the task.
@@ -87,6 +128,20 @@ impl TokenService {
         ));
         rx.await
             .map_err(|_| Error::Internal("the issuing task ended without an answer".into()))?
+    }
+
+    /// Revokes a minted token nobody holds, by undoing its issue, and says so in the audit.
+    async fn take_back(&self, caller: &Caller, minted: &Minted, undo: Undo, reason: &str) {
+        tracing::warn!(token_id = %minted.token_id, reason, "revoking a token nobody received");
+        let revoked = self.undo(undo).await;
+        audit::taken_back(
+            caller,
+            &minted.namespace,
+            &minted.service_account,
+            &minted.token_id,
+            reason,
+            revoked,
+        );
     }
 
     async fn issue_now(&self, caller: &Caller, request: IssueRequest) -> Result<IssuedToken> {
@@ -113,7 +168,7 @@ impl TokenService {
                 // The cached account may be gone: take back this attempt and look again, once.
                 Err(Error::NotFound(_)) if trust_cache && undo.cached_account => {
                     self.accounts
-                        .remove(&(request.namespace.clone(), request.service_account.clone()));
+                        .invalidate(&(request.namespace.clone(), request.service_account.clone()));
                     self.undo(undo).await;
                     trust_cache = false;
                 }
@@ -214,7 +269,10 @@ impl TokenService {
         // The key is needed to seal the record: without it, write nothing.
         let key = self.key().await?;
         let secret = self.cluster.create_secret(&record.to_secret()).await?;
-        undo.secret = Some((ns.to_owned(), record.token_id.secret_name()));
+        undo.push(Created::Record {
+            namespace: ns.to_owned(),
+            name: record.token_id.secret_name(),
+        });
 
         let seconds = i64::try_from(plan.lifetime.as_secs())
             .map_err(|_| Error::invalid("duration", "is too long"))?;
@@ -264,7 +322,11 @@ impl TokenService {
                 let (sa, ensured) = self.cluster.ensure_service_account(ns, name).await?;
                 if ensured == Ensured::Created {
                     let uid = sa.metadata.uid.clone().unwrap_or_default();
-                    undo.service_account = Some((ns.to_owned(), name.to_owned(), uid));
+                    undo.push(Created::ServiceAccount {
+                        namespace: ns.to_owned(),
+                        name: name.to_owned(),
+                        uid,
+                    });
                 }
                 sa
             }
@@ -324,12 +386,16 @@ impl TokenService {
                 name: Some(&request.cluster_role),
             });
         }
-        futures::future::try_join_all(
+        // Asked at once, but a refusal is reported in the order above, so the caller always
+        // hears of the most basic permission it lacks, whichever review answered first.
+        futures::future::join_all(
             needed
                 .into_iter()
                 .map(|access| self.require(caller, access)),
         )
-        .await?;
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>>>()?;
         Ok(())
     }
 
@@ -355,7 +421,10 @@ impl TokenService {
                     .await?
                     == Ensured::Created
                 {
-                    undo.role_binding = Some((ns.to_owned(), name));
+                    undo.push(Created::RoleBinding {
+                        namespace: ns.to_owned(),
+                        name,
+                    });
                 }
             }
             BindingScope::Cluster => {
@@ -366,7 +435,7 @@ impl TokenService {
                     .await?
                     == Ensured::Created
                 {
-                    undo.cluster_role_binding = Some(name);
+                    undo.push(Created::ClusterRoleBinding { name });
                 }
             }
         }
@@ -382,60 +451,6 @@ impl TokenService {
                  (set create_service_account to create it)"
             )),
             Err(e) => e.into(),
-        }
-    }
-
-    /// Takes back what a failed or unclaimed issue made, newest first; failures are logged, as
-    /// the caller already has the error that matters. A delete that meets a transient failure
-    /// (5xx, 429, unreachable) is tried again a few times: the API failing is the usual reason
-    /// for an undo, and what a failed undo still leaves waits for the sweeper.
-    async fn undo(&self, undo: Undo) {
-        async fn retried<F, Fut>(mut delete: F) -> crate::cluster::Result<()>
-        where
-            F: FnMut() -> Fut,
-            Fut: Future<Output = crate::cluster::Result<()>>,
-        {
-            const ATTEMPTS: u32 = 5;
-            let mut pause = Duration::from_millis(50);
-            for _ in 1..ATTEMPTS {
-                match delete().await {
-                    Err(
-                        crate::cluster::Error::Unreachable(_)
-                        | crate::cluster::Error::Api {
-                            code: 429 | 500..=599,
-                            ..
-                        },
-                    ) => {
-                        tokio::time::sleep(pause).await;
-                        pause *= 2;
-                    }
-                    done => return done,
-                }
-            }
-            delete().await
-        }
-        if let Some((ns, name)) = undo.secret
-            && let Err(e) =
-                retried(|| async { self.cluster.delete_secret(&ns, &name).await.map(drop) }).await
-        {
-            tracing::error!(namespace = %ns, secret = %name, error = %e, "could not delete the record of a failed issue");
-        }
-        if let Some(name) = undo.cluster_role_binding
-            && let Err(e) = retried(|| self.cluster.delete_cluster_role_binding(&name)).await
-        {
-            tracing::error!(binding = %name, error = %e, "could not delete a ClusterRoleBinding of a failed issue");
-        }
-        if let Some((ns, name)) = undo.role_binding
-            && let Err(e) = retried(|| self.cluster.delete_role_binding(&ns, &name)).await
-        {
-            tracing::error!(namespace = %ns, binding = %name, error = %e, "could not delete a RoleBinding of a failed issue");
-        }
-        if let Some((ns, name, uid)) = undo.service_account {
-            self.accounts.remove(&(ns.clone(), name.clone()));
-            if let Err(e) = retried(|| self.cluster.delete_service_account(&ns, &name, &uid)).await
-            {
-                tracing::error!(namespace = %ns, service_account = %name, error = %e, "could not delete a ServiceAccount of a failed issue");
-            }
         }
     }
 }

@@ -10,10 +10,12 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::checks::secret_access;
+use super::label_selector;
 use super::record::{self, TokenRecord, TokenState};
-use super::{Caller, Error, Result, TokenService, secret_access};
+use super::{Caller, Error, Result, TokenService};
+use crate::names;
 use crate::vocabulary::{MANAGED_BY_LABEL, RESERVED_PREFIX};
-use crate::{label_selector, names};
 
 /// Records examined for a page when the request names no size.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;

@@ -105,6 +105,10 @@ async fn start_behind_proxy(
                 namespace: account.namespace.clone(),
                 name: RECORD_KEY_SECRET.into(),
             };
+            // Its own namespace is where it looks for the kube-root-ca.crt it trusts.
+            if options.settings.own_namespace.is_none() {
+                options.settings.own_namespace = Some(account.namespace.clone());
+            }
             tokend_namespace = Some(account.namespace);
             account.config
         }

@@ -1,12 +1,14 @@
 //! Accepting gRPC connections: at most a configured number open at once (further clients wait in
-//! the listen backlog), TCP_NODELAY on each, and an optional per-connection setup step (the TLS
-//! handshake) run off the accept loop.
+//! the listen backlog) and at most a configured number from one address (further ones are closed
+//! at once), TCP_NODELAY on each, and an optional per-connection setup step (the TLS handshake)
+//! run off the accept loop.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -15,10 +17,59 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
-/// A connection that holds one of the server's connection slots until it is dropped.
+/// How many connections may be open.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionBounds {
+    /// In all.
+    pub total: usize,
+    /// From one client address: one client cannot take every slot, or hold more than this many
+    /// connections' worth of streams.
+    pub per_address: usize,
+}
+
+/// Open connections per client address; an address leaves the map with its last connection.
+type OpenPerAddress = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// One connection counted against its address, until dropped.
+struct AddressSlot {
+    open: OpenPerAddress,
+    ip: IpAddr,
+}
+
+impl AddressSlot {
+    fn take(open: &OpenPerAddress, ip: IpAddr, max: usize) -> Option<Self> {
+        let mut map = open.lock().ok()?;
+        let count = map.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(Self {
+            open: open.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.open.lock()
+            && let Some(count) = map.get_mut(&self.ip)
+        {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A connection that holds one of the server's connection slots, and one of its address's,
+/// until it is dropped.
 pub struct LimitedConnection<T> {
     inner: T,
     _slot: OwnedSemaphorePermit,
+    _address: AddressSlot,
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for LimitedConnection<T> {
@@ -69,12 +120,12 @@ impl<T: Connected> Connected for LimitedConnection<T> {
     }
 }
 
-/// Accepts connections on `listener` while fewer than `max_connections` are open, sets
-/// TCP_NODELAY, and runs `establish` on each off the accept loop (None drops the connection);
-/// the loop ends when the server drops the stream.
+/// Accepts connections on `listener` within `bounds`, sets TCP_NODELAY, and runs `establish` on
+/// each off the accept loop (None drops the connection); the loop ends when the server drops
+/// the stream.
 pub fn incoming<T, F, Fut>(
     listener: TcpListener,
-    max_connections: usize,
+    bounds: ConnectionBounds,
     establish: F,
 ) -> ReceiverStream<io::Result<LimitedConnection<T>>>
 where
@@ -83,7 +134,8 @@ where
     Fut: Future<Output = Option<T>> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
+    let slots = Arc::new(Semaphore::new(bounds.total.max(1)));
+    let open: OpenPerAddress = Arc::default();
     tokio::spawn(async move {
         loop {
             // A slot first: at the limit, clients wait in the kernel's backlog, costing nothing here.
@@ -105,6 +157,11 @@ where
                     continue;
                 }
             };
+            let Some(address) = AddressSlot::take(&open, peer.ip(), bounds.per_address.max(1))
+            else {
+                tracing::debug!(%peer, "connection refused: too many open from this address");
+                continue;
+            };
             // Without TCP_NODELAY a unary answer waits ~40 ms for Nagle and delayed ACKs.
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
@@ -113,7 +170,13 @@ where
             let tx = tx.clone();
             tokio::spawn(async move {
                 if let Some(inner) = setup.await {
-                    let _ = tx.send(Ok(LimitedConnection { inner, _slot: slot })).await;
+                    let _ = tx
+                        .send(Ok(LimitedConnection {
+                            inner,
+                            _slot: slot,
+                            _address: address,
+                        }))
+                        .await;
                 }
             });
         }

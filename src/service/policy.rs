@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokend_api::duration::{format_duration, parse_duration};
 
-use crate::service::Error;
+use super::error::Error;
 use crate::vocabulary::MIN_TOKEN_SECONDS;
 
 /// Limits set by the operator at start.

@@ -1,11 +1,14 @@
-//! The audit trail: one line per issue and revoke, on the `tokend::audit` target. Never a token.
+//! The audit trail: one line per issue and revoke, on the `tokend::service::audit` target. Never a token.
 
-use crate::service::{Caller, Error, TokenRecord};
+use super::error::Error;
+use super::record::TokenRecord;
+use crate::caller::Caller;
+use crate::token_id::TokenId;
 
 /// Logs a token issued.
 pub fn issued(caller: &Caller, record: &TokenRecord, outcome: &str) {
     tracing::info!(
-        target: "tokend::audit",
+        target: "tokend::service::audit",
         action = "issue",
         outcome,
         caller = %caller_name(caller),
@@ -21,7 +24,7 @@ pub fn issued(caller: &Caller, record: &TokenRecord, outcome: &str) {
 /// Logs an issue that failed.
 pub fn issue_failed(caller: &Caller, namespace: &str, service_account: &str, error: &Error) {
     tracing::info!(
-        target: "tokend::audit",
+        target: "tokend::service::audit",
         action = "issue",
         outcome = "failed",
         caller = %caller_name(caller),
@@ -34,13 +37,39 @@ pub fn issue_failed(caller: &Caller, namespace: &str, service_account: &str, err
 /// Logs a token revoked.
 pub fn revoked(caller: &Caller, record: &TokenRecord) {
     tracing::info!(
-        target: "tokend::audit",
+        target: "tokend::service::audit",
         action = "revoke",
         outcome = "revoked",
         caller = %caller_name(caller),
         namespace = %record.namespace,
         service_account = %record.service_account,
         token_id = %record.token_id,
+    );
+}
+
+/// Logs a token revoked because nobody received it (`revoked: caller left`), or that revoking
+/// it failed for now (its record is deleted later, in the background or by the sweeper).
+pub fn taken_back(
+    caller: &Caller,
+    namespace: &str,
+    service_account: &str,
+    token_id: &TokenId,
+    reason: &str,
+    revoked: bool,
+) {
+    let outcome = if revoked {
+        format!("revoked: {reason}")
+    } else {
+        format!("revoke failed: {reason}; the record is deleted once the Kubernetes API answers")
+    };
+    tracing::info!(
+        target: "tokend::service::audit",
+        action = "revoke",
+        outcome = %outcome,
+        caller = %caller_name(caller),
+        namespace,
+        service_account,
+        token_id = %token_id,
     );
 }
 

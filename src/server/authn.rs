@@ -10,15 +10,12 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tonic::Status;
 
+use crate::cache::expiring;
+use crate::caller::Caller;
 use crate::cluster::Cluster;
-use crate::grpc::v1::token_service_server::SERVICE_NAME;
 use crate::metrics::Metrics;
-use crate::peer_limit::PeerFailures;
-use crate::service::Caller;
-use crate::ttl_cache::TtlCache;
-
-/// Most reviews kept at once.
-const MAX_CACHED: usize = 10_000;
+use crate::server::peer_limit::PeerFailures;
+use tokend_api::v1::token_service_server::SERVICE_NAME;
 
 /// How callers prove who they are.
 #[derive(Clone)]
@@ -106,8 +103,8 @@ impl CertificateIdentity {
 pub struct TokenAuthenticator {
     cluster: Cluster,
     audiences: Vec<String>,
-    cache: TtlCache<[u8; 32], Caller>,
-    rejected: TtlCache<[u8; 32], String>,
+    cache: moka::sync::Cache<[u8; 32], Caller>,
+    rejected: moka::sync::Cache<[u8; 32], String>,
     failures: PeerFailures,
     metrics: Metrics,
 }
@@ -134,8 +131,8 @@ impl TokenAuthenticator {
         Self {
             cluster,
             audiences,
-            cache: TtlCache::new(ttl, MAX_CACHED),
-            rejected: TtlCache::new(ttl, MAX_CACHED),
+            cache: expiring(ttl),
+            rejected: expiring(ttl),
             failures: PeerFailures::new(limit.per_peer, limit.window),
             metrics,
         }
@@ -176,14 +173,20 @@ impl TokenAuthenticator {
             self.rejected.insert(key, reason);
             return Err(refusal);
         }
-        let user = status.user.unwrap_or_default();
-        let caller = Caller {
-            username: user.username.unwrap_or_default(),
-            uid: user.uid.unwrap_or_default(),
-            groups: user.groups.unwrap_or_default(),
-        };
+        let caller = reviewed_caller(status.user.unwrap_or_default());
         self.cache.insert(key, caller.clone());
         Ok(caller)
+    }
+}
+
+/// The caller a successful TokenReview names: everything the API server said of the user,
+/// `extra` included, so SubjectAccessReview sees what the API server's own authorizer would.
+fn reviewed_caller(user: k8s_openapi::api::authentication::v1::UserInfo) -> Caller {
+    Caller {
+        username: user.username.unwrap_or_default(),
+        uid: user.uid.unwrap_or_default(),
+        groups: user.groups.unwrap_or_default(),
+        extra: user.extra.unwrap_or_default(),
     }
 }
 
@@ -372,6 +375,7 @@ fn certificate_caller<B>(
         username: format!("{}{user}", identity.username_prefix),
         uid: String::new(),
         groups,
+        extra: Default::default(),
     })
 }
 
@@ -416,5 +420,24 @@ fn bearer_token<B>(request: &http::Request<B>) -> Result<String, AuthError> {
         _ => Err(AuthError::Unauthenticated(
             "the authorization header must be `Bearer <token>`".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reviewed_caller_keeps_the_extra_the_api_server_gave() {
+        let extra = std::collections::BTreeMap::from([(
+            "scopes.example.com/scope".to_owned(),
+            vec!["read-only".to_owned()],
+        )]);
+        let caller = reviewed_caller(k8s_openapi::api::authentication::v1::UserInfo {
+            username: Some("u".into()),
+            extra: Some(extra.clone()),
+            ..Default::default()
+        });
+        assert_eq!(caller.extra, extra);
     }
 }

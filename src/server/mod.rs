@@ -1,6 +1,13 @@
 //! Wiring: builds the service from configuration and serves gRPC (TokenService, health,
 //! reflection) on a listener until shutdown.
 
+pub mod authn;
+pub mod health;
+pub mod listener;
+pub mod peer_limit;
+pub mod rpc_layer;
+pub mod tls;
+
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
@@ -8,19 +15,18 @@ use std::time::Duration;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::net::TcpListener;
 
-use crate::authn::{
-    AuthLayer, Authentication, CertificateIdentity, FailureLimit, TokenAuthenticator,
-};
 use crate::cluster::Cluster;
 use crate::config::{AuthMode, ServeArgs};
 use crate::grpc::{TokenServiceGrpc, v1};
-use crate::health;
 use crate::metrics::{self, KubeMetricsLayer, Metrics};
-use crate::policy::Policy;
-use crate::rpc_layer::{KnownMethods, RpcLayer};
+use crate::server::authn::{
+    AuthLayer, Authentication, CertificateIdentity, FailureLimit, TokenAuthenticator,
+};
+use crate::server::rpc_layer::{KnownMethods, RpcLayer};
+use crate::server::tls::{ReloadingTls, TlsError, TlsFiles};
+use crate::service::policy::Policy;
 use crate::service::{KeySource, RecordKeys, Settings, TokenService};
 use crate::sweeper::{self, SweeperOptions};
-use crate::tls::{ReloadingTls, TlsError, TlsFiles};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 
@@ -58,6 +64,8 @@ pub enum ServerError {
 pub struct ConnectionLimits {
     /// Most connections open at once.
     pub max_connections: usize,
+    /// Most connections open at once from one client address.
+    pub max_connections_per_address: usize,
     /// Most streams in flight per HTTP/2 connection.
     pub max_concurrent_streams: u32,
     /// Largest request header block, in bytes.
@@ -70,10 +78,20 @@ pub struct ConnectionLimits {
     pub http2_keepalive_timeout: Duration,
 }
 
+impl ConnectionLimits {
+    fn bounds(&self) -> crate::server::listener::ConnectionBounds {
+        crate::server::listener::ConnectionBounds {
+            total: self.max_connections,
+            per_address: self.max_connections_per_address,
+        }
+    }
+}
+
 impl Default for ConnectionLimits {
     fn default() -> Self {
         Self {
             max_connections: 512,
+            max_connections_per_address: 16,
             max_concurrent_streams: 100,
             max_header_list_size: 16 * 1024,
             request_timeout: Duration::from_secs(30),
@@ -195,6 +213,7 @@ impl ServerOptions {
                 },
                 public_server: args.public_server.clone(),
                 ca_pem,
+                own_namespace: Some(args.lease_namespace.clone()),
                 record_key: match &args.record_key_file {
                     Some(path) => KeySource::File(path.clone()),
                     None => KeySource::Secret {
@@ -226,6 +245,7 @@ impl ServerOptions {
             metrics_listen: args.metrics_listen,
             limits: ConnectionLimits {
                 max_connections: args.max_connections,
+                max_connections_per_address: args.max_connections_per_address,
                 max_concurrent_streams: args.max_concurrent_streams,
                 max_header_list_size: args.max_header_list_size,
                 request_timeout: args.request_timeout,
@@ -279,17 +299,17 @@ pub async fn run(
 /// [`run`], with the metrics endpoint on a listener the caller bound (tests bind port 0).
 pub async fn run_with_metrics(
     mut kube_config: kube::Config,
-    mut options: ServerOptions,
+    options: ServerOptions,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
-    options.settings.api_server_url = kube_config
+    let api_server_url = kube_config
         .cluster_url
         .to_string()
         .trim_end_matches('/')
         .to_owned();
-    options.settings.client_ca_pem = kube_config.root_cert.as_ref().map(|certs| {
+    let client_ca_pem = kube_config.root_cert.as_ref().map(|certs| {
         pem::encode_many(
             &certs
                 .iter()
@@ -312,7 +332,7 @@ pub async fn run_with_metrics(
     let keys = std::sync::Arc::new(RecordKeys::new(options.settings.record_key.clone()));
     let sweeper = options.sweeper.clone().map(|o| {
         tokio::spawn(sweeper::run_with(
-            client.clone(),
+            Cluster::new(client.clone()),
             o,
             metrics.sweeps.clone(),
             keys.clone(),
@@ -321,7 +341,6 @@ pub async fn run_with_metrics(
     let cluster = Cluster::new(client);
     let authentication = match options.auth {
         AuthMode::Kubernetes => {
-            options.settings.authorize = true;
             Authentication::Kubernetes(std::sync::Arc::new(TokenAuthenticator::new(
                 cluster.clone(),
                 options.auth_audiences.clone(),
@@ -335,11 +354,9 @@ pub async fn run_with_metrics(
                 .certificate_identity
                 .check()
                 .map_err(ServerError::Config)?;
-            options.settings.authorize = true;
             Authentication::ClientCertificate(options.certificate_identity.clone())
         }
         AuthMode::None => {
-            options.settings.authorize = false;
             tracing::warn!(
                 "callers are NOT authenticated (--auth none): anyone reaching this port can issue \
                  tokens with tokend's own Kubernetes rights"
@@ -347,8 +364,17 @@ pub async fn run_with_metrics(
             Authentication::None
         }
     };
-    options.settings.access_cache_ttl = options.auth_cache_ttl;
-    let service = TokenService::with_keys(cluster, options.settings, keys);
+    // The service's settings, built once: the flags' settings completed with what only the
+    // connection to Kubernetes and the auth mode tell.
+    let settings = Settings {
+        api_server_url,
+        client_ca_pem,
+        // Authorisation is delegated whenever callers are authenticated.
+        authorize: options.auth != AuthMode::None,
+        access_cache_ttl: options.auth_cache_ttl,
+        ..options.settings.clone()
+    };
+    let service = TokenService::with_keys(cluster.clone(), settings, keys);
 
     let (reporter, health_service) = tonic_health::server::health_reporter();
     reporter
@@ -356,7 +382,7 @@ pub async fn run_with_metrics(
         .await;
     let watcher = tokio::spawn(health::watch(
         reporter,
-        service.clone(),
+        cluster,
         options.health_interval,
         options.kube_timeout,
     ));
@@ -409,7 +435,7 @@ pub async fn run_with_metrics(
     let result = match tls {
         Some(tls) => {
             let reloader = tokio::spawn(tls.clone().watch(options.tls_reload_interval));
-            let incoming = tls.incoming(listener, options.limits.max_connections);
+            let incoming = tls.incoming(listener, options.limits.bounds());
             let result = router
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await;
@@ -418,7 +444,7 @@ pub async fn run_with_metrics(
         }
         None => {
             let incoming =
-                crate::listener::incoming(listener, options.limits.max_connections, |tcp, _| {
+                crate::server::listener::incoming(listener, options.limits.bounds(), |tcp, _| {
                     std::future::ready(Some(tcp))
                 });
             router

@@ -6,23 +6,24 @@ use std::time::Duration;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::grpc::v1::token_service_server::SERVICE_NAME;
-use crate::service::TokenService;
+use tokend_api::v1::token_service_server::SERVICE_NAME;
+
+use crate::cluster::Cluster;
 
 /// Watches the Kubernetes API and flips the health status of the server and of TokenService. A
 /// check that takes longer than `timeout` counts as unreachable: a stalled API is as unusable
 /// as a refused one.
 pub async fn watch(
     reporter: HealthReporter,
-    service: TokenService,
+    cluster: Cluster,
     interval: Duration,
     timeout: Duration,
 ) {
     let mut last = None;
     loop {
-        let reachable = tokio::time::timeout(timeout, service.kubernetes_reachable())
+        let reachable = tokio::time::timeout(timeout, cluster.ping())
             .await
-            .unwrap_or(false);
+            .is_ok_and(|answer| answer.is_ok());
         let status = if reachable {
             ServingStatus::Serving
         } else {

@@ -19,7 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::listener::LimitedConnection;
+use crate::server::listener::{ConnectionBounds, LimitedConnection};
 
 /// How long a client may take over its TLS handshake before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -146,16 +146,16 @@ impl ReloadingTls {
             .collect()
     }
 
-    /// Accepts TCP connections (at most `max_connections` open at once) and completes TLS
+    /// Accepts TCP connections (within `bounds`) and completes TLS
     /// handshakes off the accept loop, yielding the established streams; the loop ends when the
     /// server drops the stream.
     pub fn incoming(
         &self,
         listener: TcpListener,
-        max_connections: usize,
+        bounds: ConnectionBounds,
     ) -> ReceiverStream<Result<LimitedConnection<TlsStream<TcpStream>>, std::io::Error>> {
         let acceptor = self.acceptor.clone();
-        crate::listener::incoming(listener, max_connections, move |tcp, peer| {
+        crate::server::listener::incoming(listener, bounds, move |tcp, peer| {
             let acceptor = acceptor.clone();
             async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
