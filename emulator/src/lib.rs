@@ -1,14 +1,14 @@
 //! An in-process HTTPS emulator of the Kubernetes API subset tokend uses, with real semantics and Status bodies.
 //!
 //! Start one with [`Emulator::start`], talk to it with [`Emulator::client`] or any kubeconfig-driven tool
-//! (kubectl included) through [`Emulator::kubeconfig`], and break it on purpose with [`Emulator::faults`].
+//! (kubectl included) through [`Emulator::kubeconfig`].
 
+mod admission;
 mod authn;
 mod bootstrap_policy;
 mod clock;
 mod discovery;
 mod error;
-mod faults;
 mod patch;
 mod protobuf;
 mod rbac;
@@ -42,7 +42,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use error::Error;
-pub use faults::{FailRule, Faults};
 
 use state::Shared;
 use store::Store;
@@ -146,7 +145,6 @@ impl Emulator {
             signer,
             admin_token: random_token(),
             ca_pem: tls.ca_pem,
-            faults: Faults::default(),
             anonymous_auth: opts.anonymous_auth,
             max_token_seconds: opts
                 .max_token_expiration
@@ -268,11 +266,6 @@ impl Emulator {
     /// A kube client for the admin user.
     pub async fn client(&self) -> Result<kube::Client, Error> {
         Ok(kube::Client::try_from(self.client_config().await?)?)
-    }
-
-    /// A handle on the fault-injection knobs.
-    pub fn faults(&self) -> Faults {
-        self.shared.faults.clone()
     }
 
     /// Stops the server and waits for the accept loop to end; open connections are closed.

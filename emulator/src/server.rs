@@ -133,17 +133,11 @@ fn check_escalation(
     ))
 }
 
-/// Answers one request: faults, then authentication, authorisation and the handler.
+/// Answers one request: authentication, authorisation and the handler. (Faults are the test
+/// harness's fault proxy's business: it sits in front of this server and of a real one alike.)
 async fn handle(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Response {
-    let latency = shared.faults.latency();
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
-    if let Some(code) = shared.faults.take_failure(&parts.method, &path) {
-        return error_response(&ApiError::for_code(code, "injected by the emulator"));
-    }
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => {
@@ -386,13 +380,8 @@ pub async fn serve(
         let Ok((tcp, _peer)) = accepted else {
             continue;
         };
-        if shared.faults.is_down() {
-            drop(tcp);
-            continue;
-        }
         let acceptor = acceptor.clone();
         let router = router.clone();
-        let mut down = shared.faults.watch_down();
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
             let connection = async {
@@ -406,7 +395,6 @@ pub async fn serve(
             };
             tokio::select! {
                 _ = connection => {}
-                _ = down.wait_for(|d| *d) => {}
                 _ = stop.wait_for(|s| *s) => {}
             }
         });

@@ -2,7 +2,6 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use crate::faults::Faults;
 use crate::store::Store;
 use crate::tokens::Signer;
 
@@ -17,8 +16,6 @@ pub struct Shared {
     pub admin_token: String,
     /// PEM of the emulator's CA.
     pub ca_pem: String,
-    /// Fault-injection knobs.
-    pub faults: Faults,
     /// Whether requests without credentials are treated as `system:anonymous` (else 401).
     pub anonymous_auth: bool,
     /// Like `--service-account-max-token-expiration`: longer TokenRequests are silently shortened.

@@ -1,19 +1,17 @@
-//! Emulator-only behaviour: fault knobs, options, kubeconfig helpers, TLS and lifecycle. On the
+//! Emulator-only behaviour: options, kubeconfig helpers, TLS and lifecycle. On the
 //! real backend every test here is a counted skip of kind emulator-only.
 
 use tokend_test_support as common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail, ensure};
-use common::contract::api_error;
+use anyhow::{Result, ensure};
 use common::{Cluster, skip_unless_emulator};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 use kube::config::Kubeconfig;
-use kube_emulator::{Emulator, FailRule, Options};
+use kube_emulator::{Emulator, Options};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::json;
@@ -26,114 +24,6 @@ async fn emulator_cluster(test: &str) -> Result<Option<(Cluster, Emulator)>> {
     let config = emulator.client_config().await?;
     let handle = Cluster::from_config(common::Backend::Emulator, config)?;
     Ok(Some((handle, emulator)))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fail_next_answers_matching_requests_with_a_real_looking_status() -> Result<()> {
-    let Some((c, e)) = emulator_cluster("fail_next").await? else {
-        return Ok(());
-    };
-    c.service_account("default", "demo").await?;
-    e.faults().fail_next(FailRule {
-        method: Some(http::Method::POST),
-        path_contains: "/token".into(),
-        count: 2,
-        status: 500,
-    });
-    for _ in 0..2 {
-        let status = api_error(
-            c.token_request("default", "demo", json!({"audiences": []}))
-                .await,
-        )?;
-        ensure!(
-            status.code == 500 && status.reason == "InternalError",
-            "{status:?}"
-        );
-        ensure!(
-            status.message.starts_with("Internal error occurred: "),
-            "{status:?}"
-        );
-    }
-    c.token_request("default", "demo", json!({"audiences": []}))
-        .await?;
-
-    let api: Api<ServiceAccount> = Api::namespaced(c.client.clone(), "default");
-    e.faults().fail_next(FailRule {
-        method: None,
-        path_contains: "/serviceaccounts".into(),
-        count: 1,
-        status: 403,
-    });
-    let status = api_error(api.list(&ListParams::default()).await)?;
-    ensure!(
-        status.code == 403 && status.reason == "Forbidden",
-        "{status:?}"
-    );
-    ensure!(api.list(&ListParams::default()).await?.items.len() == 1);
-
-    // kube-rs retries 429 (after Retry-After), so one injected 429 is absorbed by the client.
-    e.faults().fail_next(FailRule {
-        method: Some(http::Method::GET),
-        path_contains: "/serviceaccounts".into(),
-        count: 1,
-        status: 429,
-    });
-    ensure!(api.list(&ListParams::default()).await?.items.len() == 1);
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn latency_is_added_before_every_response_until_cleared() -> Result<()> {
-    let Some((c, e)) = emulator_cluster("latency").await? else {
-        return Ok(());
-    };
-    let api: Api<Namespace> = Api::all(c.client.clone());
-    api.get("default").await?;
-    e.faults().set_latency(Duration::from_millis(300));
-    let start = Instant::now();
-    api.get("default").await?;
-    ensure!(
-        start.elapsed() >= Duration::from_millis(300),
-        "{:?}",
-        start.elapsed()
-    );
-    e.faults().clear();
-    let start = Instant::now();
-    api.get("default").await?;
-    ensure!(
-        start.elapsed() < Duration::from_millis(300),
-        "{:?}",
-        start.elapsed()
-    );
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_down_emulator_refuses_connections_until_it_is_back_up() -> Result<()> {
-    let Some((c, e)) = emulator_cluster("set_down").await? else {
-        return Ok(());
-    };
-    let api: Api<Namespace> = Api::all(c.client.clone());
-    api.get("default").await?;
-    e.faults().set_down(true);
-    for _ in 0..3 {
-        match api.get("default").await {
-            Ok(_) => bail!("a down emulator answered"),
-            Err(kube::Error::Api(s)) => bail!("a down emulator answered with a status: {s:?}"),
-            Err(_) => {}
-        }
-    }
-    e.faults().set_down(false);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match api.get("default").await {
-            Ok(_) => return Ok(()),
-            Err(err) if Instant::now() > deadline => {
-                bail!("still down after set_down(false): {err}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
