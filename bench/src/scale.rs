@@ -261,11 +261,15 @@ async fn start(
     let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
+    // A Lease namespace of its own: the previous phase's tokend was killed holding its Lease,
+    // which another replica may only take over once it expires (3 sweep intervals).
+    let lease_namespace = unique_name("tokend-scale-lease");
+    backend.prepare_namespace(&lease_namespace).await?;
     let mut args: Vec<String> = vec![
         "--record-key-file".into(),
         key_file.display().to_string(),
         "--lease-namespace".into(),
-        "default".into(),
+        lease_namespace,
         "--metrics-listen".into(),
         format!("127.0.0.1:{metrics_port}"),
     ];
