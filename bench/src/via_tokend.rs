@@ -113,10 +113,12 @@ impl TokendServer {
         auth: Auth,
         auth_cache_ttl: Duration,
     ) -> anyhow::Result<Self> {
-        Self::process_with(binary, kubeconfig, auth, auth_cache_ttl, &[]).await
+        let own_namespace = ["--lease-namespace".to_owned(), KEY_NAMESPACE.to_owned()];
+        Self::process_with(binary, kubeconfig, auth, auth_cache_ttl, &own_namespace).await
     }
 
-    /// [`process`](Self::process) with more `serve` flags.
+    /// [`process`](Self::process) with more `serve` flags (`--lease-namespace` among them: tokend's
+    /// own namespace, where its record key lives, must exist on the backend).
     pub async fn process_with(
         binary: &Path,
         kubeconfig: &Path,
@@ -136,7 +138,6 @@ impl TokendServer {
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .args(["--listen", &listen, "--auth", auth.flag()])
-            .args(["--lease-namespace", KEY_NAMESPACE])
             .arg(format!(
                 "--auth-cache-ttl={}s",
                 auth_cache_ttl.as_secs().max(1)
