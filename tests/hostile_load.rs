@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::Subject;
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use tokend::config::AuthMode;
@@ -159,61 +159,29 @@ async fn token_reviews(env: &common::TestEnv) -> f64 {
 
 /// A ServiceAccount of the backend allowed to issue tokens in `ns`, and a token of it.
 async fn legitimate_caller(env: &common::TestEnv, ns: &str) -> String {
-    let meta = |name: &str| ObjectMeta {
-        name: Some(name.into()),
-        namespace: Some(ns.into()),
-        ..Default::default()
-    };
     let name = common::unique_name("caller");
     let accounts = Api::<ServiceAccount>::namespaced(env.kube.clone(), ns);
     accounts
         .create(
             &PostParams::default(),
             &ServiceAccount {
-                metadata: meta(&name),
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    namespace: Some(ns.into()),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         )
         .await
         .expect("caller account");
-    Api::<Role>::namespaced(env.kube.clone(), ns)
-        .create(
-            &PostParams::default(),
-            &Role {
-                metadata: meta(&name),
-                rules: Some(vec![PolicyRule {
-                    api_groups: Some(vec![String::new()]),
-                    resources: Some(vec![
-                        "serviceaccounts".into(),
-                        "serviceaccounts/token".into(),
-                    ]),
-                    verbs: vec!["create".into()],
-                    ..Default::default()
-                }]),
-            },
-        )
-        .await
-        .expect("role");
-    Api::<RoleBinding>::namespaced(env.kube.clone(), ns)
-        .create(
-            &PostParams::default(),
-            &RoleBinding {
-                metadata: meta(&name),
-                role_ref: RoleRef {
-                    api_group: Some("rbac.authorization.k8s.io".into()),
-                    kind: "Role".into(),
-                    name: name.clone(),
-                },
-                subjects: Some(vec![Subject {
-                    kind: "ServiceAccount".into(),
-                    name: name.clone(),
-                    namespace: Some(ns.into()),
-                    api_group: None,
-                }]),
-            },
-        )
-        .await
-        .expect("binding");
+    let subject = Subject {
+        kind: "ServiceAccount".into(),
+        name: name.clone(),
+        namespace: Some(ns.into()),
+        api_group: None,
+    };
+    common::grant(env, ns, subject, vec![common::issue_rule()]).await;
     let answer: TokenRequest = accounts
         .create_subresource(
             "token",

@@ -499,50 +499,13 @@ async fn certificates_cannot_claim_system_identities_or_name_several_users() {
 
 /// Grants `subject` (a User or Group) what IssueToken with create_service_account needs in `ns`.
 async fn grant_issue(env: &TestEnv, ns: &str, kind: &str, subject: &str) {
-    let meta = |name: &str| ObjectMeta {
-        name: Some(name.into()),
-        namespace: Some(ns.into()),
-        ..Default::default()
+    let subject = Subject {
+        kind: kind.into(),
+        name: subject.into(),
+        api_group: Some("rbac.authorization.k8s.io".into()),
+        namespace: None,
     };
-    let name = unique_name("issuer");
-    Api::<Role>::namespaced(env.kube.clone(), ns)
-        .create(
-            &PostParams::default(),
-            &Role {
-                metadata: meta(&name),
-                rules: Some(vec![PolicyRule {
-                    api_groups: Some(vec![String::new()]),
-                    resources: Some(vec![
-                        "serviceaccounts".into(),
-                        "serviceaccounts/token".into(),
-                    ]),
-                    verbs: vec!["create".into()],
-                    ..Default::default()
-                }]),
-            },
-        )
-        .await
-        .expect("role");
-    Api::<RoleBinding>::namespaced(env.kube.clone(), ns)
-        .create(
-            &PostParams::default(),
-            &RoleBinding {
-                metadata: meta(&name),
-                role_ref: RoleRef {
-                    api_group: Some("rbac.authorization.k8s.io".into()),
-                    kind: "Role".into(),
-                    name: name.clone(),
-                },
-                subjects: Some(vec![Subject {
-                    kind: kind.into(),
-                    name: subject.into(),
-                    api_group: Some("rbac.authorization.k8s.io".into()),
-                    namespace: None,
-                }]),
-            },
-        )
-        .await
-        .expect("binding");
+    common::grant(env, ns, subject, vec![common::issue_rule()]).await;
 }
 
 #[tokio::test]

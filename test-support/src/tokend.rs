@@ -305,3 +305,60 @@ pub fn assert_code(
         Ok(v) => panic!("expected {code:?}, got a success: {v:?}"),
     }
 }
+
+/// Grants `subject` the `rules` in namespace `ns` through a Role and RoleBinding of a unique name
+/// (deleted with the namespace); answers that name.
+pub async fn grant(
+    env: &TestEnv,
+    ns: &str,
+    subject: k8s_openapi::api::rbac::v1::Subject,
+    rules: Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
+) -> String {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding, RoleRef};
+    let name = unique_name("grant");
+    let meta = kube::api::ObjectMeta {
+        name: Some(name.clone()),
+        namespace: Some(ns.into()),
+        ..Default::default()
+    };
+    Api::<Role>::namespaced(env.kube.clone(), ns)
+        .create(
+            &PostParams::default(),
+            &Role {
+                metadata: meta.clone(),
+                rules: Some(rules),
+            },
+        )
+        .await
+        .expect("create Role");
+    Api::<RoleBinding>::namespaced(env.kube.clone(), ns)
+        .create(
+            &PostParams::default(),
+            &RoleBinding {
+                metadata: meta,
+                role_ref: RoleRef {
+                    api_group: Some("rbac.authorization.k8s.io".into()),
+                    kind: "Role".into(),
+                    name: name.clone(),
+                },
+                subjects: Some(vec![subject]),
+            },
+        )
+        .await
+        .expect("create RoleBinding");
+    name
+}
+
+/// The rule IssueToken with `create_service_account` needs: create ServiceAccounts and their
+/// tokens.
+pub fn issue_rule() -> k8s_openapi::api::rbac::v1::PolicyRule {
+    k8s_openapi::api::rbac::v1::PolicyRule {
+        api_groups: Some(vec![String::new()]),
+        resources: Some(vec![
+            "serviceaccounts".into(),
+            "serviceaccounts/token".into(),
+        ]),
+        verbs: vec!["create".into()],
+        ..Default::default()
+    }
+}
