@@ -16,7 +16,6 @@ use kube::api::{ObjectMeta, PostParams};
 use tokend::config::AuthMode;
 use tokend::server::{ConnectionLimits, ServerOptions};
 use tokend_client::TokendClient;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -130,23 +129,9 @@ async fn streams_beyond_the_advertised_limit_are_refused_and_half_open_calls_tim
     assert_eq!(health(&env).await, Some(ServingStatus::Serving));
 }
 
-/// GET /metrics, as a Prometheus scraper asks.
-async fn scrape(addr: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect to metrics");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: tokend\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("read");
-    response
-}
-
 /// TokenReviews tokend has sent, whatever their answer.
 async fn token_reviews(env: &common::TestEnv) -> f64 {
-    scrape(&env.metrics_addr)
+    env.scrape_metrics()
         .await
         .lines()
         .filter(|line| {

@@ -3,22 +3,6 @@
 use tokend_test_support as common;
 
 use tokend_client::v1;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-/// GET /metrics over plain HTTP/1.1, the way a Prometheus scraper asks.
-async fn scrape(addr: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect to metrics");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: tokend\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("read");
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response
-}
 
 /// The value of the sample line that starts with `series` (name and labels, as exported).
 fn value(text: &str, series: &str) -> Option<f64> {
@@ -60,7 +44,7 @@ async fn counters_follow_the_rpcs_made() {
     };
     assert!(client.issue_token(bad).await.is_err());
 
-    let text = scrape(&env.metrics_addr).await;
+    let text = env.scrape_metrics().await;
     let issue_method = "/tokend.v1.TokenService/IssueToken";
     assert_eq!(
         value(&text, "tokend_tokens_issued_total"),
@@ -185,7 +169,7 @@ async fn requests_to_unknown_paths_add_no_metric_series() {
         call_path(channel.clone(), "/tokend.v1.TokenService/Nope").await,
         tonic::Code::Unimplemented
     );
-    let before = scrape(&env.metrics_addr).await;
+    let before = env.scrape_metrics().await;
 
     // When an unauthenticated client calls 500 paths tokend does not serve, some of them long.
     for i in 0..500 {
@@ -202,7 +186,7 @@ async fn requests_to_unknown_paths_add_no_metric_series() {
     }
 
     // Then no family has a series more than before, and they are all counted as `unknown`.
-    let after = scrape(&env.metrics_addr).await;
+    let after = env.scrape_metrics().await;
     for family in [
         "tokend_grpc_requests_total",
         "tokend_grpc_request_duration_seconds_count",

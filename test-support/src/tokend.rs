@@ -203,6 +203,23 @@ impl TestEnv {
         self.cleanup.namespace(name);
     }
 
+    /// GET /metrics over plain HTTP/1.1, as a Prometheus scraper asks; the whole answer,
+    /// status line and headers included.
+    pub async fn scrape_metrics(&self) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = tokio::net::TcpStream::connect(&self.metrics_addr)
+            .await
+            .expect("connect to metrics");
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: tokend\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("send");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.expect("read");
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        response
+    }
+
     /// The fault knobs of the proxy between tokend and its API server (both backends).
     pub fn faults(&self) -> &Faults {
         self.proxy.faults()
