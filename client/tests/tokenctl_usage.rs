@@ -1,4 +1,5 @@
-//! tokenctl as a process without a server: help, usage errors (exit 2), local and connection errors (exit 1).
+//! tokenctl as a process without a server: help and the man page, usage errors (exit 2), an
+//! unreachable server (exit 3), local errors (exit 1), and the binary run as `kubectl-tokend`.
 //!
 //! These also make `cargo test --workspace` build the `tokenctl` binary that the workspace's
 //! black-box tests (tests/tokenctl.rs) run against a live tokend.
@@ -8,8 +9,15 @@ use std::process::{Command, Output, Stdio};
 
 /// Runs tokenctl with `args` and `stdin`, with no TOKEND_* settings inherited.
 fn tokenctl(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tokenctl"))
+    run(Command::new(env!("CARGO_BIN_EXE_tokenctl")), args, stdin)
+}
+
+/// Runs `program` with `args` and `stdin`, with no TOKEND_* or KUBECONFIG settings inherited.
+fn run(mut program: Command, args: &[&str], stdin: &str) -> Output {
+    let mut child = program
         .args(args)
+        .env_remove("TOKEND_TOKEN")
+        .env_remove("KUBECONFIG")
         .env_remove("TOKEND_ADDR")
         .env_remove("TOKEND_TOKEN_FILE")
         .env_remove("TOKEND_CA")
@@ -75,7 +83,13 @@ fn help_shows_examples() {
 #[test]
 fn usage_errors_exit_2() {
     for args in [
-        vec!["issue", "no-slash"],
+        vec!["issue", "a/b/c"],
+        vec!["--addr", "not a uri", "get", "x"],
+        vec!["list", "-o", "wide"],
+        vec!["list", "-o", "jsonpath={.tokens"],
+        vec!["get", "x", "-o", "table"],
+        vec!["validate", "-o", "name"],
+        vec!["list", "a", "b", "c"],
         vec!["issue", "ns/sa", "--duration", "1.5h"],
         vec!["issue", "ns/sa", "--scope", "cluster"],
         vec!["kubeconfig", "ns/sa", "--use"],
@@ -99,10 +113,30 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
-fn unreachable_server_exits_1_with_the_grpc_code() {
+fn a_namespace_given_twice_differently_is_a_usage_error_naming_both() {
+    for args in [
+        vec!["list", "-n", "team-b", "team-a/ci"],
+        vec!["list", "-n", "team-b", "team-a", "ci"],
+        vec!["issue", "team-a/ci", "--namespace", "team-b"],
+        vec!["kubeconfig", "team-a/ci", "-n", "team-b"],
+    ] {
+        let output = tokenctl(&args, "");
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {message}");
+        assert!(
+            message.starts_with("error: ")
+                && message.contains("team-a")
+                && message.contains("team-b"),
+            "{args:?}: {message}"
+        );
+    }
+}
+
+#[test]
+fn unreachable_server_exits_3_with_the_grpc_code() {
     let addr = closed_address();
     let output = tokenctl(&["--addr", &addr, "list", "team-a"], "");
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(3));
     let message = stderr(&output);
     assert!(message.starts_with("error: UNAVAILABLE: "), "{message}");
     assert!(message.contains(&addr), "{message}");
@@ -110,14 +144,11 @@ fn unreachable_server_exits_1_with_the_grpc_code() {
 }
 
 #[test]
-fn bad_address_exits_1() {
-    let output = tokenctl(&["--addr", "not a uri", "get", "x"], "");
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).starts_with("error: INVALID_ARGUMENT: "),
-        "{}",
-        stderr(&output)
-    );
+fn validate_that_cannot_ask_is_not_token_invalid() {
+    // "Could not ask" (3) is not "the token is invalid" (6), so a script can tell them apart.
+    let output = tokenctl(&["--addr", &closed_address(), "validate"], "a.b.c\n");
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(stdout(&output).is_empty());
 }
 
 #[test]
@@ -133,10 +164,13 @@ fn missing_token_file_is_reported() {
         &["--token-file", "/nonexistent/tokend-token", "list", "ns"],
         "",
     );
+    // A local file problem, not the server's verdict: exit 1, not 5.
     assert_eq!(output.status.code(), Some(1));
     let message = stderr(&output);
-    assert!(message.starts_with("error: UNAUTHENTICATED: "), "{message}");
-    assert!(message.contains("/nonexistent/tokend-token"), "{message}");
+    assert!(
+        message.starts_with("error: cannot use the bearer token from /nonexistent/tokend-token"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -165,4 +199,99 @@ fn completions_are_generated_for_each_shell() {
         );
         assert!(stdout(&output).contains("tokenctl"), "{shell}");
     }
+}
+
+#[test]
+fn help_lists_the_exit_codes() {
+    let text = stdout(&tokenctl(&["--help"], ""));
+    let codes = text
+        .split("Exit codes:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no exit codes in:\n{text}"));
+    for (code, words) in [
+        ("0", "success"),
+        ("2", "usage"),
+        ("3", "unreachable"),
+        ("4", "NOT_FOUND"),
+        ("5", "PERMISSION_DENIED or UNAUTHENTICATED"),
+        ("6", "not valid"),
+    ] {
+        assert!(
+            codes
+                .lines()
+                .any(|line| line.trim_start().starts_with(&format!("{code} "))
+                    && line.contains(words)),
+            "exit code {code} ({words}) missing from:\n{codes}"
+        );
+    }
+}
+
+#[test]
+fn man_page_renders_with_every_subcommand_and_the_exit_codes() {
+    let output = tokenctl(&["man"], "");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let page = stdout(&output);
+    assert!(page.contains(".TH tokenctl 1"), "{page}");
+    for section in [
+        ".SH SYNOPSIS",
+        ".SH OPTIONS",
+        ".SH SUBCOMMANDS",
+        ".SH ENVIRONMENT",
+        ".SH \"EXIT STATUS\"",
+    ] {
+        assert!(page.contains(section), "{section} missing");
+    }
+    for subcommand in ["issue", "kubeconfig", "revoke", "validate", "list", "get"] {
+        assert!(
+            page.contains(&format!("tokenctl\\-{subcommand}")),
+            "{subcommand} missing"
+        );
+    }
+    assert!(page.contains("TOKEND_TOKEN"));
+    // Each subcommand has a page of its own, with the global connection flags.
+    let issue = stdout(&tokenctl(&["man", "issue"], ""));
+    assert!(issue.contains(".TH tokenctl-issue 1"), "{issue}");
+    assert!(
+        issue.contains("\\-\\-namespace") && issue.contains("\\-\\-addr"),
+        "{issue}"
+    );
+    assert_eq!(tokenctl(&["man", "frobnicate"], "").status.code(), Some(2));
+    // When a roff formatter is installed, the page formats without warnings.
+    let Some(nroff) = ["/usr/bin/nroff", "/usr/local/bin/nroff"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())
+    else {
+        eprintln!("nroff is not installed: the page was checked as text only");
+        return;
+    };
+    let mut formatter = Command::new(nroff);
+    formatter.args(["-man", "-ww"]);
+    let rendered = run(formatter, &[], &page);
+    assert!(rendered.status.success(), "{}", stderr(&rendered));
+    assert!(
+        stderr(&rendered).trim().is_empty(),
+        "nroff warned: {}",
+        stderr(&rendered)
+    );
+}
+
+#[test]
+fn as_kubectl_tokend_it_names_itself_kubectl_tokend() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plugin = dir.path().join("kubectl-tokend");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_tokenctl"), &plugin).expect("symlink");
+    let help = run(Command::new(&plugin), &["--help"], "");
+    assert_eq!(help.status.code(), Some(0));
+    assert!(
+        stdout(&help).contains("Usage: kubectl tokend [OPTIONS] <COMMAND>"),
+        "{}",
+        stdout(&help)
+    );
+    let misuse = run(Command::new(&plugin), &["list", "--bogus"], "");
+    assert_eq!(misuse.status.code(), Some(2));
+    assert!(
+        stderr(&misuse).contains("Usage: kubectl tokend list"),
+        "{}",
+        stderr(&misuse)
+    );
 }

@@ -1,31 +1,54 @@
 //! The `tokenctl` command line: argument parsing, one function per subcommand, and exit codes.
 //!
-//! Exit codes: 0 on success, 1 on an error (printed as `error: CODE: message` on stderr, with the
-//! gRPC code and the server's message) or when `validate` finds the token not authenticated, 2 on
-//! a usage error (clap's). Tokens are printed only by `issue` and inside `kubeconfig`'s output.
+//! Exit codes are listed in [`exit::ExitStatus`], the one place that maps failures to them. Errors
+//! are printed as `error: CODE: message` on stderr, with the gRPC code and the server's message.
+//! Tokens are printed only by `issue` and inside `kubeconfig`'s output.
+//!
+//! The same binary is the kubectl plugin `kubectl-tokend`: invoked under that name, its help and
+//! usage messages say `kubectl tokend`.
 
 mod args;
+mod exit;
+mod jsonpath;
+mod kube_context;
 mod kubeconfig;
+mod man;
 mod output;
+mod proto_json;
 
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use clap::{CommandFactory, Parser};
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 use crate::v1;
 use crate::{Error as ClientError, TokendClient};
 use args::{
-    Cli, Command, Connection, GetArgs, IssueArgs, IssueOutput, KubeconfigArgs, ListArgs,
-    ListOutput, RecordOutput, RevokeArgs, Scope, TokenSpec, ValidateArgs, ValidateOutput,
+    Cli, Command, Connection, GetArgs, IssueArgs, KubeconfigArgs, ListArgs, NamespaceArgs, Output,
+    RevokeArgs, Scope, ServiceAccountRef, TokenSpec, ValidateArgs,
 };
-use output::{IssuedView, RecordView, ValidationView};
+use exit::ExitStatus;
+use kube_context::KubeconfigSource;
+use output::ValidationView;
+use proto_json::ApiMessage;
+
+/// The name kubectl looks for to run tokenctl as `kubectl tokend`.
+const PLUGIN_NAME: &str = "kubectl-tokend";
+
+/// The environment variable holding a bearer token (below --token-env and --token-file).
+const TOKEN_VAR: &str = "TOKEND_TOKEN";
 
 /// A failed tokenctl command.
 #[derive(Debug, thiserror::Error)]
 enum CliError {
+    /// The command line is wrong in a way clap cannot see (e.g. `-n` against `NAMESPACE/`).
+    #[error("{0}")]
+    Usage(Box<clap::Error>),
     /// tokend (or the connection to it) failed.
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -52,6 +75,12 @@ enum CliError {
     /// Merging into a kubeconfig failed.
     #[error(transparent)]
     Merge(#[from] kubeconfig::MergeError),
+    /// The default namespace could not be read from the kubeconfig.
+    #[error(transparent)]
+    Context(#[from] kube_context::ContextError),
+    /// A response could not be rendered as proto3 JSON.
+    #[error(transparent)]
+    ProtoJson(#[from] proto_json::ProtoJsonError),
     /// Rendering JSON failed.
     #[error("rendering JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -60,9 +89,67 @@ enum CliError {
     Yaml(#[from] serde_yaml::Error),
 }
 
+/// Whether this process was started as the kubectl plugin.
+fn invoked_as_plugin(argv0: Option<&OsString>) -> bool {
+    argv0
+        .map(Path::new)
+        .and_then(Path::file_stem)
+        .is_some_and(|stem| stem == PLUGIN_NAME)
+}
+
+/// tokenctl's clap command, named as it was invoked, with the exit codes after `--help`.
+fn command() -> clap::Command {
+    let argv0 = std::env::args_os().next();
+    let command = Cli::command().after_help(format!(
+        "{}\n\n{}",
+        args::EXAMPLES,
+        ExitStatus::help_table()
+    ));
+    if invoked_as_plugin(argv0.as_ref()) {
+        command.bin_name("kubectl tokend")
+    } else {
+        command.bin_name("tokenctl")
+    }
+}
+
+/// A usage error found after parsing, formatted by clap like its own (exit code 2).
+fn usage_error(message: String) -> CliError {
+    CliError::Usage(Box::new(
+        command().error(ErrorKind::ArgumentConflict, message),
+    ))
+}
+
+/// Whether `--token-file` was given as a flag (rather than through $TOKEND_TOKEN_FILE).
+fn token_file_flag_given(matches: &ArgMatches) -> bool {
+    let mut current = Some(matches);
+    while let Some(m) = current {
+        if m.value_source("token_file") == Some(ValueSource::CommandLine) {
+            return true;
+        }
+        current = m.subcommand().map(|(_, sub)| sub);
+    }
+    false
+}
+
 /// Runs tokenctl with the process's arguments and returns its exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = match command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(error) => {
+            // Help and version exit 0 on stdout; usage errors exit 2 on stderr.
+            let code = error.exit_code();
+            let _ = error.print();
+            return ExitCode::from(u8::try_from(code).unwrap_or(2));
+        }
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitStatus::Usage.into();
+        }
+    };
+    let token_file_flag = token_file_flag_given(&matches);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -70,14 +157,18 @@ pub fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: starting the async runtime: {error}");
-            return ExitCode::FAILURE;
+            return ExitStatus::Failure.into();
         }
     };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => code,
+    match runtime.block_on(run(cli, token_file_flag)) {
+        Ok(status) => status.into(),
+        Err(CliError::Usage(error)) => {
+            let _ = error.print();
+            ExitStatus::Usage.into()
+        }
         Err(error) => {
             eprintln!("error: {}", describe(&error));
-            ExitCode::FAILURE
+            ExitStatus::of(&error).into()
         }
     }
 }
@@ -86,7 +177,9 @@ pub fn main() -> ExitCode {
 /// already in the text.
 fn describe(error: &CliError) -> String {
     let mut text = match error {
-        CliError::Client(client) => format!("{}: {}", code_name(client.code()), client.message()),
+        CliError::Client(client @ (ClientError::Status { .. } | ClientError::Transport { .. })) => {
+            format!("{}: {}", code_name(client.code()), client.message())
+        }
         other => other.to_string(),
     };
     let mut source = std::error::Error::source(error);
@@ -126,22 +219,36 @@ fn code_name(code: tonic::Code) -> &'static str {
 }
 
 /// Runs one parsed command.
-async fn run(cli: Cli) -> Result<ExitCode, CliError> {
-    if let Command::Completions { shell } = cli.command {
-        let mut script = Vec::new();
-        clap_complete::generate(shell, &mut Cli::command(), "tokenctl", &mut script);
-        print(&String::from_utf8_lossy(&script))?;
-        return Ok(ExitCode::SUCCESS);
+async fn run(cli: Cli, token_file_flag: bool) -> Result<ExitStatus, CliError> {
+    match cli.command {
+        Command::Completions { shell } => {
+            let mut command = command();
+            let name = command
+                .get_bin_name()
+                .unwrap_or("tokenctl")
+                .replace(' ', "-");
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, name, &mut script);
+            print(&String::from_utf8_lossy(&script))?;
+            return Ok(ExitStatus::Success);
+        }
+        Command::Man { subcommand } => {
+            let page = man::man_page(command(), subcommand.as_deref())
+                .map_err(|message| usage_error(format!("tokenctl man: {message}")))?;
+            print(&page)?;
+            return Ok(ExitStatus::Success);
+        }
+        _ => {}
     }
     let connection = &cli.connection;
     match cli.command {
-        Command::Issue(args) => issue(connection, args).await,
-        Command::Kubeconfig(args) => kubeconfig(connection, args).await,
-        Command::Revoke(args) => revoke(connection, args).await,
-        Command::Validate(args) => validate(connection, args).await,
-        Command::List(args) => list(connection, args).await,
-        Command::Get(args) => get(connection, args).await,
-        Command::Completions { .. } => Ok(ExitCode::SUCCESS),
+        Command::Issue(args) => issue(connection, token_file_flag, args).await,
+        Command::Kubeconfig(args) => kubeconfig(connection, token_file_flag, args).await,
+        Command::Revoke(args) => revoke(connection, token_file_flag, args).await,
+        Command::Validate(args) => validate(connection, token_file_flag, args).await,
+        Command::List(args) => list(connection, token_file_flag, args).await,
+        Command::Get(args) => get(connection, token_file_flag, args).await,
+        Command::Completions { .. } | Command::Man { .. } => Ok(ExitStatus::Success),
     }
 }
 
@@ -154,12 +261,20 @@ fn read_file(path: &Path) -> Result<Vec<u8>, CliError> {
     })
 }
 
-/// Connects to tokend as the connection flags say.
-async fn connect(connection: &Connection) -> Result<TokendClient, CliError> {
+/// Connects to tokend as the connection flags say. The bearer token comes from the first of:
+/// --token-env VAR, --token-file PATH, $TOKEND_TOKEN, $TOKEND_TOKEN_FILE.
+async fn connect(connection: &Connection, token_file_flag: bool) -> Result<TokendClient, CliError> {
     let mut builder = TokendClient::builder(connection.addr.clone());
+    let token_var = std::env::var(TOKEN_VAR)
+        .ok()
+        .filter(|t| !t.trim().is_empty());
     if let Some(name) = &connection.token_env {
         let token = std::env::var(name).map_err(|_| CliError::TokenEnv { name: name.clone() })?;
-        builder = builder.bearer_token(token);
+        builder = builder.bearer_token(token.trim().to_owned());
+    } else if let (true, Some(path)) = (token_file_flag, &connection.token_file) {
+        builder = builder.token_file(path.clone());
+    } else if let Some(token) = token_var {
+        builder = builder.bearer_token(token.trim().to_owned());
     } else if let Some(path) = &connection.token_file {
         builder = builder.token_file(path.clone());
     }
@@ -174,15 +289,44 @@ async fn connect(connection: &Connection) -> Result<TokendClient, CliError> {
     Ok(builder.connect().await?)
 }
 
-/// The IssueTokenRequest a [`TokenSpec`] describes.
-fn issue_request(spec: TokenSpec) -> v1::IssueTokenRequest {
+/// The namespace to use: `from_argument` (the `NAMESPACE/` of an argument, written as `argument`),
+/// or `-n`, which must agree with it, or else the kubeconfig context's namespace.
+fn resolve_namespace(
+    from_argument: Option<String>,
+    argument: &str,
+    flag: Option<&str>,
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> Result<String, CliError> {
+    match (from_argument, flag) {
+        (Some(namespace), Some(flag)) if namespace != flag => Err(usage_error(format!(
+            "-n/--namespace {flag:?} conflicts with the namespace {namespace:?} in {argument:?}; \
+             give the namespace once"
+        ))),
+        (Some(namespace), _) => Ok(namespace),
+        (None, Some(flag)) => Ok(flag.to_owned()),
+        (None, None) => {
+            let env = std::env::var_os("KUBECONFIG");
+            let home = std::env::var_os("HOME");
+            Ok(kube_context::default_namespace(KubeconfigSource {
+                explicit: kubeconfig,
+                env: env.as_deref(),
+                home: home.as_deref(),
+                context,
+            })?)
+        }
+    }
+}
+
+/// The IssueTokenRequest a [`TokenSpec`] describes, in `namespace`.
+fn issue_request(spec: TokenSpec, namespace: String) -> v1::IssueTokenRequest {
     let binding_scope = match (&spec.role, spec.scope) {
         (None, _) => v1::BindingScope::Unspecified,
         (Some(_), Some(Scope::Cluster)) => v1::BindingScope::Cluster,
         (Some(_), _) => v1::BindingScope::Namespace,
     };
     v1::IssueTokenRequest {
-        namespace: spec.service_account.namespace,
+        namespace,
         service_account: spec.service_account.name,
         duration: spec.duration.unwrap_or_default(),
         audiences: spec.audiences,
@@ -190,6 +334,14 @@ fn issue_request(spec: TokenSpec) -> v1::IssueTokenRequest {
         cluster_role: spec.role.unwrap_or_default(),
         binding_scope: binding_scope.into(),
         labels: spec.labels.into_iter().collect(),
+    }
+}
+
+/// The text of a [`ServiceAccountRef`] argument, for messages.
+fn ref_text(reference: &ServiceAccountRef) -> String {
+    match &reference.namespace {
+        Some(namespace) => format!("{namespace}/{}", reference.name),
+        None => reference.name.clone(),
     }
 }
 
@@ -209,41 +361,97 @@ fn print(text: &str) -> Result<(), CliError> {
     }
 }
 
-/// Renders a serialisable value as pretty JSON with a trailing newline.
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, CliError> {
-    Ok(serde_json::to_string_pretty(value)? + "\n")
+/// `kind/name` lines for `-o name`, as kubectl prints them.
+fn names<'a>(token_ids: impl IntoIterator<Item = &'a str>) -> String {
+    token_ids
+        .into_iter()
+        .map(|id| format!("token/{id}\n"))
+        .collect()
+}
+
+/// Renders `message` as `output` asks; `human` is the command's own format, `name` its
+/// `-o name` lines.
+fn render<M: ApiMessage>(
+    output: &Output,
+    message: &M,
+    name: impl FnOnce() -> String,
+    human: impl FnOnce() -> Result<String, CliError>,
+) -> Result<String, CliError> {
+    Ok(match output {
+        Output::Default => human()?,
+        Output::Json => proto_json::to_json_text(&proto_json::to_document(message)?)?,
+        Output::Yaml => serde_yaml::to_string(&proto_json::to_document(message)?)?,
+        Output::Name => name(),
+        Output::JsonPath(template) => template.render(&proto_json::to_json_value(
+            &proto_json::to_document(message)?,
+        )?),
+    })
 }
 
 /// `tokenctl issue`.
-async fn issue(connection: &Connection, args: IssueArgs) -> Result<ExitCode, CliError> {
-    let request = issue_request(args.spec);
-    let response = connect(connection).await?.issue_token(request).await?;
-    let text = match args.output {
-        IssueOutput::Token => format!("{}\n", response.token),
-        IssueOutput::Json => to_json(&IssuedView::from(response))?,
-        IssueOutput::Yaml => serde_yaml::to_string(&IssuedView::from(response))?,
-    };
+async fn issue(
+    connection: &Connection,
+    token_file_flag: bool,
+    args: IssueArgs,
+) -> Result<ExitStatus, CliError> {
+    let NamespaceArgs {
+        namespace,
+        kubeconfig,
+        context,
+    } = &args.namespace;
+    let namespace = resolve_namespace(
+        args.spec.service_account.namespace.clone(),
+        &ref_text(&args.spec.service_account),
+        namespace.as_deref(),
+        kubeconfig.as_deref(),
+        context.as_deref(),
+    )?;
+    let request = issue_request(args.spec, namespace);
+    let response = connect(connection, token_file_flag)
+        .await?
+        .issue_token(request)
+        .await?;
+    let text = render(
+        &args.output,
+        &response,
+        || names([response.token_id.as_str()]),
+        || Ok(format!("{}\n", response.token)),
+    )?;
     print(&text)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// `tokenctl kubeconfig`.
-async fn kubeconfig(connection: &Connection, args: KubeconfigArgs) -> Result<ExitCode, CliError> {
+async fn kubeconfig(
+    connection: &Connection,
+    token_file_flag: bool,
+    args: KubeconfigArgs,
+) -> Result<ExitStatus, CliError> {
+    let namespace = resolve_namespace(
+        args.spec.service_account.namespace.clone(),
+        &ref_text(&args.spec.service_account),
+        args.namespace.as_deref(),
+        args.kubeconfig.as_deref(),
+        None,
+    )?;
     let request = v1::GetKubeconfigRequest {
         source: Some(v1::get_kubeconfig_request::Source::Issue(issue_request(
-            args.spec,
+            args.spec, namespace,
         ))),
         server: args.server.unwrap_or_default(),
         context_name: args.context.unwrap_or_default(),
     };
-    let response = connect(connection).await?.get_kubeconfig(request).await?;
+    let response = connect(connection, token_file_flag)
+        .await?
+        .get_kubeconfig(request)
+        .await?;
     if !args.merge {
         let mut text = response.kubeconfig;
         if !text.ends_with('\n') {
             text.push('\n');
         }
         print(&text)?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     let path: PathBuf = kubeconfig::target_path(
         args.kubeconfig.as_deref(),
@@ -261,7 +469,7 @@ async fn kubeconfig(connection: &Connection, args: KubeconfigArgs) -> Result<Exi
         path.display(),
         response.token_id
     ))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// Reads a token from a file, or stdin for `None` or `-`, trimming surrounding whitespace.
@@ -294,57 +502,112 @@ fn read_token(file: Option<&Path>) -> Result<String, CliError> {
 }
 
 /// `tokenctl revoke`.
-async fn revoke(connection: &Connection, args: RevokeArgs) -> Result<ExitCode, CliError> {
+async fn revoke(
+    connection: &Connection,
+    token_file_flag: bool,
+    args: RevokeArgs,
+) -> Result<ExitStatus, CliError> {
     let target = match args.token_id {
         Some(id) if !args.token_stdin => v1::revoke_token_request::Target::TokenId(id),
         _ => v1::revoke_token_request::Target::Token(read_token(None)?),
     };
-    let response = connect(connection)
+    let response = connect(connection, token_file_flag)
         .await?
         .revoke_token(v1::RevokeTokenRequest {
             target: Some(target),
         })
         .await?;
-    print(&format!(
-        "revoked token {} of {}/{}\n",
-        response.token_id, response.namespace, response.service_account
-    ))?;
-    Ok(ExitCode::SUCCESS)
+    let text = render(
+        &args.output,
+        &response,
+        || names([response.token_id.as_str()]),
+        || {
+            Ok(format!(
+                "revoked token {} of {}/{}\n",
+                response.token_id, response.namespace, response.service_account
+            ))
+        },
+    )?;
+    print(&text)?;
+    Ok(ExitStatus::Success)
 }
 
-/// `tokenctl validate`.
-async fn validate(connection: &Connection, args: ValidateArgs) -> Result<ExitCode, CliError> {
+/// `tokenctl validate`: exit 0 for a valid token, 6 for one the API server rejects.
+async fn validate(
+    connection: &Connection,
+    token_file_flag: bool,
+    args: ValidateArgs,
+) -> Result<ExitStatus, CliError> {
     let token = read_token(args.file.as_deref())?;
-    let response = connect(connection)
+    let response = connect(connection, token_file_flag)
         .await?
         .validate_token(v1::ValidateTokenRequest {
             token,
             audiences: args.audiences,
         })
         .await?;
-    let view = ValidationView::from(response);
-    let text = match args.output {
-        ValidateOutput::Text => view.to_text(),
-        ValidateOutput::Json => to_json(&view)?,
-        ValidateOutput::Yaml => serde_yaml::to_string(&view)?,
-    };
+    let text = render(
+        &args.output,
+        &response,
+        || {
+            names(
+                [response.token_id.as_str()]
+                    .into_iter()
+                    .filter(|id| !id.is_empty()),
+            )
+        },
+        || Ok(ValidationView::from(response.clone()).to_text()),
+    )?;
     print(&text)?;
-    Ok(if view.authenticated {
-        ExitCode::SUCCESS
+    Ok(if response.authenticated {
+        ExitStatus::Success
     } else {
-        ExitCode::FAILURE
+        ExitStatus::TokenInvalid
     })
 }
 
+/// `list`'s namespace and ServiceAccount from its arguments: `[NAMESPACE] [SERVICEACCOUNT]` or
+/// `NAMESPACE/SERVICEACCOUNT`; with `-n`, a single bare argument is the ServiceAccount.
+fn list_target(args: &ListArgs) -> Result<(String, Option<String>), CliError> {
+    let flag = args.namespace.namespace.as_deref();
+    let (from_argument, service_account, argument) = match args.positional.as_slice() {
+        [] => (None, None, String::new()),
+        [one] if one.contains('/') => {
+            let reference = args::parse_service_account_ref(one).map_err(usage_error)?;
+            (reference.namespace, Some(reference.name), one.clone())
+        }
+        [one] if flag.is_some() => (None, Some(one.clone()), one.clone()),
+        [one] => (Some(one.clone()), None, one.clone()),
+        [namespace, service_account, ..] => (
+            Some(namespace.clone()),
+            Some(service_account.clone()),
+            format!("{namespace} {service_account}"),
+        ),
+    };
+    let namespace = resolve_namespace(
+        from_argument,
+        &argument,
+        flag,
+        args.namespace.kubeconfig.as_deref(),
+        args.namespace.context.as_deref(),
+    )?;
+    Ok((namespace, service_account))
+}
+
 /// `tokenctl list`.
-async fn list(connection: &Connection, args: ListArgs) -> Result<ExitCode, CliError> {
+async fn list(
+    connection: &Connection,
+    token_file_flag: bool,
+    args: ListArgs,
+) -> Result<ExitStatus, CliError> {
     use futures::{StreamExt, TryStreamExt};
-    let client = connect(connection).await?;
+    let (namespace, service_account) = list_target(&args)?;
+    let client = connect(connection, token_file_flag).await?;
     let request = v1::ListTokensRequest {
-        namespace: args.namespace,
-        service_account: args.service_account.unwrap_or_default(),
+        namespace,
+        service_account: service_account.unwrap_or_default(),
         include_expired: args.all,
-        label_selector: args.selector.unwrap_or_default(),
+        label_selector: args.selector.clone().unwrap_or_default(),
         ..Default::default()
     };
     let limit = if args.limit == 0 {
@@ -358,44 +621,64 @@ async fn list(connection: &Connection, args: ListArgs) -> Result<ExitCode, CliEr
         .take(limit)
         .try_collect()
         .await?;
-    let text = match args.output {
-        ListOutput::Table => output::token_table(&tokens, SystemTime::now()),
-        ListOutput::Json => to_json(&tokens.iter().map(RecordView::from).collect::<Vec<_>>())?,
-        ListOutput::Yaml => {
-            serde_yaml::to_string(&tokens.iter().map(RecordView::from).collect::<Vec<_>>())?
-        }
+    // Every page as one response, as if the server had sent them at once.
+    let response = v1::ListTokensResponse {
+        tokens,
+        next_page_token: String::new(),
     };
+    let text = render(
+        &args.output,
+        &response,
+        || names(response.tokens.iter().map(|t| t.token_id.as_str())),
+        || {
+            Ok(output::token_table(
+                &response.tokens,
+                SystemTime::now(),
+                !args.no_headers,
+            ))
+        },
+    )?;
     print(&text)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// `tokenctl get`.
-async fn get(connection: &Connection, args: GetArgs) -> Result<ExitCode, CliError> {
-    let response = connect(connection)
+async fn get(
+    connection: &Connection,
+    token_file_flag: bool,
+    args: GetArgs,
+) -> Result<ExitStatus, CliError> {
+    let response = connect(connection, token_file_flag)
         .await?
         .get_token(v1::GetTokenRequest {
             token_id: args.token_id.clone(),
         })
         .await?;
-    let Some(record) = response.token else {
+    let Some(record) = &response.token else {
         return Err(ClientError::Status {
             code: tonic::Code::NotFound,
             message: format!("tokend returned no record for token {}", args.token_id),
         }
         .into());
     };
-    let view = RecordView::from(&record);
-    let text = match args.output {
-        RecordOutput::Yaml => serde_yaml::to_string(&view)?,
-        RecordOutput::Json => to_json(&view)?,
+    let output = match args.output {
+        Output::Default => Output::Yaml,
+        other => other,
     };
+    let text = render(
+        &output,
+        &response,
+        || names([record.token_id.as_str()]),
+        || Ok(String::new()),
+    )?;
     print(&text)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     #[test]
     fn describes_server_errors_with_code_and_message() {
@@ -432,7 +715,7 @@ mod tests {
             scope: None,
             labels: vec![("app".into(), "ci".into())],
         };
-        let request = issue_request(spec);
+        let request = issue_request(spec, "team-a".into());
         assert_eq!(request.namespace, "team-a");
         assert_eq!(request.service_account, "ci");
         assert_eq!(request.duration, "2h45m");
@@ -455,9 +738,58 @@ mod tests {
             scope: None,
             labels: vec![],
         };
-        let request = issue_request(spec);
+        let request = issue_request(spec, "a".into());
         assert_eq!(request.binding_scope(), v1::BindingScope::Unspecified);
         assert_eq!(request.duration, "");
+    }
+
+    fn list_args(args: &[&str]) -> ListArgs {
+        let cli = Cli::try_parse_from(["tokenctl", "list"].iter().chain(args))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        match cli.command {
+            Command::List(list) => list,
+            other => panic!("expected list, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn list_arguments_name_the_namespace_and_service_account() {
+        let target = |args: &[&str]| list_target(&list_args(args)).map_err(|e| e.to_string());
+        assert_eq!(target(&["team-a"]), Ok(("team-a".into(), None)));
+        assert_eq!(
+            target(&["team-a", "ci"]),
+            Ok(("team-a".into(), Some("ci".into())))
+        );
+        assert_eq!(
+            target(&["team-a/ci"]),
+            Ok(("team-a".into(), Some("ci".into())))
+        );
+        assert_eq!(
+            target(&["-n", "team-a", "ci"]),
+            Ok(("team-a".into(), Some("ci".into())))
+        );
+        assert_eq!(
+            target(&["-n", "team-a", "team-a/ci"]),
+            Ok(("team-a".into(), Some("ci".into())))
+        );
+        assert_eq!(target(&["-n", "team-a"]), Ok(("team-a".into(), None)));
+        for conflict in [&["-n", "b", "a/ci"][..], &["-n", "b", "a", "ci"][..]] {
+            let error = target(conflict).expect_err("a conflict");
+            assert!(
+                error.contains("\"b\"") && error.contains("\"a"),
+                "{conflict:?}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_plugin_name_is_recognised_from_argv0() {
+        let yes = |s: &str| invoked_as_plugin(Some(&OsString::from(s)));
+        assert!(yes("/usr/local/bin/kubectl-tokend"));
+        assert!(yes("kubectl-tokend"));
+        assert!(!yes("/usr/local/bin/tokenctl"));
+        assert!(!yes("kubectl-tokendx"));
+        assert!(!invoked_as_plugin(None));
     }
 
     #[test]

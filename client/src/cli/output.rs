@@ -1,9 +1,7 @@
-//! How tokenctl prints what tokend returns: serde views with RFC 3339 timestamps, and the list table.
+//! How tokenctl prints tokend's answers for people: `validate`'s text and the `list` table
+//! (`-o json|yaml|jsonpath` output is proto_json's).
 
-use std::collections::BTreeMap;
 use std::time::SystemTime;
-
-use serde::Serialize;
 
 use crate::duration::format_duration;
 use crate::v1;
@@ -41,98 +39,15 @@ fn state_name(state: v1::TokenState) -> &'static str {
     name.strip_prefix("TOKEN_STATE_").unwrap_or(name)
 }
 
-/// A binding scope's short name, `None` when unspecified.
-fn scope_name(scope: v1::BindingScope) -> Option<&'static str> {
-    match scope {
-        v1::BindingScope::Unspecified => None,
-        other => {
-            let name = other.as_str_name();
-            Some(name.strip_prefix("BINDING_SCOPE_").unwrap_or(name))
-        }
-    }
-}
-
-/// A token record for JSON/YAML output; it never holds the token itself.
-#[derive(Debug, Serialize)]
-pub(crate) struct RecordView {
-    token_id: String,
-    namespace: String,
-    service_account: String,
-    state: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    issued_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expiration_time: Option<String>,
-    audiences: Vec<String>,
-    labels: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    issued_by: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    cluster_role: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    binding_scope: Option<&'static str>,
-}
-
-impl From<&v1::TokenRecord> for RecordView {
-    fn from(record: &v1::TokenRecord) -> Self {
-        RecordView {
-            token_id: record.token_id.clone(),
-            namespace: record.namespace.clone(),
-            service_account: record.service_account.clone(),
-            state: state_name(record.state()),
-            issued_at: rfc3339(record.issued_at.as_ref()),
-            expiration_time: rfc3339(record.expiration_time.as_ref()),
-            audiences: record.audiences.clone(),
-            labels: record
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            issued_by: record.issued_by.clone(),
-            cluster_role: record.cluster_role.clone(),
-            binding_scope: scope_name(record.binding_scope()),
-        }
-    }
-}
-
-/// What `issue -o json|yaml` prints: the token (asked for) and where it belongs.
-#[derive(Debug, Serialize)]
-pub(crate) struct IssuedView {
-    token: String,
-    token_id: String,
-    namespace: String,
-    service_account: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expiration_time: Option<String>,
-}
-
-impl From<v1::IssueTokenResponse> for IssuedView {
-    fn from(response: v1::IssueTokenResponse) -> Self {
-        IssuedView {
-            expiration_time: rfc3339(response.expiration_time.as_ref()),
-            token: response.token,
-            token_id: response.token_id,
-            namespace: response.namespace,
-            service_account: response.service_account,
-        }
-    }
-}
-
 /// What `validate` prints: the API server's verdict on a token (never the token).
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub(crate) struct ValidationView {
     pub(crate) authenticated: bool,
-    #[serde(skip_serializing_if = "String::is_empty")]
     user: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    uid: String,
     groups: Vec<String>,
     audiences: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     expiration_time: Option<String>,
-    #[serde(skip_serializing_if = "String::is_empty")]
     token_id: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
     error: String,
 }
 
@@ -142,7 +57,6 @@ impl From<v1::ValidateTokenResponse> for ValidationView {
             authenticated: response.authenticated,
             expiration_time: rfc3339(response.expiration_time.as_ref()),
             user: response.username,
-            uid: response.uid,
             groups: response.groups,
             audiences: response.audiences,
             token_id: response.token_id,
@@ -179,8 +93,9 @@ impl ValidationView {
     }
 }
 
-/// The `list` table: TOKEN_ID SERVICEACCOUNT STATE EXPIRES LEFT ISSUED_BY, columns padded to fit.
-pub(crate) fn token_table(records: &[v1::TokenRecord], now: SystemTime) -> String {
+/// The `list` table: TOKEN_ID SERVICEACCOUNT STATE EXPIRES LEFT ISSUED_BY, columns padded to fit;
+/// the header line only when `headers` is set (`--no-headers` clears it).
+pub(crate) fn token_table(records: &[v1::TokenRecord], now: SystemTime, headers: bool) -> String {
     let header = [
         "TOKEN_ID",
         "SERVICEACCOUNT",
@@ -198,6 +113,7 @@ pub(crate) fn token_table(records: &[v1::TokenRecord], now: SystemTime) -> Strin
         }
     };
     let rows: Vec<[String; 6]> = std::iter::once(header)
+        .filter(|_| headers)
         .chain(records.iter().map(|record| {
             [
                 record.token_id.clone(),
@@ -298,6 +214,7 @@ mod tests {
                 record("defghi", "deployer", v1::TokenState::Expired, 500),
             ],
             now,
+            true,
         );
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 3);
@@ -343,14 +260,15 @@ mod tests {
     }
 
     #[test]
-    fn record_view_serialises_without_any_token() -> Result<(), serde_json::Error> {
-        let view = RecordView::from(&record("abc", "ci", v1::TokenState::Orphaned, 4_600));
-        let json: serde_json::Value = serde_json::to_value(&view)?;
-        assert_eq!(json["state"], "ORPHANED");
-        assert_eq!(json["binding_scope"], "NAMESPACE");
-        assert_eq!(json["expiration_time"], "1970-01-01T01:16:40.123456789Z");
-        assert!(json.get("token").is_none());
-        Ok(())
+    fn no_headers_leaves_only_the_rows() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        let table = token_table(
+            &[record("abc", "ci", v1::TokenState::Active, 4_600)],
+            now,
+            false,
+        );
+        assert_eq!(table.lines().count(), 1, "{table}");
+        assert!(table.starts_with("abc   ci   ACTIVE"), "{table}");
     }
 
     #[test]
