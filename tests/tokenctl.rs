@@ -77,6 +77,7 @@ async fn tokenctl(env: &TestEnv, args: &[&str], stdin: &str, extra_env: &[(&str,
         .args(args)
         .env_remove("TOKEND_ADDR")
         .env_remove("TOKEND_TOKEN_FILE")
+        .env_remove("TOKEND_TOKEN")
         .env_remove("TOKEND_CA")
         .env_remove("TOKEND_CERT")
         .env_remove("TOKEND_KEY")
@@ -202,13 +203,18 @@ async fn issue_kubeconfig_kubectl_revoke_then_validate_rejects() {
     let record = tokenctl(&env, &["get", &token_id, "-o", "json"], "", &[])
         .await
         .ok("get -o json");
-    let record: serde_json::Value = serde_json::from_str(&record).expect("get -o json is JSON");
-    assert_eq!(record["token_id"], token_id.as_str());
+    let response: serde_json::Value = serde_json::from_str(&record).expect("get -o json is JSON");
+    // GetTokenResponse in proto3 JSON: lowerCamelCase names, enums by name.
+    let record = &response["token"];
+    assert_eq!(record["tokenId"], token_id.as_str());
     assert_eq!(record["namespace"], ns.as_str());
-    assert_eq!(record["service_account"], sa.as_str());
-    assert_eq!(record["state"], "ACTIVE");
+    assert_eq!(record["serviceAccount"], sa.as_str());
+    assert_eq!(record["state"], "TOKEN_STATE_ACTIVE");
     assert_eq!(record["labels"]["purpose"], "tokenctl-test");
-    assert!(record.get("token").is_none());
+    assert!(
+        !response.to_string().contains(&token),
+        "get never prints the token"
+    );
     let table = tokenctl(&env, &["list", &ns], "", &[]).await.ok("list");
     let header: Vec<&str> = table
         .lines()
@@ -290,7 +296,7 @@ async fn issue_kubeconfig_kubectl_revoke_then_validate_rejects() {
         .await
         .ok("revoke --token-stdin");
 
-    // ...makes validate say "not authenticated" (exit 1) once the API server notices.
+    // ...makes validate say "not authenticated" (exit 6) once the API server notices.
     let env_ref = &env;
     for (what, secret) in [
         ("issued token", &token),
@@ -300,15 +306,15 @@ async fn issue_kubeconfig_kubectl_revoke_then_validate_rejects() {
             &format!("tokenctl validate rejects the revoked {what}"),
             || async move {
                 let run = tokenctl(env_ref, &["validate"], secret, &[]).await;
-                run.code == Some(1) && field(&run.stdout, "authenticated") == Some("false")
+                run.code == Some(6) && field(&run.stdout, "authenticated") == Some("false")
             },
         )
         .await;
     }
 
-    // And the record is gone: `get` fails with NOT_FOUND and exit code 1.
+    // And the record is gone: `get` fails with NOT_FOUND and exit code 4.
     let gone = tokenctl(&env, &["get", &token_id], "", &[]).await;
-    assert_eq!(gone.code, Some(1), "{}", gone.stderr);
+    assert_eq!(gone.code, Some(4), "{}", gone.stderr);
     assert!(
         gone.stderr.starts_with("error: NOT_FOUND: "),
         "{}",
@@ -327,7 +333,7 @@ async fn issue_json_output_and_server_errors() {
     let sa = unique_name("ctl");
     let target = format!("{ns}/{sa}");
 
-    // -o json prints the token with its record.
+    // -o json prints IssueTokenResponse in proto3 JSON: the token and where it belongs.
     let issued = tokenctl(
         &env,
         &[
@@ -346,26 +352,27 @@ async fn issue_json_output_and_server_errors() {
     .ok("issue -o json");
     let issued: serde_json::Value = serde_json::from_str(&issued).expect("JSON");
     assert_eq!(issued["namespace"], ns.as_str());
-    assert_eq!(issued["service_account"], sa.as_str());
+    assert_eq!(issued["serviceAccount"], sa.as_str());
     assert!(
         issued["token"]
             .as_str()
             .is_some_and(|t| t.split('.').count() == 3)
     );
     assert!(
-        issued["expiration_time"]
+        issued["expirationTime"]
             .as_str()
             .is_some_and(|t| t.ends_with('Z'))
     );
-    let token_id = issued["token_id"].as_str().expect("token_id").to_owned();
+    let token_id = issued["tokenId"].as_str().expect("tokenId").to_owned();
 
     let record = tokenctl(&env, &["get", &token_id], "", &[])
         .await
         .ok("get (yaml)");
     let record: Value = serde_yaml::from_str(&record).expect("YAML");
-    assert_eq!(record["token_id"].as_str(), Some(token_id.as_str()));
+    assert_eq!(record["token"]["tokenId"].as_str(), Some(token_id.as_str()));
 
-    // A ServiceAccount that does not exist, without --create-sa: the server's code and message.
+    // A ServiceAccount that does not exist, without --create-sa: the server's code and message,
+    // and exit 4.
     let missing = tokenctl(
         &env,
         &["issue", &format!("{ns}/{}", unique_name("nope"))],
@@ -373,7 +380,7 @@ async fn issue_json_output_and_server_errors() {
         &[],
     )
     .await;
-    assert_eq!(missing.code, Some(1), "{}", missing.stderr);
+    assert_eq!(missing.code, Some(4), "{}", missing.stderr);
     assert!(
         missing.stderr.starts_with("error: NOT_FOUND: "),
         "{}",
@@ -381,7 +388,7 @@ async fn issue_json_output_and_server_errors() {
     );
     assert!(missing.stdout.is_empty());
 
-    // A duration under the API server's 10 minute minimum is refused by tokend, not sent.
+    // A duration under the API server's 10 minute minimum is refused by tokend, not sent: exit 1.
     let short = tokenctl(&env, &["issue", &target, "--duration", "1m"], "", &[]).await;
     assert_eq!(short.code, Some(1), "{}", short.stderr);
     assert!(
@@ -391,16 +398,22 @@ async fn issue_json_output_and_server_errors() {
         short.stderr
     );
 
-    // A token id that was never issued.
-    let unknown = tokenctl(&env, &["revoke", &unique_name("no-such-token")], "", &[]).await;
-    assert_eq!(unknown.code, Some(1));
-    assert!(unknown.stderr.starts_with("error: "), "{}", unknown.stderr);
+    // A token id that was never issued: NOT_FOUND, exit 4.
+    let (id_namespace, random) = token_id.split_once('.').expect("NAMESPACE.ID");
+    let never_issued = format!("{id_namespace}.{}", "0".repeat(random.len()));
+    let unknown = tokenctl(&env, &["revoke", &never_issued], "", &[]).await;
+    assert_eq!(unknown.code, Some(4), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.starts_with("error: NOT_FOUND: "),
+        "{}",
+        unknown.stderr
+    );
 
-    // Garbage is not authenticated: exit 1, and the output says so.
+    // Garbage is not authenticated: exit 6 ("invalid", not "could not ask"), and the output says so.
     let garbage = tokenctl(&env, &["validate"], "not-a-token", &[]).await;
     assert_eq!(
         garbage.code,
-        Some(1),
+        Some(6),
         "{} {}",
         garbage.stdout,
         garbage.stderr
@@ -636,9 +649,9 @@ async fn callers_authenticate_with_a_token_file_or_env_var() {
     std::fs::write(&admin_file, format!("{admin}\n")).expect("write token");
     let admin_file = admin_file.to_str().expect("utf-8 path");
 
-    // Without credentials tokend refuses, with the server's code and message.
+    // Without credentials tokend refuses, with the server's code and message, and exit 5.
     let anonymous = tokenctl(&env, &["list", &ns], "", &[]).await;
-    assert_eq!(anonymous.code, Some(1), "{}", anonymous.stderr);
+    assert_eq!(anonymous.code, Some(5), "{}", anonymous.stderr);
     assert!(
         anonymous.stderr.starts_with("error: UNAUTHENTICATED: "),
         "{}",
@@ -706,12 +719,62 @@ async fn callers_authenticate_with_a_token_file_or_env_var() {
         &[],
     )
     .await;
-    assert_eq!(denied.code, Some(1), "{}", denied.stderr);
+    assert_eq!(denied.code, Some(5), "{}", denied.stderr);
     assert!(
         denied.stderr.starts_with("error: PERMISSION_DENIED: "),
         "{}",
         denied.stderr
     );
+
+    // $TOKEND_TOKEN authenticates on its own...
+    tokenctl(
+        &env,
+        &["list", &ns],
+        "",
+        &[("TOKEND_TOKEN", OsStr::new(&admin))],
+    )
+    .await
+    .ok("list with TOKEND_TOKEN");
+    // ...wins over $TOKEND_TOKEN_FILE (the powerless token in the variable is the one used)...
+    let env_wins = tokenctl(
+        &env,
+        &["issue", &format!("{ns}/{sa}")],
+        "",
+        &[
+            ("TOKEND_TOKEN", OsStr::new(token.trim())),
+            ("TOKEND_TOKEN_FILE", OsStr::new(admin_file)),
+        ],
+    )
+    .await;
+    assert_eq!(env_wins.code, Some(5), "{}", env_wins.stderr);
+    // ...and loses to --token-file (the admin's file is used over the powerless variable).
+    tokenctl(
+        &env,
+        &["--token-file", admin_file, "issue", &format!("{ns}/{sa}")],
+        "",
+        &[("TOKEND_TOKEN", OsStr::new(token.trim()))],
+    )
+    .await
+    .ok("--token-file over TOKEND_TOKEN");
+    // --token-env wins over all of them.
+    let named = tokenctl(
+        &env,
+        &[
+            "--token-env",
+            "TOKENCTL_TEST_CALLER",
+            "--token-file",
+            admin_file,
+            "issue",
+            &format!("{ns}/{sa}"),
+        ],
+        "",
+        &[
+            ("TOKENCTL_TEST_CALLER", OsStr::new(token.trim())),
+            ("TOKEND_TOKEN", OsStr::new(&admin)),
+        ],
+    )
+    .await;
+    assert_eq!(named.code, Some(5), "{}", named.stderr);
 }
 
 #[tokio::test]
@@ -731,10 +794,15 @@ async fn list_follows_pages_selects_by_label_and_stops_at_limit() {
         }
     }
     let ids = |stdout: &str| -> Vec<String> {
-        let rows: Vec<serde_json::Value> = serde_json::from_str(stdout).expect("JSON list");
-        rows.iter()
-            .map(|r| r["token_id"].as_str().expect("token_id").to_owned())
-            .collect()
+        let list: serde_json::Value = serde_json::from_str(stdout).expect("JSON list");
+        list["tokens"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| r["tokenId"].as_str().expect("tokenId").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     // then `list` shows every one of them, across pages,
     let all = tokenctl(&env, &["list", &ns, "-o", "json"], "", &[])
@@ -758,4 +826,430 @@ async fn list_follows_pages_selects_by_label_and_stops_at_limit() {
     selected.sort();
     blue.sort();
     assert_eq!(selected, blue);
+}
+
+/// Runs grpcurl (plaintext, its default output: defaults omitted) on `method` with `body`.
+fn grpcurl(env: &TestEnv, method: &str, body: &serde_json::Value) -> Option<serde_json::Value> {
+    let Some(grpcurl) = common::find_on_path("grpcurl") else {
+        common::skip(
+            "tokenctl::json_output_is_grpcurls_and_kubectl_formats_work",
+            common::SkipKind::MissingTool,
+            "grpcurl is not on PATH (scripts/test installs it)",
+        );
+        return None;
+    };
+    let out = std::process::Command::new(grpcurl)
+        .args(["-plaintext", "-d", &body.to_string(), &env.addr])
+        .arg(format!("tokend.v1.TokenService/{method}"))
+        .output()
+        .expect("grpcurl runs");
+    assert!(
+        out.status.success(),
+        "grpcurl {method}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(serde_json::from_slice(&out.stdout).expect("grpcurl prints JSON"))
+}
+
+/// Asserts that two JSON documents have the same fields with the same values, naming the first
+/// field that differs (or is only in one of them).
+fn assert_same_fields(
+    what: &str,
+    ours: &serde_json::Value,
+    theirs: &serde_json::Value,
+    path: &str,
+) {
+    match (ours, theirs) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for key in keys {
+                let field = format!("{path}.{key}");
+                match (a.get(key), b.get(key)) {
+                    (Some(x), Some(y)) => assert_same_fields(what, x, y, &field),
+                    (x, y) => {
+                        panic!("{what}: {field} is {x:?} in tokenctl's and {y:?} in grpcurl's")
+                    }
+                }
+            }
+        }
+        (serde_json::Value::Array(a), serde_json::Value::Array(b)) => {
+            assert_eq!(a.len(), b.len(), "{what}: {path} has different lengths");
+            for (index, (x, y)) in a.iter().zip(b).enumerate() {
+                assert_same_fields(what, x, y, &format!("{path}[{index}]"));
+            }
+        }
+        (a, b) => assert_eq!(a, b, "{what}: {path} differs"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_is_grpcurls_and_kubectl_formats_work() {
+    let env = common::start().await;
+    let ns = env.fresh_namespace().await;
+    let sa = unique_name("ctl");
+
+    // Given a token issued with labels and audiences (so maps, lists and enums are all in play)...
+    let issued = tokenctl(
+        &env,
+        &[
+            "issue",
+            &sa,
+            "-n",
+            &ns,
+            "--create-sa",
+            "--duration",
+            "1h",
+            "--label",
+            "team=blue",
+            "--label",
+            "app=ci",
+            "--audience",
+            "vault",
+            "--audience",
+            "api",
+            "--role",
+            "view",
+            "-o",
+            "json",
+        ],
+        "",
+        &[],
+    )
+    .await
+    .ok("issue -n -o json");
+    let issued: serde_json::Value = serde_json::from_str(&issued).expect("JSON");
+    let token_id = issued["tokenId"].as_str().expect("tokenId").to_owned();
+    let token = issued["token"].as_str().expect("token").to_owned();
+
+    // ...-o json is field for field what grpcurl prints for the same RPC.
+    let get_ours: serde_json::Value = serde_json::from_str(
+        &tokenctl(&env, &["get", &token_id, "-o", "json"], "", &[])
+            .await
+            .ok("get -o json"),
+    )
+    .expect("JSON");
+    let Some(get_theirs) = grpcurl(
+        &env,
+        "GetToken",
+        &serde_json::json!({ "token_id": token_id }),
+    ) else {
+        return;
+    };
+    assert_same_fields("GetToken", &get_ours, &get_theirs, "");
+    assert_eq!(get_ours["token"]["bindingScope"], "BINDING_SCOPE_NAMESPACE");
+    assert!(
+        get_ours["token"]["issuedAt"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+
+    let list_ours: serde_json::Value = serde_json::from_str(
+        &tokenctl(&env, &["list", "-n", &ns, "-o", "json"], "", &[])
+            .await
+            .ok("list -o json"),
+    )
+    .expect("JSON");
+    let list_theirs =
+        grpcurl(&env, "ListTokens", &serde_json::json!({ "namespace": ns })).expect("grpcurl");
+    assert_same_fields("ListTokens", &list_ours, &list_theirs, "");
+
+    let validate_theirs = grpcurl(
+        &env,
+        "ValidateToken",
+        &serde_json::json!({ "token": token, "audiences": ["vault"] }),
+    )
+    .expect("grpcurl");
+    let validate_ours_vault: serde_json::Value = serde_json::from_str(
+        &tokenctl(
+            &env,
+            &["validate", "--audience", "vault", "-o", "json"],
+            &token,
+            &[],
+        )
+        .await
+        .ok("validate --audience -o json"),
+    )
+    .expect("JSON");
+    assert_same_fields("ValidateToken", &validate_ours_vault, &validate_theirs, "");
+    assert_eq!(validate_ours_vault["authenticated"], true);
+
+    // -o yaml is the same document.
+    let yaml: serde_json::Value = serde_yaml::from_str(
+        &tokenctl(&env, &["get", &token_id, "-o", "yaml"], "", &[])
+            .await
+            .ok("get -o yaml"),
+    )
+    .expect("YAML");
+    assert_eq!(yaml, get_ours);
+
+    // -o name is kubectl's kind/name.
+    let names = tokenctl(&env, &["list", "-n", &ns, "-o", "name"], "", &[])
+        .await
+        .ok("list -o name");
+    assert_eq!(names, format!("token/{token_id}\n"));
+    let name = tokenctl(&env, &["get", &token_id, "-o", "name"], "", &[])
+        .await
+        .ok("get -o name");
+    assert_eq!(name, format!("token/{token_id}\n"));
+
+    // -o jsonpath takes kubectl's templates, over the proto3 JSON names.
+    let ids = tokenctl(
+        &env,
+        &["list", "-n", &ns, "-o", "jsonpath={.tokens[*].tokenId}"],
+        "",
+        &[],
+    )
+    .await
+    .ok("list -o jsonpath");
+    assert_eq!(ids, token_id);
+    let rows = tokenctl(
+        &env,
+        &[
+            "list",
+            &format!("{ns}/{sa}"),
+            "-o",
+            r#"jsonpath={range .tokens[*]}{.tokenId}{"\t"}{.state}{"\t"}{.labels.team}{"\n"}{end}"#,
+        ],
+        "",
+        &[],
+    )
+    .await
+    .ok("list NS/SA -o jsonpath range");
+    assert_eq!(rows, format!("{token_id}\tTOKEN_STATE_ACTIVE\tblue\n"));
+    let second = tokenctl(
+        &env,
+        &["issue", &format!("{ns}/{sa}"), "-o", "jsonpath={.tokenId}"],
+        "",
+        &[],
+    )
+    .await
+    .ok("issue -o jsonpath");
+    assert!(
+        second.starts_with(&format!("{ns}.")) && second != token_id,
+        "{second}"
+    );
+
+    // --no-headers leaves one row per token and nothing else.
+    let table = tokenctl(&env, &["list", "-n", &ns, &sa, "--no-headers"], "", &[])
+        .await
+        .ok("list --no-headers");
+    let mut first_cells: Vec<&str> = table
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    first_cells.sort_unstable();
+    let mut expected = vec![token_id.as_str(), second.as_str()];
+    expected.sort_unstable();
+    assert_eq!(first_cells, expected, "{table}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_defaults_to_the_kubeconfig_contexts() {
+    let env = common::start().await;
+    let here = env.fresh_namespace().await;
+    let there = env.fresh_namespace().await;
+    let sa = unique_name("ctl");
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A kubeconfig like a user's: tokenctl reads only its contexts, and calls no cluster.
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: here\n\
+             clusters:\n- name: c\n  cluster: {{server: 'https://127.0.0.1:1'}}\n\
+             users:\n- name: u\n  user: {{token: not-used}}\n\
+             contexts:\n- name: here\n  context: {{cluster: c, user: u, namespace: {here}}}\n\
+             - name: there\n  context: {{cluster: c, user: u, namespace: {there}}}\n"
+        ),
+    )
+    .expect("write kubeconfig");
+    let with_kubeconfig = [("KUBECONFIG", kubeconfig.as_os_str())];
+
+    // Without -n or NAMESPACE/, the current context's namespace is used...
+    let name = tokenctl(
+        &env,
+        &[
+            "issue",
+            &sa,
+            "--create-sa",
+            "--duration",
+            "1h",
+            "-o",
+            "name",
+        ],
+        "",
+        &with_kubeconfig,
+    )
+    .await
+    .ok("issue SA with $KUBECONFIG");
+    let token_id = name
+        .trim()
+        .strip_prefix("token/")
+        .expect("token/ID")
+        .to_owned();
+    assert!(token_id.starts_with(&format!("{here}.")), "{token_id}");
+    let listed = tokenctl(&env, &["list", "-o", "name"], "", &with_kubeconfig)
+        .await
+        .ok("list with $KUBECONFIG");
+    assert_eq!(listed.trim(), format!("token/{token_id}"));
+
+    // ...--context picks another context's, -n overrides both, --kubeconfig names the file.
+    let kc = kubeconfig.to_str().expect("utf-8 path");
+    let other = tokenctl(
+        &env,
+        &[
+            "list",
+            "--kubeconfig",
+            kc,
+            "--context",
+            "there",
+            "-o",
+            "name",
+        ],
+        "",
+        &[],
+    )
+    .await
+    .ok("list --context there");
+    assert_eq!(other, "", "nothing was issued in {there}");
+    let explicit = tokenctl(
+        &env,
+        &["list", "-n", &there, "-o", "name"],
+        "",
+        &with_kubeconfig,
+    )
+    .await
+    .ok("list -n");
+    assert_eq!(explicit, "");
+    let missing_context = tokenctl(
+        &env,
+        &["list", "--kubeconfig", kc, "--context", "nowhere"],
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(missing_context.code, Some(1), "{}", missing_context.stderr);
+    assert!(
+        missing_context.stderr.contains("nowhere"),
+        "{}",
+        missing_context.stderr
+    );
+
+    // The kubeconfig subcommand defaults the same way.
+    let written = tokenctl(
+        &env,
+        &["kubeconfig", &sa, "--duration", "1h"],
+        "",
+        &with_kubeconfig,
+    )
+    .await
+    .ok("kubeconfig SA with $KUBECONFIG");
+    let parsed: Value = serde_yaml::from_str(&written).expect("YAML");
+    assert_eq!(
+        parsed["contexts"][0]["context"]["namespace"].as_str(),
+        Some(here.as_str())
+    );
+
+    // -n and a different NAMESPACE/ together are a usage error, before anything is sent.
+    let conflict = tokenctl(
+        &env,
+        &["issue", &format!("{there}/{sa}"), "-n", &here],
+        "",
+        &with_kubeconfig,
+    )
+    .await;
+    assert_eq!(conflict.code, Some(2), "{}", conflict.stderr);
+    assert!(
+        conflict.stderr.contains(&here) && conflict.stderr.contains(&there),
+        "{}",
+        conflict.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_runs_tokenctl_as_its_tokend_plugin() {
+    const TEST: &str = "tokenctl::kubectl_runs_tokenctl_as_its_tokend_plugin";
+    let Some(kubectl) = common::find_on_path("kubectl") else {
+        common::skip(
+            TEST,
+            common::SkipKind::MissingTool,
+            "kubectl is not on PATH",
+        );
+        return;
+    };
+    let env = common::start().await;
+    let ns = env.fresh_namespace().await;
+    let sa = unique_name("plugin");
+    // Installed as the README says: a link named kubectl-tokend on PATH.
+    let bin = tempfile::tempdir().expect("temp dir");
+    std::os::unix::fs::symlink(tokenctl_path(), bin.path().join("kubectl-tokend"))
+        .expect("link kubectl-tokend");
+    let path = std::env::join_paths(std::iter::once(bin.path().to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .expect("PATH");
+    let kubectl_tokend = |args: Vec<String>| {
+        let mut command = tokio::process::Command::new(&kubectl);
+        command
+            .arg("tokend")
+            .args(args)
+            .env("PATH", &path)
+            .env_remove("KUBECONFIG")
+            .env_remove("TOKEND_ADDR")
+            .env_remove("TOKEND_TOKEN")
+            .env_remove("TOKEND_TOKEN_FILE")
+            .kill_on_drop(true);
+        async move { Run::from(command.output().await.expect("kubectl runs")) }
+    };
+    let s = |v: &[&str]| v.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+
+    // kubectl finds the plugin and passes every argument through...
+    let name = kubectl_tokend(s(&[
+        "--addr",
+        &env.endpoint,
+        "issue",
+        &sa,
+        "-n",
+        &ns,
+        "--create-sa",
+        "-o",
+        "name",
+    ]))
+    .await
+    .ok("kubectl tokend issue");
+    let token_id = name
+        .trim()
+        .strip_prefix("token/")
+        .expect("token/ID")
+        .to_owned();
+    let owner = kubectl_tokend(s(&[
+        "--addr",
+        &env.endpoint,
+        "get",
+        &token_id,
+        "-o",
+        "jsonpath={.token.serviceAccount}",
+    ]))
+    .await
+    .ok("kubectl tokend get");
+    assert_eq!(owner, sa);
+
+    // ...and tokenctl's exit codes come back through kubectl unchanged.
+    let (id_namespace, random) = token_id.split_once('.').expect("NAMESPACE.ID");
+    let never_issued = format!("{id_namespace}.{}", "0".repeat(random.len()));
+    let missing = kubectl_tokend(s(&["--addr", &env.endpoint, "get", &never_issued])).await;
+    assert_eq!(missing.code, Some(4), "{}", missing.stderr);
+    let usage = kubectl_tokend(s(&["list", "--bogus"])).await;
+    assert_eq!(usage.code, Some(2), "{}", usage.stderr);
+    assert!(
+        usage.stderr.contains("kubectl tokend list"),
+        "{}",
+        usage.stderr
+    );
+
+    // Its help names it as kubectl users type it.
+    let help = kubectl_tokend(s(&["--help"]))
+        .await
+        .ok("kubectl tokend --help");
+    assert!(help.contains("Usage: kubectl tokend"), "{help}");
 }
