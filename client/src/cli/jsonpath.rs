@@ -117,7 +117,7 @@ fn closing_brace(text: &str) -> Option<usize> {
 
 /// Compiles a kubectl expression (`.a.b`, `.items[*].x`, `@`, `$.a`) as RFC 9535 JSONPath.
 fn compile(expression: &str) -> Result<JsonPath, TemplateError> {
-    let rooted = if expression == "@" || expression == "$" {
+    let rooted = if matches!(expression, "@" | "$" | ".") {
         "$".to_owned()
     } else if let Some(relative) = expression.strip_prefix('@') {
         format!("${relative}")
@@ -188,6 +188,10 @@ mod tests {
         assert_eq!(render("{.tokens[1].audiences}"), r#"["x","y"]"#);
         assert_eq!(render("{.tokens[0].labels.team}"), "blue");
         assert_eq!(render("{.tokens[0].nothing}"), "");
+        assert_eq!(
+            Template::parse("{.}").map(|t| t.render(&serde_json::json!({"a": 1}))),
+            Ok(r#"{"a":1}"#.to_owned())
+        );
         assert_eq!(
             render(r#"{.tokens[?(@.state=="TOKEN_STATE_EXPIRED")].tokenId}"#),
             "ns.b"
