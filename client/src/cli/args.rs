@@ -390,8 +390,8 @@ pub(crate) struct ValidateArgs {
 /// Arguments of `tokenctl list`.
 #[derive(Debug, Args)]
 pub(crate) struct ListArgs {
-    /// [NAMESPACE] [SERVICEACCOUNT], or NAMESPACE/SERVICEACCOUNT; with -n, only [SERVICEACCOUNT].
-    #[arg(value_name = "ARGS", num_args = 0..=2)]
+    /// The namespace, then a ServiceAccount; or NAMESPACE/SERVICEACCOUNT; with -n, only the ServiceAccount.
+    #[arg(value_names = ["NAMESPACE", "SERVICEACCOUNT"], num_args = 0..=2)]
     pub(crate) positional: Vec<String>,
     /// The namespace when not given as an argument.
     #[command(flatten)]
