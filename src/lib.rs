@@ -21,6 +21,7 @@ pub mod cache;
 pub mod caller;
 pub mod cluster;
 pub mod config;
+pub mod credential_kubeconfig;
 #[cfg(feature = "dev")]
 pub mod dev;
 pub mod grpc;

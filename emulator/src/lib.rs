@@ -6,6 +6,7 @@
 mod admission;
 mod authn;
 mod bootstrap_policy;
+mod bootstrap_tokens;
 mod clock;
 mod discovery;
 mod error;
