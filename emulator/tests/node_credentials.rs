@@ -138,7 +138,7 @@ async fn expired_unmarked_or_misgrouped_bootstrap_tokens_do_not_authenticate() -
     let mut ids = vec![control_id];
     for data in cases {
         let (id, token) = bootstrap_secret(&c, data.clone()).await?;
-        ids.push(id);
+        ids.push(id.clone());
         // Made after the control authenticated; give the server's Secret cache the same time.
         let (_, probe) =
             bootstrap_secret(&c, json!({"usage-bootstrap-authentication": "true"})).await?;
