@@ -5,6 +5,8 @@
 //! a usage error (clap's). Tokens are printed only by `issue` and inside `kubeconfig`'s output.
 
 mod args;
+mod bootstrap;
+mod client_cert;
 mod kubeconfig;
 mod output;
 
@@ -62,7 +64,13 @@ enum CliError {
 
 /// Runs tokenctl with the process's arguments and returns its exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let client_cert = client_cert::requested(&argv);
+    let cli = if client_cert {
+        None
+    } else {
+        Some(Cli::parse())
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -73,7 +81,11 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = match cli {
+        Some(cli) => runtime.block_on(run(cli)),
+        None => runtime.block_on(client_cert::run(argv)),
+    };
+    match outcome {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {}", describe(&error));
@@ -141,6 +153,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Validate(args) => validate(connection, args).await,
         Command::List(args) => list(connection, args).await,
         Command::Get(args) => get(connection, args).await,
+        Command::Bootstrap(args) => bootstrap::run(connection, args).await,
         Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }
 }
