@@ -139,7 +139,7 @@ async fn a_bootstrap_token_authenticates_as_its_node_identity_until_revoked() {
         .iter()
         .find(|t| t.token_id == id)
         .expect("listed");
-    assert_eq!(mine.extra_groups, [extra.clone()]);
+    assert_eq!(mine.extra_groups, std::slice::from_ref(&extra));
     assert!(!mine.expired);
     assert!(
         !format!("{listed:?}").contains(secret),
@@ -564,4 +564,65 @@ async fn a_kubelet_csr_made_with_a_bootstrap_token_is_signed_once_approved() {
         })
         .await
         .expect("revoke");
+}
+
+/// The new services are served like TokenService: listed by reflection (grpcurl needs no
+/// .proto), callable with grpcurl, and counted per method in the RPC metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcurl_discovers_and_calls_the_bootstrap_service_and_metrics_name_it() {
+    let Some(grpcurl) = common::find_on_path("grpcurl") else {
+        common::skip(
+            "grpcurl_discovers_and_calls_the_bootstrap_service_and_metrics_name_it",
+            common::SkipKind::MissingTool,
+            "grpcurl is not on PATH",
+        );
+        return;
+    };
+    let env = common::start().await;
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&grpcurl)
+            .arg("-plaintext")
+            .args(args)
+            .output()
+            .expect("grpcurl runs");
+        assert!(
+            out.status.success(),
+            "grpcurl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let services = run(&[&env.addr, "list"]);
+    assert!(
+        services.contains("tokend.v1.BootstrapTokenService"),
+        "{services}"
+    );
+    assert!(
+        services.contains("tokend.v1.ClientCertificateService"),
+        "{services}"
+    );
+    let issued: serde_json::Value = serde_json::from_str(&run(&[
+        "-d",
+        r#"{"duration":"15m"}"#,
+        &env.addr,
+        "tokend.v1.BootstrapTokenService/IssueBootstrapToken",
+    ]))
+    .expect("JSON");
+    let id = issued["tokenId"].as_str().expect("tokenId").to_owned();
+    run(&[
+        "-d",
+        &serde_json::json!({ "token_id": id }).to_string(),
+        &env.addr,
+        "tokend.v1.BootstrapTokenService/RevokeBootstrapToken",
+    ]);
+    let metrics = env.scrape_metrics().await;
+    for method in ["IssueBootstrapToken", "RevokeBootstrapToken"] {
+        let label = format!("method=\"/tokend.v1.BootstrapTokenService/{method}\"");
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("tokend_grpc_requests_total") && l.contains(&label)),
+            "no {label} series"
+        );
+    }
 }

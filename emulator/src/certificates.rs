@@ -535,7 +535,7 @@ fn write_time(w: DERWriter<'_>, unix: i64) {
     let year: i64 = text[..4].parse().unwrap_or(1970);
     if (1950..2050).contains(&year) {
         w.write_tagged_implicit(universal(23), |w| {
-            w.write_bytes(text[2..].as_bytes());
+            w.write_bytes(&text.as_bytes()[2..]);
         });
     } else {
         w.write_tagged_implicit(universal(24), |w| {

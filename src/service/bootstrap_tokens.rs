@@ -86,8 +86,7 @@ pub struct BootstrapTokenInfo {
     pub created: Option<Timestamp>,
 }
 
-/// A bootstrap token just issued.
-#[derive(Debug)]
+/// A bootstrap token just issued. Its Debug shows neither the token nor the kubeconfig.
 pub struct IssuedBootstrapToken {
     /// `<id>.<secret>`.
     pub token: String,
@@ -99,6 +98,15 @@ pub struct IssuedBootstrapToken {
     pub server: String,
     /// `sha256:` hashes of the CA's public keys.
     pub ca_cert_hashes: Vec<String>,
+}
+
+impl std::fmt::Debug for IssuedBootstrapToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedBootstrapToken")
+            .field("info", &self.info)
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One page of bootstrap tokens.
