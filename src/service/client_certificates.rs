@@ -89,7 +89,11 @@ impl TokenService {
         request: CertificateIssue,
     ) -> Result<IssuedCertificate> {
         let lifetime = self.certificate_lifetime(&request.duration)?;
-        let groups = self.check_identity(&request.user, &request.groups)?;
+        let groups = check_identity(
+            &self.settings.certificates.allowed_system_identities,
+            &request.user,
+            &request.groups,
+        )?;
         check_csr(&request.csr, &request.user, &groups)?;
         let server = self.kubeconfig_server(&request.server)?;
         let context = if request.context_name.is_empty() {
@@ -251,50 +255,49 @@ impl TokenService {
         }
         Ok(duration)
     }
+}
 
-    /// The groups, deduplicated, once the user and groups pass policy: never `system:masters`;
-    /// other `system:` names only when the operator listed them.
-    fn check_identity(&self, user: &str, groups: &[String]) -> Result<Vec<String>> {
-        let plain = |field: &str, value: &str| -> Result<()> {
-            if value.is_empty() || value.len() > 253 || value.chars().any(char::is_control) {
-                return Err(Error::invalid(
-                    field,
-                    "1 to 253 bytes, without control characters",
-                ));
-            }
-            Ok(())
-        };
-        plain("user", user)?;
-        if groups.len() > MAX_GROUPS {
-            return Err(Error::invalid("groups", format!("at most {MAX_GROUPS}")));
+/// The groups, deduplicated, once the user and groups pass policy: never `system:masters`;
+/// other `system:` names only when the operator listed them (`allowed`).
+fn check_identity(allowed: &[String], user: &str, groups: &[String]) -> Result<Vec<String>> {
+    let plain = |field: &str, value: &str| -> Result<()> {
+        if value.is_empty() || value.len() > 253 || value.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                field,
+                "1 to 253 bytes, without control characters",
+            ));
         }
-        let mut unique = Vec::new();
-        for group in groups {
-            plain("groups", group)?;
-            if !unique.contains(group) {
-                unique.push(group.clone());
-            }
+        Ok(())
+    };
+    plain("user", user)?;
+    if groups.len() > MAX_GROUPS {
+        return Err(Error::invalid("groups", format!("at most {MAX_GROUPS}")));
+    }
+    let mut unique = Vec::new();
+    for group in groups {
+        plain("groups", group)?;
+        if !unique.contains(group) {
+            unique.push(group.clone());
         }
-        if unique.iter().any(|g| g == MASTERS_GROUP) || user == MASTERS_GROUP {
-            return Err(Error::PermissionDenied(format!(
-                "groups: {MASTERS_GROUP} is never issued (it bypasses all authorisation, and a \
-                 client certificate cannot be revoked)"
+    }
+    if unique.iter().any(|g| g == MASTERS_GROUP) || user == MASTERS_GROUP {
+        return Err(Error::PermissionDenied(format!(
+            "groups: {MASTERS_GROUP} is never issued (it bypasses all authorisation, and a \
+             client certificate cannot be revoked)"
+        )));
+    }
+    for (field, name) in
+        std::iter::once(("user", user)).chain(unique.iter().map(|g| ("groups", g.as_str())))
+    {
+        if name.starts_with("system:") && !allowed.iter().any(|a| a == name) {
+            return Err(Error::FailedPrecondition(format!(
+                "{field}: {} is a system: identity this server does not issue \
+                 (--client-cert-allowed-system-identities)",
+                echo(name)
             )));
         }
-        let allowed = &self.settings.certificates.allowed_system_identities;
-        for (field, name) in
-            std::iter::once(("user", user)).chain(unique.iter().map(|g| ("groups", g.as_str())))
-        {
-            if name.starts_with("system:") && !allowed.iter().any(|a| a == name) {
-                return Err(Error::FailedPrecondition(format!(
-                    "{field}: {} is a system: identity this server does not issue \
-                     (--client-cert-allowed-system-identities)",
-                    echo(name)
-                )));
-            }
-        }
-        Ok(unique)
     }
+    Ok(unique)
 }
 
 /// Refuses a CSR that does not parse or does not name exactly `user` and `groups`.
@@ -356,4 +359,60 @@ fn certificate_facts(pem_text: &str) -> Result<(String, Timestamp)> {
 fn random_suffix() -> String {
     let bytes: [u8; 8] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csr(cn: &str, orgs: &[&str]) -> String {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        for org in orgs {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::OrganizationName, *org);
+        }
+        params
+            .serialize_request(&key)
+            .expect("CSR")
+            .pem()
+            .expect("PEM")
+    }
+
+    #[test]
+    fn masters_is_never_issued_and_system_names_only_when_listed() {
+        let allowed = vec!["system:kube-proxy".to_owned(), "system:masters".to_owned()];
+        assert!(matches!(
+            check_identity(&allowed, "root", &["system:masters".into()]),
+            Err(Error::PermissionDenied(_))
+        ));
+        assert!(check_identity(&allowed, "system:kube-proxy", &[]).is_ok());
+        assert!(matches!(
+            check_identity(&allowed, "system:node:a", &[]),
+            Err(Error::FailedPrecondition(_))
+        ));
+        assert!(matches!(
+            check_identity(&[], "alice", &["system:nodes".into()]),
+            Err(Error::FailedPrecondition(_))
+        ));
+        assert_eq!(
+            check_identity(&[], "alice", &["dev".into(), "dev".into()]).expect("ok"),
+            ["dev"]
+        );
+        assert!(check_identity(&[], "al\nice", &[]).is_err());
+    }
+
+    #[test]
+    fn the_csr_must_name_exactly_the_identity_asked_for() {
+        assert!(check_csr(&csr("alice", &["dev"]), "alice", &["dev".into()]).is_ok());
+        assert!(check_csr(&csr("alice", &["dev"]), "bob", &["dev".into()]).is_err());
+        assert!(check_csr(&csr("alice", &["dev"]), "alice", &[]).is_err());
+        assert!(check_csr(&csr("alice", &[]), "alice", &["dev".into()]).is_err());
+        assert!(check_csr("not a csr", "alice", &[]).is_err());
+    }
 }
