@@ -240,3 +240,23 @@ pub(super) fn write_private(path: &std::path::Path, text: &str) -> Result<(), Cl
             source,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_join_command_is_kubeadms() {
+        let issued = v1::IssueBootstrapTokenResponse {
+            token: "abcdef.0123456789abcdef".into(),
+            server: "https://10.0.0.1:6443/".into(),
+            ca_cert_hashes: vec!["sha256:aa".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            join_command(&issued),
+            "kubeadm join 10.0.0.1:6443 --token abcdef.0123456789abcdef \
+             --discovery-token-ca-cert-hash sha256:aa\n"
+        );
+    }
+}
