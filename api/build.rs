@@ -16,7 +16,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .file_descriptor_set_path(out.join("tokend_descriptor.bin"))
         .compile_protos(
-            &[PathBuf::from("../proto/tokend/v1/token_service.proto")],
+            &[
+                PathBuf::from("../proto/tokend/v1/token_service.proto"),
+                PathBuf::from("../proto/tokend/v1/bootstrap_token_service.proto"),
+                PathBuf::from("../proto/tokend/v1/client_certificate_service.proto"),
+            ],
             &includes,
         )?;
     println!("cargo:rerun-if-changed=../proto");

@@ -72,6 +72,24 @@ pub struct ServeArgs {
         default_value = crate::vocabulary::DEFAULT_ALLOWED_CLUSTER_ROLES
     )]
     pub allowed_cluster_roles: Vec<String>,
+    /// Lifetime of bootstrap tokens whose request names none (kubeadm's default).
+    #[arg(long, env = "TOKEND_BOOTSTRAP_TOKEN_DEFAULT_DURATION", default_value = "24h", value_parser = parse_duration)]
+    pub bootstrap_token_default_duration: Duration,
+    /// Longest lifetime of a bootstrap token.
+    #[arg(long, env = "TOKEND_BOOTSTRAP_TOKEN_MAX_DURATION", default_value = "168h", value_parser = parse_duration)]
+    pub bootstrap_token_max_duration: Duration,
+    /// Longest lifetime of a client certificate, and the lifetime of one whose request names
+    /// none: Kubernetes cannot revoke a client certificate before it expires.
+    #[arg(long, env = "TOKEND_CLIENT_CERT_MAX_DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub client_cert_max_duration: Duration,
+    /// `system:` users and groups client certificates may name, comma-separated (e.g.
+    /// `system:kube-proxy`); none by default. `system:masters` is refused whatever this says.
+    #[arg(
+        long,
+        env = "TOKEND_CLIENT_CERT_ALLOWED_SYSTEM_IDENTITIES",
+        value_delimiter = ','
+    )]
+    pub client_cert_allowed_system_identities: Vec<String>,
     /// How callers authenticate: `kubernetes` (bearer token, TokenReview) or `none`.
     /// `serve` defaults to `kubernetes` and takes `none` only with --insecure-no-auth;
     /// `dev` defaults to `none`.

@@ -15,6 +15,7 @@ use std::time::Duration;
 use common::FailRule;
 use common::least_privilege::TokendRbac;
 use common::{TestEnv, unique_name};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, PolicyRule, RoleBinding, RoleRef, Subject};
@@ -300,6 +301,71 @@ async fn scenario(env: &TestEnv) -> Outcome {
         .await
         .map_err(|e| e.to_string())?;
     ensure(crb.is_none(), "undo deletes the ClusterRoleBinding")?;
+
+    // Bootstrap tokens: a Secret in kube-system issued, listed, shown and deleted.
+    let bootstrap = step(
+        "issue bootstrap token",
+        client
+            .issue_bootstrap_token(v1::IssueBootstrapTokenRequest {
+                duration: "10m".into(),
+                ..Default::default()
+            })
+            .await,
+    )?;
+    step(
+        "list bootstrap tokens",
+        client
+            .list_bootstrap_tokens(v1::ListBootstrapTokensRequest::default())
+            .await,
+    )?;
+    step(
+        "get bootstrap token",
+        client
+            .get_bootstrap_token(v1::GetBootstrapTokenRequest {
+                token_id: bootstrap.token_id.clone(),
+            })
+            .await,
+    )?;
+    step(
+        "revoke bootstrap token",
+        client
+            .revoke_bootstrap_token(v1::RevokeBootstrapTokenRequest {
+                token_id: bootstrap.token_id,
+            })
+            .await,
+    )?;
+    // A client certificate: a CertificateSigningRequest created, approved, read and deleted.
+    let user = unique_name("component");
+    let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+    let mut params =
+        rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, user.as_str());
+    let csr = params
+        .serialize_request(&key)
+        .and_then(|r| r.pem())
+        .map_err(|e| e.to_string())?;
+    step(
+        "client certificate",
+        client
+            .issue_client_certificate(v1::IssueClientCertificateRequest {
+                csr: csr.clone(),
+                user,
+                ..Default::default()
+            })
+            .await,
+    )?;
+    let left = Api::<CertificateSigningRequest>::all(kube.clone())
+        .list(&Default::default())
+        .await
+        .map_err(|e| e.to_string())?
+        .items
+        .into_iter()
+        .filter(|c| c.spec.request.0 == csr.as_bytes())
+        .count();
+    ensure(left == 0, "the CertificateSigningRequest is deleted")?;
 
     // The sweeper: takes the lease, deletes an expired (sealed) record, renews the lease.
     let expired = common::record_of(&ns, "app", "2020-01-01T00:00:00Z");

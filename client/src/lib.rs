@@ -146,6 +146,7 @@
 
 mod client;
 mod error;
+mod node_credentials;
 
 #[cfg(feature = "cli")]
 pub mod cli;

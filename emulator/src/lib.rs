@@ -6,6 +6,8 @@
 mod admission;
 mod authn;
 mod bootstrap_policy;
+mod bootstrap_tokens;
+mod certificates;
 mod clock;
 mod discovery;
 mod error;
@@ -145,6 +147,7 @@ impl Emulator {
             signer,
             admin_token: random_token(),
             ca_pem: tls.ca_pem,
+            ca: tls.ca,
             anonymous_auth: opts.anonymous_auth,
             max_token_seconds: opts
                 .max_token_expiration

@@ -177,6 +177,26 @@ pub const RESOURCES: &[ResourceType] = &[
         false,
     ),
     stored(
+        "certificates.k8s.io",
+        "certificatesigningrequests",
+        "certificatesigningrequest",
+        "CertificateSigningRequest",
+        false,
+        &["csr"],
+        CRUD,
+    ),
+    ResourceType {
+        group: "certificates.k8s.io",
+        version: "v1",
+        plural: "certificatesigningrequests/approval",
+        singular: "",
+        kind: "CertificateSigningRequest",
+        namespaced: false,
+        short_names: &[],
+        verbs: &["get", "patch", "update"],
+        handling: Handling::Subresource,
+    },
+    stored(
         "coordination.k8s.io",
         "leases",
         "lease",
@@ -227,6 +247,7 @@ pub const RESOURCES: &[ResourceType] = &[
 pub const GROUPS: &[(&str, &str)] = &[
     ("authentication.k8s.io", "v1"),
     ("authorization.k8s.io", "v1"),
+    ("certificates.k8s.io", "v1"),
     ("coordination.k8s.io", "v1"),
     ("rbac.authorization.k8s.io", "v1"),
 ];

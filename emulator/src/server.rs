@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::authn::{self, Caller, UserInfo};
+use crate::certificates;
 use crate::discovery;
 use crate::protobuf;
 use crate::rbac::{self, Attributes};
@@ -133,6 +134,10 @@ fn check_escalation(
     ))
 }
 
+/// The DER of the client certificate a connection presented (and the CA verified).
+#[derive(Clone)]
+struct PeerCertificate(Vec<u8>);
+
 /// Answers one request: authentication, authorisation and the handler. (Faults are the test
 /// harness's fault proxy's business: it sits in front of this server and of a real one alike.)
 async fn handle(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Response {
@@ -152,7 +157,17 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
         Err(e) => return error_response(&ApiError::bad_request(e.body_text())),
     };
 
-    let user = match authn::authenticate_request(&shared, &parts.headers) {
+    // A verified client certificate names the caller first, as the API server's x509
+    // authenticator comes before its token authenticators.
+    let certificate_user = parts
+        .extensions
+        .get::<PeerCertificate>()
+        .and_then(|peer| certificates::user_of_certificate(&peer.0));
+    let caller = match certificate_user {
+        Some(user) => Caller::User(user),
+        None => authn::authenticate_request(&shared, &parts.headers),
+    };
+    let user = match caller {
         Caller::User(u) => u,
         Caller::Anonymous if shared.anonymous_auth => UserInfo::anonymous(),
         Caller::Anonymous | Caller::Rejected => return error_response(&ApiError::unauthorized()),
@@ -306,7 +321,16 @@ fn serve_resource(
         let combined = format!("{}/{}", info.resource, info.subresource);
         let rt = resources::find(&info.api_group, &info.api_version, &combined)
             .ok_or_else(ApiError::no_such_path)?;
-        if rt.handling != Handling::Subresource || info.namespace.is_empty() {
+        if rt.handling != Handling::Subresource {
+            return Err(ApiError::no_such_path());
+        }
+        if combined == "certificatesigningrequests/approval" {
+            return Ok((
+                200,
+                certificates::approve(shared, user, &info.name, method, body)?,
+            ));
+        }
+        if info.namespace.is_empty() {
             return Err(ApiError::no_such_path());
         }
         if *method != http::Method::POST {
@@ -320,6 +344,13 @@ fn serve_resource(
     let rt = resources::find(&info.api_group, &info.api_version, &info.resource)
         .ok_or_else(ApiError::no_such_path)?;
     match rt.handling {
+        Handling::Stored
+            if rt.group == certificates::GROUP
+                && *method == http::Method::POST
+                && info.name.is_empty() =>
+        {
+            Ok((201, certificates::create(shared, user, body)?))
+        }
         Handling::Stored => {
             let reply = rest::handle(
                 shared,
@@ -387,6 +418,11 @@ pub async fn serve(
             let connection = async {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
+                };
+                // The handshake verified any client certificate against the CA.
+                let router = match tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+                    Some(cert) => router.layer(axum::Extension(PeerCertificate(cert.to_vec()))),
+                    None => router,
                 };
                 let service = TowerToHyperService::new(router);
                 let _ = auto::Builder::new(TokioExecutor::new())

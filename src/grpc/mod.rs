@@ -1,9 +1,13 @@
 //! The gRPC layer: tonic's TokenService, translating proto messages to the service layer and
 //! its answers and errors back. It holds no logic of its own.
 
+mod bootstrap_tokens;
+mod client_certificates;
 mod convert;
 mod status;
 
+pub use bootstrap_tokens::BootstrapTokenServiceGrpc;
+pub use client_certificates::ClientCertificateServiceGrpc;
 pub use status::to_status;
 
 use tonic::{Request, Response, Status};

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 
 use crate::cluster::Cluster;
 use crate::config::{AuthMode, ServeArgs};
-use crate::grpc::{TokenServiceGrpc, v1};
+use crate::grpc::{BootstrapTokenServiceGrpc, ClientCertificateServiceGrpc, TokenServiceGrpc, v1};
 use crate::metrics::{self, KubeMetricsLayer, Metrics};
 use crate::server::authn::{
     AuthLayer, Authentication, CertificateIdentity, FailureLimit, TokenAuthenticator,
@@ -25,7 +25,9 @@ use crate::server::authn::{
 use crate::server::rpc_layer::{KnownMethods, RpcLayer};
 use crate::server::tls::{ReloadingTls, TlsError, TlsFiles};
 use crate::service::policy::Policy;
-use crate::service::{KeySource, RecordKeys, Settings, TokenService};
+use crate::service::{
+    BootstrapPolicy, CertificatePolicy, KeySource, RecordKeys, Settings, TokenService,
+};
 use crate::sweeper::{self, SweeperOptions};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
@@ -198,6 +200,26 @@ impl ServerOptions {
             })?),
             None => None,
         };
+        if args.bootstrap_token_default_duration > args.bootstrap_token_max_duration {
+            return Err(ServerError::Config(
+                "--bootstrap-token-default-duration is longer than --bootstrap-token-max-duration"
+                    .into(),
+            ));
+        }
+        if args.client_cert_max_duration.as_secs() < crate::vocabulary::MIN_CERTIFICATE_SECONDS {
+            return Err(ServerError::Config(
+                "--client-cert-max-duration is shorter than the CSR API's minimum of 10m".into(),
+            ));
+        }
+        if args
+            .client_cert_allowed_system_identities
+            .iter()
+            .any(|n| n == crate::vocabulary::MASTERS_GROUP)
+        {
+            return Err(ServerError::Config(
+                "--client-cert-allowed-system-identities may not name system:masters".into(),
+            ));
+        }
         if args.default_duration > args.max_duration {
             return Err(ServerError::Config(
                 "--default-duration is longer than --max-duration".into(),
@@ -220,6 +242,15 @@ impl ServerOptions {
                         namespace: args.lease_namespace.clone(),
                         name: crate::vocabulary::RECORD_KEY_SECRET.into(),
                     },
+                },
+                bootstrap: BootstrapPolicy {
+                    default_duration: args.bootstrap_token_default_duration,
+                    max_duration: args.bootstrap_token_max_duration,
+                },
+                certificates: CertificatePolicy {
+                    max_duration: args.client_cert_max_duration,
+                    allowed_system_identities: args.client_cert_allowed_system_identities.clone(),
+                    ..CertificatePolicy::default()
                 },
                 ..Settings::default()
             },
@@ -431,6 +462,8 @@ pub async fn run_with_metrics(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
+        .add_service(BootstrapTokenServiceGrpc::new(service.clone()).into_server())
+        .add_service(ClientCertificateServiceGrpc::new(service.clone()).into_server())
         .add_service(TokenServiceGrpc::new(service, metrics).into_server());
     let result = match tls {
         Some(tls) => {

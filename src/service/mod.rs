@@ -3,8 +3,10 @@
 
 pub mod audit;
 mod authz;
+mod bootstrap_tokens;
 mod checks;
 mod claims;
+mod client_certificates;
 mod error;
 mod get;
 mod issue;
@@ -20,7 +22,11 @@ mod undo;
 mod validate;
 
 pub use crate::caller::Caller;
+pub use bootstrap_tokens::{
+    BootstrapIssue, BootstrapPolicy, BootstrapTokenInfo, BootstrapTokenPage, IssuedBootstrapToken,
+};
 pub use claims::Claims;
+pub use client_certificates::{CertificateIssue, CertificatePolicy, IssuedCertificate};
 pub use error::Error;
 pub use issue::{IssueRequest, IssuedToken};
 pub use kubeconfig::{KubeconfigRequest, KubeconfigSource, RenderedKubeconfig};

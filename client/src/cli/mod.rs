@@ -8,6 +8,8 @@
 //! usage messages say `kubectl tokend`.
 
 mod args;
+mod bootstrap;
+mod client_cert;
 mod exit;
 mod jsonpath;
 mod kube_context;
@@ -133,6 +135,11 @@ fn token_file_flag_given(matches: &ArgMatches) -> bool {
 
 /// Runs tokenctl with the process's arguments and returns its exit code.
 pub fn main() -> ExitCode {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    if client_cert::requested(&argv) {
+        // `kubeconfig --client-cert` has arguments of its own (no SERVICEACCOUNT), parsed apart.
+        return run_blocking(client_cert::run(argv));
+    }
     let matches = match command().try_get_matches() {
         Ok(matches) => matches,
         Err(error) => {
@@ -150,6 +157,14 @@ pub fn main() -> ExitCode {
         }
     };
     let token_file_flag = token_file_flag_given(&matches);
+    run_blocking(run(cli, token_file_flag))
+}
+
+/// Runs a command to completion on a current-thread runtime and turns its outcome into the exit
+/// code.
+fn run_blocking(
+    command: impl std::future::Future<Output = Result<ExitStatus, CliError>>,
+) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -160,7 +175,7 @@ pub fn main() -> ExitCode {
             return ExitStatus::Failure.into();
         }
     };
-    match runtime.block_on(run(cli, token_file_flag)) {
+    match runtime.block_on(command) {
         Ok(status) => status.into(),
         Err(CliError::Usage(error)) => {
             let _ = error.print();
@@ -248,6 +263,7 @@ async fn run(cli: Cli, token_file_flag: bool) -> Result<ExitStatus, CliError> {
         Command::Validate(args) => validate(connection, token_file_flag, args).await,
         Command::List(args) => list(connection, token_file_flag, args).await,
         Command::Get(args) => get(connection, token_file_flag, args).await,
+        Command::Bootstrap(args) => bootstrap::run(connection, token_file_flag, args).await,
         Command::Completions { .. } | Command::Man { .. } => Ok(ExitStatus::Success),
     }
 }
