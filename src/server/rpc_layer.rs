@@ -1,9 +1,10 @@
 //! The layer every gRPC request passes: it gives the request an id (the caller's `x-request-id`
 //! or a fresh one), runs it inside a tracing span carrying that id, returns the id in the
-//! response metadata, and records the RPC's code and latency under the method's name — only for
-//! methods tokend serves, so unknown paths cannot grow the metric series.
+//! response metadata, and records the RPC under go-grpc-prometheus' names and labels
+//! (`grpc_server_started_total`, `grpc_server_handled_total`, `grpc_server_handling_seconds`) —
+//! by name only for methods tokend serves, so unknown paths cannot grow the metric series.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -14,36 +15,51 @@ use futures::future::BoxFuture;
 use http::HeaderValue;
 use tracing::Instrument as _;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RpcMethod};
 
 /// Header carrying the request id both ways.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// The label of every path that is not a method tokend serves: one series, however many paths.
-pub const UNKNOWN_METHOD: &str = "unknown";
-
-/// The gRPC methods of the services tokend serves, as request paths (`/pkg.Service/Method`).
+/// The gRPC methods of the services tokend serves, by request path (`/pkg.Service/Method`),
+/// with their metric labels.
 #[derive(Debug, Clone, Default)]
-pub struct KnownMethods(Arc<HashSet<String>>);
+pub struct KnownMethods(Arc<HashMap<String, RpcMethod>>);
 
 impl KnownMethods {
     /// Every method of every service in these encoded FileDescriptorSets (the ones reflection
     /// serves), so the list cannot drift from the proto.
     pub fn from_descriptor_sets(sets: &[&[u8]]) -> Result<Self, prost::DecodeError> {
-        let mut methods = HashSet::new();
+        let mut methods = HashMap::new();
         for set in sets {
             let set = prost_types::FileDescriptorSet::decode(*set)?;
             for file in set.file {
                 let package = file.package.unwrap_or_default();
                 for service in file.service {
                     let service_name = service.name.unwrap_or_default();
+                    let qualified = if package.is_empty() {
+                        service_name.clone()
+                    } else {
+                        format!("{package}.{service_name}")
+                    };
                     for method in service.method {
-                        let qualified = if package.is_empty() {
-                            service_name.clone()
-                        } else {
-                            format!("{package}.{service_name}")
+                        let name = method.name.unwrap_or_default();
+                        let grpc_type = match (
+                            method.client_streaming.unwrap_or(false),
+                            method.server_streaming.unwrap_or(false),
+                        ) {
+                            (false, false) => "unary",
+                            (true, false) => "client_stream",
+                            (false, true) => "server_stream",
+                            (true, true) => "bidi_stream",
                         };
-                        methods.insert(format!("/{qualified}/{}", method.name.unwrap_or_default()));
+                        methods.insert(
+                            format!("/{qualified}/{name}"),
+                            RpcMethod {
+                                grpc_service: qualified.clone(),
+                                grpc_method: name,
+                                grpc_type,
+                            },
+                        );
                     }
                 }
             }
@@ -51,13 +67,9 @@ impl KnownMethods {
         Ok(Self(Arc::new(methods)))
     }
 
-    /// The path itself when it is a known method, else [`UNKNOWN_METHOD`].
-    pub fn label<'a>(&self, path: &'a str) -> &'a str {
-        if self.0.contains(path) {
-            path
-        } else {
-            UNKNOWN_METHOD
-        }
+    /// The labels of the method at `path` when tokend serves it, else the one `unknown` set.
+    pub fn labels(&self, path: &str) -> RpcMethod {
+        self.0.get(path).cloned().unwrap_or_else(RpcMethod::unknown)
     }
 }
 
@@ -126,7 +138,7 @@ where
         let metrics = self.metrics.clone();
         let path = request.uri().path();
         let reflection = path.starts_with("/grpc.reflection.");
-        let method = self.methods.label(path).to_owned();
+        let method = self.methods.labels(path);
         let request_id = request
             .headers()
             .get(REQUEST_ID_HEADER)
@@ -134,8 +146,15 @@ where
             .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
             .map(str::to_owned)
             .unwrap_or_else(new_request_id);
-        let span = tracing::info_span!("rpc", request_id = %request_id, method = %method);
+        let span = tracing::info_span!(
+            "rpc",
+            request_id = %request_id,
+            method = %format_args!("{}/{}", method.grpc_service, method.grpc_method),
+        );
         let started = Instant::now();
+        if !reflection {
+            metrics.rpc_started(&method);
+        }
         let timeout = self.timeout;
         Box::pin(
             async move {
@@ -172,7 +191,7 @@ where
                     response.headers_mut().insert(REQUEST_ID_HEADER, value);
                 }
                 if !reflection {
-                    metrics.record_rpc(&method, code, started);
+                    metrics.rpc_handled(&method, code, started);
                 }
                 if code != tonic::Code::Ok {
                     tracing::info!(code = ?code, "rpc failed");
@@ -210,12 +229,41 @@ mod tests {
             tonic_health::pb::FILE_DESCRIPTOR_SET,
         ])
         .expect("descriptors decode");
-        for known in [
-            "/tokend.v1.TokenService/IssueToken",
-            "/tokend.v1.TokenService/GetKubeconfig",
-            "/grpc.health.v1.Health/Check",
+        for (known, service, method, grpc_type) in [
+            (
+                "/tokend.v1.TokenService/IssueToken",
+                "tokend.v1.TokenService",
+                "IssueToken",
+                "unary",
+            ),
+            (
+                "/tokend.v1.TokenService/GetKubeconfig",
+                "tokend.v1.TokenService",
+                "GetKubeconfig",
+                "unary",
+            ),
+            (
+                "/grpc.health.v1.Health/Check",
+                "grpc.health.v1.Health",
+                "Check",
+                "unary",
+            ),
+            (
+                "/grpc.health.v1.Health/Watch",
+                "grpc.health.v1.Health",
+                "Watch",
+                "server_stream",
+            ),
         ] {
-            assert_eq!(methods.label(known), known);
+            let labels = methods.labels(known);
+            assert_eq!(
+                (
+                    labels.grpc_service.as_str(),
+                    labels.grpc_method.as_str(),
+                    labels.grpc_type
+                ),
+                (service, method, grpc_type)
+            );
         }
         for unknown in [
             "/tokend.v1.TokenService/Nope",
@@ -223,7 +271,7 @@ mod tests {
             "/",
             "/grpc.health.v1.Health/",
         ] {
-            assert_eq!(methods.label(unknown), UNKNOWN_METHOD);
+            assert_eq!(methods.labels(unknown), RpcMethod::unknown());
         }
     }
 }
