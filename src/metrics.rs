@@ -18,6 +18,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use tracing::Instrument as _;
 
 /// The method labels of an RPC, as go-grpc-prometheus names them. Only methods tokend serves
 /// get their own values; every other path is one `unknown` set ([`RpcMethod::unknown`]).
@@ -332,7 +333,8 @@ pub async fn serve(
         .await
 }
 
-/// Tower layer counting the Kubernetes API calls of a kube-rs client.
+/// Tower layer counting the Kubernetes API calls of a kube-rs client, and tracing those made
+/// inside a traced request.
 #[derive(Clone)]
 pub struct KubeMetricsLayer {
     metrics: Metrics,
@@ -376,28 +378,59 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<ReqB>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<ReqB>) -> Self::Future {
         let verb = request.method().as_str().to_owned();
         let resource = resource_of(request.uri().path());
         let metrics = self.metrics.clone();
+        // A call made for something traced (an RPC) gets a client span, a child of that RPC's,
+        // and carries its trace context to the API server. The health check's and the
+        // sweeper's calls get none: they would be traces of their own every few seconds.
+        let span = if tracing::Span::current().is_none() {
+            tracing::Span::none()
+        } else {
+            tracing::info_span!(
+                "kube",
+                otel.name = %format_args!("{verb} {resource}"),
+                otel.kind = "client",
+                otel.status_code = tracing::field::Empty,
+                http.request.method = %verb,
+                k8s.resource = %resource,
+                http.response.status_code = tracing::field::Empty,
+            )
+        };
+        crate::telemetry::otel::inject(&span, request.headers_mut());
         let started = Instant::now();
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            let result = future.await;
-            let status = match &result {
-                Ok(response) => response.status().as_u16().to_string(),
-                Err(_) => "error".to_owned(),
-            };
-            metrics.record_kube(
-                KubeLabels {
-                    verb,
-                    resource,
-                    status,
-                },
-                started,
-            );
-            result
-        })
+        let future = span.in_scope(|| self.inner.call(request));
+        Box::pin(
+            async move {
+                let result = future.await;
+                let status = match &result {
+                    Ok(response) => {
+                        let status = response.status();
+                        let span = tracing::Span::current();
+                        span.record("http.response.status_code", status.as_u16());
+                        if status.is_server_error() {
+                            span.record("otel.status_code", "ERROR");
+                        }
+                        status.as_u16().to_string()
+                    }
+                    Err(_) => {
+                        tracing::Span::current().record("otel.status_code", "ERROR");
+                        "error".to_owned()
+                    }
+                };
+                metrics.record_kube(
+                    KubeLabels {
+                        verb,
+                        resource,
+                        status,
+                    },
+                    started,
+                );
+                result
+            }
+            .instrument(span),
+        )
     }
 }
 

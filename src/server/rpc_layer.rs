@@ -20,6 +20,12 @@ use crate::metrics::{Metrics, RpcMethod};
 /// Header carrying the request id both ways.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// The tracing target of spans that are logged but not sent to OpenTelemetry (health probes).
+pub const UNTRACED_TARGET: &str = "tokend::untraced";
+
+/// grpc.health.v1's service, whose calls are probes.
+const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+
 /// The gRPC methods of the services tokend serves, by request path (`/pkg.Service/Method`),
 /// with their metric labels.
 #[derive(Debug, Clone, Default)]
@@ -146,11 +152,32 @@ where
             .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
             .map(str::to_owned)
             .unwrap_or_else(new_request_id);
-        let span = tracing::info_span!(
-            "rpc",
-            request_id = %request_id,
-            method = %format_args!("{}/{}", method.grpc_service, method.grpc_method),
-        );
+        // The span is the server span of the caller's trace (W3C `traceparent`), named as
+        // OpenTelemetry names gRPC server spans; its trace id is in every log line inside it.
+        let name = format!("{}/{}", method.grpc_service, method.grpc_method);
+        macro_rules! rpc_span {
+            ($target:expr) => {
+                tracing::info_span!(
+                    target: $target,
+                    "rpc",
+                    request_id = %request_id,
+                    method = %name,
+                    trace_id = tracing::field::Empty,
+                    otel.name = %name,
+                    otel.kind = "server",
+                    otel.status_code = tracing::field::Empty,
+                    rpc.system = "grpc",
+                    rpc.grpc.status_code = tracing::field::Empty,
+                )
+            };
+        }
+        // Probes come every few seconds from every kubelet: logged like any call, not traced.
+        let span = if method.grpc_service == HEALTH_SERVICE {
+            rpc_span!(UNTRACED_TARGET)
+        } else {
+            rpc_span!(module_path!())
+        };
+        crate::telemetry::otel::adopt_remote_parent(&span, request.headers());
         let started = Instant::now();
         if !reflection {
             metrics.rpc_started(&method);
@@ -193,6 +220,11 @@ where
                 if !reflection {
                     metrics.rpc_handled(&method, code, started);
                 }
+                let span = tracing::Span::current();
+                span.record("rpc.grpc.status_code", code as i32);
+                if is_server_error(code) {
+                    span.record("otel.status_code", "ERROR");
+                }
                 if code != tonic::Code::Ok {
                     tracing::info!(code = ?code, "rpc failed");
                 }
@@ -201,6 +233,21 @@ where
             .instrument(span),
         )
     }
+}
+
+/// Whether `code` is the server's failure rather than an answer about the request (the
+/// OpenTelemetry convention for gRPC server spans).
+fn is_server_error(code: tonic::Code) -> bool {
+    use tonic::Code;
+    matches!(
+        code,
+        Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::Unavailable
+            | Code::DataLoss
+    )
 }
 
 /// Whether a trailers-only error answer is tonic's "message too large" refusal.
