@@ -12,8 +12,10 @@ use std::io;
 
 use opentelemetry::trace::TracerProvider as _;
 use tracing_subscriber::filter::{LevelFilter, Targets};
-use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields, MakeWriter};
 use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
@@ -51,14 +53,17 @@ pub fn init(format: LogFormat) -> Telemetry {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .with_ansi(false)
+            .map_event_format(WithTraceId)
             .with_writer(Escaping(io::stderr))
             .with_filter(filter)
             .boxed(),
     };
     let export = otel::export_from_env();
+    // An exporter that cannot be built (an https:// endpoint, an unknown compression) costs
+    // the export, not the trace ids in the logs.
     let (provider, problem) = match otel::tracer_provider(&export) {
         Ok(provider) => (Some(provider), None),
-        Err(e) => (None, Some(e)),
+        Err(e) => (otel::tracer_provider(&otel::Export::Off).ok(), Some(e)),
     };
     // Spans are traced whatever RUST_LOG says, so a quiet log does not cut traces: tokend's
     // own info spans (an RPC, each Kubernetes call inside it), not its dependencies'.
@@ -84,6 +89,42 @@ pub fn init(format: LogFormat) -> Telemetry {
         _ => {}
     }
     Telemetry { provider }
+}
+
+/// A JSON event format that puts the trace id of the innermost span recording one (an RPC's)
+/// first in the line, as `"trace_id"`, where log pipelines look for it to link a line to its
+/// trace; the line is otherwise the wrapped format's.
+pub struct WithTraceId<F>(pub F);
+
+impl<S, F> FormatEvent<S, JsonFields> for WithTraceId<F>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    F: FormatEvent<S, JsonFields>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, JsonFields>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut line = String::new();
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        let trace_id = ctx.event_scope().and_then(|scope| {
+            scope.into_iter().find_map(|span| {
+                let extensions = span.extensions();
+                let fields = &extensions.get::<FormattedFields<JsonFields>>()?.fields;
+                let fields: serde_json::Value = serde_json::from_str(fields).ok()?;
+                fields["trace_id"].as_str().map(str::to_owned)
+            })
+        });
+        match (trace_id, line.strip_prefix('{')) {
+            (Some(id), Some(rest)) => {
+                let id = serde_json::Value::from(id);
+                write!(writer, "{{\"trace_id\":{id},{rest}")
+            }
+            _ => writer.write_str(&line),
+        }
+    }
 }
 
 /// A [`MakeWriter`] whose writers escape control characters, keeping only the newline that
@@ -177,7 +218,10 @@ mod tests {
         };
         match format {
             LogFormat::Text => tracing::subscriber::with_default(builder.finish(), emit),
-            LogFormat::Json => tracing::subscriber::with_default(builder.json().finish(), emit),
+            LogFormat::Json => tracing::subscriber::with_default(
+                builder.json().map_event_format(WithTraceId).finish(),
+                emit,
+            ),
         }
         let bytes = captured.0.lock().map(|b| b.clone()).unwrap_or_default();
         String::from_utf8(bytes).unwrap_or_default()
@@ -210,9 +254,15 @@ mod tests {
         let json = logged_in(LogFormat::Json, Some("4bf92f3577b34da6a3ce929d0e0e4736"));
         let event: serde_json::Value =
             serde_json::from_str(json.trim_end()).expect("one JSON line");
-        assert_eq!(
-            event["span"]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736",
-            "{json}"
+        assert!(
+            json.starts_with(r#"{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","#),
+            "first in the line: {json}"
+        );
+        assert_eq!(event["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(event["span"]["trace_id"], event["trace_id"], "{json}");
+        assert!(
+            logged_in(LogFormat::Json, None).starts_with(r#"{"timestamp""#),
+            "no trace, no field"
         );
         assert!(!json.contains('\u{1b}'), "no escape sequences: {json:?}");
     }

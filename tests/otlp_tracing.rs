@@ -253,7 +253,12 @@ async fn a_callers_trace_continues_through_tokend_into_its_kubernetes_calls() {
     // And tokend's JSON log lines of that call carry the trace id; none holds an escape code.
     common::eventually("a log line names the trace", || async {
         logs.lock()
-            .map(|l| l.iter().any(|line| line.contains(&trace_id)))
+            .map(|l| {
+                l.iter().any(|line| {
+                    serde_json::from_str::<serde_json::Value>(line)
+                        .is_ok_and(|event| event["trace_id"] == trace_id.as_str())
+                })
+            })
             .unwrap_or(false)
     })
     .await;
