@@ -59,21 +59,39 @@ impl TraceService for Collector {
 }
 
 impl Collector {
-    /// Serves the collector on a loopback port; answers its address.
-    async fn start(&self) -> String {
+    /// Serves the collector on a loopback port, over TLS with `identity` (certificate and key
+    /// PEM) when given; answers its address.
+    async fn start(&self, identity: Option<(String, String)>) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         let service = TraceServiceServer::new(self.clone());
+        let mut server = tonic::transport::Server::builder();
+        if let Some((cert, key)) = identity {
+            server = server
+                .tls_config(
+                    tonic::transport::ServerTlsConfig::new()
+                        .identity(tonic::transport::Identity::from_pem(cert, key)),
+                )
+                .expect("TLS config");
+        }
         tokio::spawn(async move {
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-            let _ = tonic::transport::Server::builder()
+            let _ = server
                 .add_service(service)
                 .serve_with_incoming(incoming)
                 .await;
         });
         addr
+    }
+
+    /// Every span name received so far.
+    fn names(&self) -> Vec<String> {
+        self.spans
+            .lock()
+            .map(|spans| spans.iter().map(|(_, s)| s.name.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// The spans of trace `trace_id` received so far.
@@ -101,56 +119,16 @@ async fn a_callers_trace_continues_through_tokend_into_its_kubernetes_calls() {
     let env = common::start().await;
     let ns = env.fresh_namespace().await;
     let collector = Collector::default();
-    let collector_addr = collector.start().await;
-    let port = {
-        let probe = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        probe.local_addr().expect("addr").port()
-    };
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokend"))
-        .args(["serve", "--auth", "none", "--insecure-no-auth"])
-        .args(["--sweep-interval", "0", "--log-format", "json"])
-        // Its record key in a namespace every backend has.
-        .args(["--lease-namespace", "default"])
-        .arg("--kubeconfig")
-        .arg(&env.admin_kubeconfig)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env(
+    let collector_addr = collector.start(None).await;
+    let (mut server, endpoint, logs) = spawn_tokend(
+        &env,
+        &[(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             format!("http://{collector_addr}"),
-        )
-        .env("OTEL_SERVICE_NAME", "tokend-under-test")
-        // Batches go out every 100 ms instead of every 5 s.
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .env("RUST_LOG", "info")
-        .env_remove("OTEL_SDK_DISABLED")
-        .env_remove("OTEL_TRACES_EXPORTER")
-        .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start tokend");
-    let logs = Arc::new(Mutex::new(Vec::<String>::new()));
-    let mut lines = tokio::io::BufReader::new(server.stderr.take().expect("stderr")).lines();
-    let kept = logs.clone();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Ok(mut kept) = kept.lock() {
-                kept.push(line);
-            }
-        }
-    });
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let client = common::eventually_some("tokend accepts connections", || async {
-        Ok(tokend_client::TokendClient::connect(endpoint.clone())
-            .await
-            .ok())
-    })
-    .await
-    .expect("tokend starts");
+        )],
+    )
+    .await;
+    let client = connect(&endpoint).await;
 
     // (A health probe first: probes are logged, not traced.)
     let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
@@ -230,11 +208,7 @@ async fn a_callers_trace_continues_through_tokend_into_its_kubernetes_calls() {
             child.name
         );
     }
-    let all: Vec<String> = collector
-        .spans
-        .lock()
-        .map(|spans| spans.iter().map(|(_, s)| s.name.clone()).collect())
-        .unwrap_or_default();
+    let all = collector.names();
     assert!(
         !all.iter()
             .any(|name| name.starts_with("grpc.health.v1.Health/")),
@@ -268,5 +242,123 @@ async fn a_callers_trace_continues_through_tokend_into_its_kubernetes_calls() {
         serde_json::from_str::<serde_json::Value>(line)
             .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
     }
+    let _ = server.kill().await;
+}
+
+/// Starts `tokend serve` as its own process against the test backend, exporting traces as the
+/// `otel` variables say; answers the process, its gRPC endpoint and its stderr lines so far.
+async fn spawn_tokend(
+    env: &common::TestEnv,
+    otel: &[(&str, String)],
+) -> (tokio::process::Child, String, Arc<Mutex<Vec<String>>>) {
+    let port = {
+        let probe = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        probe.local_addr().expect("addr").port()
+    };
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokend"));
+    command
+        .args(["serve", "--auth", "none", "--insecure-no-auth"])
+        .args(["--sweep-interval", "0", "--log-format", "json"])
+        // Its record key in a namespace every backend has.
+        .args(["--lease-namespace", "default"])
+        .arg("--kubeconfig")
+        .arg(&env.admin_kubeconfig)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("OTEL_SERVICE_NAME", "tokend-under-test")
+        // Batches go out every 100 ms instead of every 5 s.
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("OTEL_") {
+            command.env_remove(name);
+        }
+    }
+    for (name, value) in otel {
+        command.env(name, value);
+    }
+    let mut server = command.spawn().expect("start tokend");
+    let logs = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut lines = tokio::io::BufReader::new(server.stderr.take().expect("stderr")).lines();
+    let kept = logs.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(mut kept) = kept.lock() {
+                kept.push(line);
+            }
+        }
+    });
+    (server, format!("http://127.0.0.1:{port}"), logs)
+}
+
+/// A client of the tokend at `endpoint`, once it accepts connections.
+async fn connect(endpoint: &str) -> tokend_client::TokendClient {
+    common::eventually_some("tokend accepts connections", || async {
+        Ok(tokend_client::TokendClient::connect(endpoint.to_owned())
+            .await
+            .ok())
+    })
+    .await
+    .expect("tokend starts")
+}
+
+#[tokio::test]
+async fn spans_go_to_an_https_collector_trusted_through_otel_exporter_otlp_certificate() {
+    // Given a collector serving TLS with a certificate from a CA of its own, and tokend told to
+    // trust that CA through OTEL_EXPORTER_OTLP_CERTIFICATE.
+    let env = common::start().await;
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).expect("CA");
+    let ca = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("params")
+        .signed_by(&key, &ca)
+        .expect("leaf");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_file = dir.path().join("collector-ca.pem");
+    std::fs::write(&ca_file, ca_cert.pem()).expect("write CA");
+    let collector = Collector::default();
+    let addr = collector
+        .start(Some((leaf.pem(), key.serialize_pem())))
+        .await;
+    let port = addr.rsplit(':').next().expect("port");
+    let (mut server, endpoint, _logs) = spawn_tokend(
+        &env,
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                format!("https://localhost:{port}"),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                ca_file.display().to_string(),
+            ),
+        ],
+    )
+    .await;
+
+    // When a call is made, then its span arrives over TLS.
+    let client = connect(&endpoint).await;
+    client
+        .list_tokens(tokend_client::v1::ListTokensRequest {
+            namespace: "default".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("ListTokens");
+    common::eventually("the span arrives over TLS", || async {
+        collector
+            .names()
+            .iter()
+            .any(|n| n == "tokend.v1.TokenService/ListTokens")
+    })
+    .await;
     let _ = server.kill().await;
 }

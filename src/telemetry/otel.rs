@@ -86,8 +86,12 @@ pub fn tracer_provider(export: &Export) -> Result<SdkTracerProvider, String> {
     let builder = SdkTracerProvider::builder().with_resource(resource);
     let builder = match export {
         Export::Otlp => {
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
+            use opentelemetry_otlp::WithTonicConfig as _;
+            let mut exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+            if let Some(tls) = tls_config()? {
+                exporter = exporter.with_tls_config(tls);
+            }
+            let exporter = exporter
                 .build()
                 .map_err(|e| format!("the OTLP exporter: {e}"))?;
             builder.with_batch_exporter(exporter)
@@ -95,6 +99,47 @@ pub fn tracer_provider(export: &Export) -> Result<SdkTracerProvider, String> {
         Export::Off | Export::Disabled | Export::Unusable(_) => builder,
     };
     Ok(builder.build())
+}
+
+/// A traces setting: `OTEL_EXPORTER_OTLP_TRACES_<NAME>`, else `OTEL_EXPORTER_OTLP_<NAME>`.
+fn traces_setting(name: &str) -> Option<String> {
+    env(&format!("OTEL_EXPORTER_OTLP_TRACES_{name}"))
+        .or_else(|| env(&format!("OTEL_EXPORTER_OTLP_{name}")))
+}
+
+/// TLS for an `https://` endpoint: trusting the CA file of `OTEL_EXPORTER_OTLP_CERTIFICATE`,
+/// else the system's CA certificates, and presenting the client certificate of
+/// `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` / `_CLIENT_KEY` when both are set (each also as
+/// `OTEL_EXPORTER_OTLP_TRACES_*`). None for a plaintext endpoint.
+fn tls_config() -> Result<Option<tonic::transport::ClientTlsConfig>, String> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let https = traces_setting("ENDPOINT").is_some_and(|e| e.starts_with("https://"));
+    if !https {
+        return Ok(None);
+    }
+    let read = |what: &str, path: String| {
+        std::fs::read(&path).map_err(|e| format!("OTEL_EXPORTER_OTLP_{what} {path}: {e}"))
+    };
+    let tls = match traces_setting("CERTIFICATE") {
+        Some(path) => {
+            ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read("CERTIFICATE", path)?))
+        }
+        None => ClientTlsConfig::new().with_native_roots(),
+    };
+    match (
+        traces_setting("CLIENT_CERTIFICATE"),
+        traces_setting("CLIENT_KEY"),
+    ) {
+        (Some(cert), Some(key)) => Ok(Some(tls.identity(Identity::from_pem(
+            read("CLIENT_CERTIFICATE", cert)?,
+            read("CLIENT_KEY", key)?,
+        )))),
+        (None, None) => Ok(Some(tls)),
+        _ => Err(
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY go together"
+                .into(),
+        ),
+    }
 }
 
 /// Makes the W3C trace context a caller sent (`traceparent`, `tracestate`) the parent of
