@@ -10,8 +10,15 @@ use tokend::{server, telemetry};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
-    match cli.command {
+    let telemetry = telemetry::init(cli.log_format);
+    let result = run(cli.command).await;
+    // The exporter's last batch goes out over the runtime this thread would otherwise block.
+    tokio::task::block_in_place(|| telemetry.shutdown());
+    result
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(args) => {
             let options = server::ServerOptions::from_args(&args, false)?;
             let kube_config = server::kube_config(args.kubeconfig.as_deref()).await?;

@@ -617,11 +617,14 @@ async fn grpcurl_discovers_and_calls_the_bootstrap_service_and_metrics_name_it()
     ]);
     let metrics = env.scrape_metrics().await;
     for method in ["IssueBootstrapToken", "RevokeBootstrapToken"] {
-        let label = format!("method=\"/tokend.v1.BootstrapTokenService/{method}\"");
+        let label =
+            format!("grpc_service=\"tokend.v1.BootstrapTokenService\",grpc_method=\"{method}\"");
         assert!(
             metrics
                 .lines()
-                .any(|l| l.starts_with("tokend_grpc_requests_total") && l.contains(&label)),
+                .any(|l| l.starts_with("grpc_server_handled_total")
+                    && l.contains(&label)
+                    && l.contains("grpc_code=\"OK\"")),
             "no {label} series"
         );
     }

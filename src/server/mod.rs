@@ -408,14 +408,13 @@ pub async fn run_with_metrics(
     let service = TokenService::with_keys(cluster.clone(), settings, keys);
 
     let (reporter, health_service) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status("", tonic_health::ServingStatus::NotServing)
-        .await;
+    health::starting(&reporter).await;
     let watcher = tokio::spawn(health::watch(
         reporter,
         cluster,
         options.health_interval,
         options.kube_timeout,
+        metrics.kube_api_reachable.clone(),
     ));
 
     // grpcurl 1.8.6 speaks only v1alpha reflection; newer clients use v1.
