@@ -1,4 +1,4 @@
-//! Compiles ../proto once into tokend's gRPC code (server and client) and the descriptor set for
+//! Compiles ../proto/tokend/v1/*.proto once into tokend's gRPC code (server and client) and the descriptor set for
 //! reflection.
 
 use std::path::PathBuf;
@@ -12,13 +12,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         protoc_bin_vendored::include_path()?,
     ];
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    // Every file of the package (token_service.proto, errors.proto, and any added beside them).
+    let mut protos: Vec<PathBuf> = std::fs::read_dir("../proto/tokend/v1")?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    protos.retain(|p| p.extension().is_some_and(|ext| ext == "proto"));
+    protos.sort();
     tonic_prost_build::configure()
         .build_client(true)
         .file_descriptor_set_path(out.join("tokend_descriptor.bin"))
-        .compile_protos(
-            &[PathBuf::from("../proto/tokend/v1/token_service.proto")],
-            &includes,
-        )?;
+        .compile_protos(&protos, &includes)?;
     println!("cargo:rerun-if-changed=../proto");
     Ok(())
 }

@@ -151,7 +151,7 @@ mod error;
 pub mod cli;
 
 pub use client::{BearerAuth, RawClient, TokendClient, TokendClientBuilder};
-pub use error::{Error, Result};
+pub use error::{DOMAIN, Error, ErrorDetails, FieldViolation, Result};
 
 /// The `tokend.v1` API as generated from `proto/tokend/v1/token_service.proto` (by
 /// [`tokend_api`]): messages, enums and the raw

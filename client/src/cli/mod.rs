@@ -190,6 +190,7 @@ fn issue_request(spec: TokenSpec) -> v1::IssueTokenRequest {
         cluster_role: spec.role.unwrap_or_default(),
         binding_scope: binding_scope.into(),
         labels: spec.labels.into_iter().collect(),
+        ..Default::default()
     }
 }
 
@@ -381,6 +382,7 @@ async fn get(connection: &Connection, args: GetArgs) -> Result<ExitCode, CliErro
         return Err(ClientError::Status {
             code: tonic::Code::NotFound,
             message: format!("tokend returned no record for token {}", args.token_id),
+            details: Box::default(),
         }
         .into());
     };

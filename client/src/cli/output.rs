@@ -80,7 +80,7 @@ impl From<&v1::TokenRecord> for RecordView {
             namespace: record.namespace.clone(),
             service_account: record.service_account.clone(),
             state: state_name(record.state()),
-            issued_at: rfc3339(record.issued_at.as_ref()),
+            issued_at: rfc3339(record.issue_time.as_ref()),
             expiration_time: rfc3339(record.expiration_time.as_ref()),
             audiences: record.audiences.clone(),
             labels: record
@@ -250,7 +250,7 @@ mod tests {
             namespace: "team-a".into(),
             service_account: sa.into(),
             state: state.into(),
-            issued_at: Some(at(1_000)),
+            issue_time: Some(at(1_000)),
             expiration_time: Some(expiration),
             issued_by: if sa == "ci" {
                 "system:serviceaccount:ops:deployer".into()
