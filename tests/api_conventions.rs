@@ -76,6 +76,30 @@ async fn a_request_with_many_bad_fields_hears_of_every_one_with_its_reason() {
         assert!(error.message().contains(field), "{}", error.message());
     }
 
+    // A GetKubeconfig request names the issue's fields by their path in it.
+    let error = client
+        .get_kubeconfig(v1::GetKubeconfigRequest {
+            source: Some(v1::get_kubeconfig_request::Source::Issue(
+                v1::IssueTokenRequest {
+                    namespace: "Bad".into(),
+                    service_account: "ci".into(),
+                    ..Default::default()
+                },
+            )),
+            server: "http://plain.example".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("two bad fields");
+    assert_eq!(
+        violations(&error),
+        [
+            ("server", "SERVER_URL_INVALID"),
+            ("issue.namespace", "NAME_INVALID"),
+        ]
+        .map(|(f, r)| (f.to_owned(), r.to_owned()))
+    );
+
     // And a ListTokens request wrong in three ways hears of all three.
     let error = client
         .list_tokens(v1::ListTokensRequest {

@@ -65,7 +65,13 @@ impl TokenService {
         }
         match &request.source {
             KubeconfigSource::Issue(issue) => {
-                self.issue_violations(issue, &mut violations);
+                // Named by their path in GetKubeconfigRequest, as BadRequest field paths are.
+                let mut of_issue = Violations::default();
+                self.issue_violations(issue, &mut of_issue);
+                for mut violation in of_issue.0 {
+                    violation.field = format!("issue.{}", violation.field);
+                    violations.0.push(violation);
+                }
             }
             KubeconfigSource::Token(token) if token.is_empty() => {
                 violations.add("token", Reason::FieldRequired, "must not be empty");
