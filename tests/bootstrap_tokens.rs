@@ -167,15 +167,32 @@ async fn a_bootstrap_token_authenticates_as_its_node_identity_until_revoked() {
     )
     .await
     .expect("refused after revoke");
-    assert_code(
-        client
-            .revoke_bootstrap_token(v1::RevokeBootstrapTokenRequest {
-                token_id: id.into(),
-            })
-            .await,
-        Code::NotFound,
-        id,
-    );
+    let again = client
+        .revoke_bootstrap_token(v1::RevokeBootstrapTokenRequest {
+            token_id: id.into(),
+        })
+        .await;
+    assert_eq!(reason_of(&again), Some("TOKEN_NOT_FOUND"));
+    assert_code(again, Code::NotFound, id);
+}
+
+/// The ErrorInfo reason of a failed call.
+fn reason_of<T>(result: &Result<T, tokend_client::Error>) -> Option<&str> {
+    result.as_ref().err().and_then(tokend_client::Error::reason)
+}
+
+/// The (field, reason) of every FieldViolation of a failed call.
+fn violations_of<T>(result: &Result<T, tokend_client::Error>) -> Vec<(String, String)> {
+    result
+        .as_ref()
+        .err()
+        .map(|e| {
+            e.field_violations()
+                .iter()
+                .map(|v| (v.field.clone(), v.reason.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,37 +381,71 @@ async fn groups_outside_the_bootstrappers_are_refused_with_nothing_created() {
         "system:nodes",
         "system:bootstrappers:Bad",
     ] {
-        assert_code(
-            client
-                .issue_bootstrap_token(v1::IssueBootstrapTokenRequest {
-                    extra_groups: vec![group.into()],
-                    ..Default::default()
-                })
-                .await,
-            Code::InvalidArgument,
-            "extra_groups",
-        );
-    }
-    assert_code(
-        client
+        let refused = client
             .issue_bootstrap_token(v1::IssueBootstrapTokenRequest {
-                duration: "1000h".into(),
+                extra_groups: vec![group.into()],
                 ..Default::default()
             })
-            .await,
+            .await;
+        assert_eq!(
+            violations_of(&refused),
+            [("extra_groups[0]".to_owned(), "NAME_INVALID".to_owned())]
+        );
+        assert_code(refused, Code::InvalidArgument, "extra_groups");
+    }
+    let too_long = client
+        .issue_bootstrap_token(v1::IssueBootstrapTokenRequest {
+            duration: "1000h".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(reason_of(&too_long), Some("DURATION_OVER_MAXIMUM"));
+    assert_eq!(
+        too_long
+            .as_ref()
+            .err()
+            .and_then(|e| e.metadata("maximum_seconds")),
+        Some("604800")
+    );
+    assert_code(
+        too_long,
         Code::FailedPrecondition,
         "--bootstrap-token-max-duration",
     );
-    assert_code(
-        client
-            .issue_bootstrap_token(v1::IssueBootstrapTokenRequest {
-                usages: vec!["everything".into()],
-                ..Default::default()
-            })
-            .await,
-        Code::InvalidArgument,
-        "usages",
+    let unknown = client
+        .issue_bootstrap_token(v1::IssueBootstrapTokenRequest {
+            usages: vec!["everything".into()],
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(
+        violations_of(&unknown),
+        [("usages[0]".to_owned(), "VALUE_UNKNOWN".to_owned())]
     );
+    assert_code(unknown, Code::InvalidArgument, "usages");
+    // Every bad field of one request is reported together, each with its reason.
+    let many = client
+        .issue_bootstrap_token(v1::IssueBootstrapTokenRequest {
+            duration: "1.5h".into(),
+            extra_groups: vec!["system:bootstrappers:ok".into(), "system:masters".into()],
+            description: "two\nlines".into(),
+            usages: vec!["signing".into(), "everything".into()],
+            server: "http://plain.example".into(),
+        })
+        .await;
+    assert_eq!(reason_of(&many), Some("INVALID_FIELDS"));
+    assert_eq!(
+        violations_of(&many),
+        [
+            ("duration", "DURATION_INVALID"),
+            ("extra_groups[1]", "NAME_INVALID"),
+            ("usages[1]", "VALUE_UNKNOWN"),
+            ("description", "TEXT_INVALID"),
+            ("server", "SERVER_URL_INVALID"),
+        ]
+        .map(|(f, r)| (f.to_owned(), r.to_owned()))
+    );
+    assert_code(many, Code::InvalidArgument, "description");
     assert_eq!(
         bootstrap_secret_names(&env).await,
         before,

@@ -53,6 +53,25 @@ fn options(allowed: &[&str], auth: AuthMode) -> ServerOptions {
     options
 }
 
+/// The ErrorInfo reason of a failed call.
+fn reason_of<T>(result: &Result<T, tokend_client::Error>) -> Option<&str> {
+    result.as_ref().err().and_then(tokend_client::Error::reason)
+}
+
+/// The (field, reason) of every FieldViolation of a failed call.
+fn violations_of<T>(result: &Result<T, tokend_client::Error>) -> Vec<(String, String)> {
+    result
+        .as_ref()
+        .err()
+        .map(|e| {
+            e.field_violations()
+                .iter()
+                .map(|v| (v.field.clone(), v.reason.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// How many CertificateSigningRequests hold this CSR (other tests' requests do not count).
 async fn csrs_for(env: &TestEnv, pem: &str) -> usize {
     Api::<CertificateSigningRequest>::all(env.kube.clone())
@@ -190,37 +209,65 @@ async fn masters_and_unlisted_system_identities_are_refused_with_nothing_created
     let env = common::start_with(options(&["system:kube-proxy"], AuthMode::None)).await;
     let client = env.client().await;
     let (masters, _) = csr("root", &["system:masters"]);
-    assert_code(
-        client
-            .issue_client_certificate(request(&masters, "root", &["system:masters"]))
-            .await,
-        Code::PermissionDenied,
-        "system:masters",
-    );
+    let refused = client
+        .issue_client_certificate(request(&masters, "root", &["system:masters"]))
+        .await;
+    assert_eq!(reason_of(&refused), Some("IDENTITY_FORBIDDEN"));
+    assert_code(refused, Code::PermissionDenied, "system:masters");
     let (node, _) = csr("system:node:n1", &["system:nodes"]);
+    let refused = client
+        .issue_client_certificate(request(&node, "system:node:n1", &["system:nodes"]))
+        .await;
+    assert_eq!(reason_of(&refused), Some("SYSTEM_IDENTITY_NOT_ALLOWED"));
     assert_code(
-        client
-            .issue_client_certificate(request(&node, "system:node:n1", &["system:nodes"]))
-            .await,
+        refused,
         Code::FailedPrecondition,
         "--client-cert-allowed-system-identities",
     );
     // A CSR that names someone else than the request.
     let (other, _) = csr("mallory", &[]);
-    assert_code(
-        client
-            .issue_client_certificate(request(&other, "alice", &[]))
-            .await,
-        Code::InvalidArgument,
-        "csr",
+    let refused = client
+        .issue_client_certificate(request(&other, "alice", &[]))
+        .await;
+    assert_eq!(
+        violations_of(&refused),
+        [("csr".to_owned(), "CSR_IDENTITY_MISMATCH".to_owned())]
+    );
+    assert_code(refused, Code::InvalidArgument, "csr");
+    // Every bad field at once: a CSR that does not parse, a bad group, a bad duration.
+    let refused = client
+        .issue_client_certificate(v1::IssueClientCertificateRequest {
+            duration: "soon".into(),
+            groups: vec!["dev".into(), "a\tb".into()],
+            ..request("not a CSR", "alice", &[])
+        })
+        .await;
+    assert_eq!(
+        violations_of(&refused),
+        [
+            ("duration", "DURATION_INVALID"),
+            ("groups[1]", "NAME_INVALID"),
+            ("csr", "CSR_INVALID"),
+        ]
+        .map(|(f, r)| (f.to_owned(), r.to_owned()))
+    );
+    assert_code(refused, Code::InvalidArgument, "groups[1]");
+    let refused = client
+        .issue_client_certificate(v1::IssueClientCertificateRequest {
+            duration: "2h".into(),
+            ..request(&other, "mallory", &[])
+        })
+        .await;
+    assert_eq!(reason_of(&refused), Some("DURATION_OVER_MAXIMUM"));
+    assert_eq!(
+        refused
+            .as_ref()
+            .err()
+            .and_then(|e| e.metadata("maximum_seconds")),
+        Some("3600")
     );
     assert_code(
-        client
-            .issue_client_certificate(v1::IssueClientCertificateRequest {
-                duration: "2h".into(),
-                ..request(&other, "mallory", &[])
-            })
-            .await,
+        refused,
         Code::FailedPrecondition,
         "--client-cert-max-duration",
     );

@@ -49,15 +49,9 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// The status the caller sees.
+    /// The status the caller sees (mapped, with its details, in `grpc::status`).
     pub fn into_status(self) -> Status {
-        let code = match &self {
-            AuthError::Unauthenticated(_) => tonic::Code::Unauthenticated,
-            AuthError::Forbidden(_) => tonic::Code::PermissionDenied,
-            AuthError::Throttled(_) => tonic::Code::ResourceExhausted,
-            AuthError::Unavailable(_) => tonic::Code::Unavailable,
-        };
-        Status::new(code, self.to_string())
+        crate::grpc::auth_status(self)
     }
 }
 

@@ -13,7 +13,8 @@ use k8s_openapi::jiff::Timestamp;
 use tokend_api::duration::{format_duration, parse_duration};
 use tokio::sync::oneshot;
 
-use super::{Error, Result, TokenService};
+use super::policy::over_maximum;
+use super::{Error, Failure, Reason, Result, TokenService, Violations};
 use crate::caller::Caller;
 use crate::cluster::ResourceAccess;
 use crate::credential_kubeconfig::{self, Credential, Entries};
@@ -126,18 +127,37 @@ impl TokenService {
         caller: &Caller,
         request: BootstrapIssue,
     ) -> Result<IssuedBootstrapToken> {
-        let lifetime = self.bootstrap_lifetime(&request.duration)?;
-        let groups = extra_groups(request.extra_groups)?;
-        let usages = usages(request.usages)?;
+        // Every bad field at once, then this server's policy.
+        let mut violations = Violations::default();
+        let lifetime = self.bootstrap_lifetime(&request.duration, &mut violations);
+        let groups = extra_groups(request.extra_groups, &mut violations);
+        let usages = usages(request.usages, &mut violations);
         if request.description.len() > MAX_DESCRIPTION
             || request.description.chars().any(char::is_control)
         {
-            return Err(Error::invalid(
+            violations.add(
                 "description",
-                format!("at most {MAX_DESCRIPTION} bytes, without control characters"),
+                Reason::TextInvalid,
+                format!("must be at most {MAX_DESCRIPTION} bytes, without control characters"),
+            );
+        }
+        let server = violations.check(
+            "server",
+            Reason::ServerUrlInvalid,
+            self.kubeconfig_server(&request.server),
+        );
+        violations.into_result()?;
+        let policy = &self.settings.bootstrap;
+        let lifetime = lifetime.unwrap_or(policy.default_duration);
+        if lifetime > policy.max_duration {
+            return Err(over_maximum(
+                "duration",
+                lifetime,
+                policy.max_duration,
+                "for bootstrap tokens (--bootstrap-token-max-duration)",
             ));
         }
-        let server = self.kubeconfig_server(&request.server)?;
+        let server = server.unwrap_or_default();
         self.require(
             caller,
             ResourceAccess {
@@ -155,7 +175,7 @@ impl TokenService {
         let token = format!("{id}.{secret_part}");
         let expiration = Timestamp::now()
             .checked_add(jiff_span(lifetime))
-            .map_err(|e| Error::Internal(format!("expiry out of range: {e}")))?;
+            .map_err(|e| Error::internal(format!("expiry out of range: {e}")))?;
         let secret = bootstrap_secret(
             &id,
             &secret_part,
@@ -202,7 +222,7 @@ impl TokenService {
                     .unwrap_or_default(),
                 server,
             })
-            .map_err(|e| Error::Internal(e.to_string()));
+            .map_err(|e| Error::internal(e.to_string()));
             let delivered = match answer {
                 Ok(answer) => {
                     super::audit::bootstrap_issued(&caller, &info);
@@ -225,7 +245,7 @@ impl TokenService {
             }
         });
         rx.await
-            .map_err(|_| Error::Internal("the issuing task ended without an answer".into()))?
+            .map_err(|_| Error::internal("the issuing task ended without an answer"))?
     }
 
     /// One page of bootstrap tokens in kube-system (all of them, not only tokend's).
@@ -238,7 +258,11 @@ impl TokenService {
         let limit = match page_size {
             0 => super::DEFAULT_PAGE_SIZE,
             n if n < 0 => {
-                return Err(Error::invalid("page_size", "must not be negative"));
+                return Err(Error::invalid(
+                    "page_size",
+                    Reason::ValueOutOfRange,
+                    format!("must not be negative (got {n})"),
+                ));
             }
             n => u32::try_from(n)
                 .unwrap_or(super::MAX_PAGE_SIZE)
@@ -262,9 +286,11 @@ impl TokenService {
             .bootstrap_token_secrets(limit, continue_token)
             .await
             .map_err(|e| match Error::from(e) {
-                Error::InvalidArgument { .. } => {
-                    Error::invalid("page_token", "not a page token of this list, or expired")
-                }
+                Error::InvalidArgument(_) => Error::invalid(
+                    "page_token",
+                    Reason::PageTokenInvalid,
+                    "is not a page token of this list, or has expired",
+                ),
                 other => other,
             })?;
         let now = Timestamp::now();
@@ -318,32 +344,31 @@ impl TokenService {
         Ok(id.to_owned())
     }
 
-    fn bootstrap_lifetime(&self, text: &str) -> Result<Duration> {
-        let policy = &self.settings.bootstrap;
+    /// The lifetime asked for (the default when `text` is empty), or None after recording why
+    /// `text` breaks the grammar or the API server's minimum. The maximum is checked by the caller,
+    /// as it is this server's policy rather than a rule of the field.
+    fn bootstrap_lifetime(&self, text: &str, violations: &mut Violations) -> Option<Duration> {
         if text.is_empty() {
-            return Ok(policy.default_duration);
+            return Some(self.settings.bootstrap.default_duration);
         }
-        let duration = parse_duration(text)
-            .map_err(|e| Error::invalid("duration", format!("{e} (e.g. 24h, 2h45m)")))?;
+        let duration = violations.check(
+            "duration",
+            Reason::DurationInvalid,
+            parse_duration(text).map_err(|e| format!("{e} (e.g. 24h, 2h45m)")),
+        )?;
         if duration.as_secs() < MIN_TOKEN_SECONDS {
-            return Err(Error::invalid(
+            violations.add(
                 "duration",
+                Reason::DurationUnderMinimum,
                 format!(
                     "{} is shorter than the minimum of {}",
                     echo(text),
                     format_duration(Duration::from_secs(MIN_TOKEN_SECONDS))
                 ),
-            ));
+            );
+            return None;
         }
-        if duration > policy.max_duration {
-            return Err(Error::FailedPrecondition(format!(
-                "duration {} exceeds the maximum of {} this server allows for bootstrap tokens \
-                 (--bootstrap-token-max-duration)",
-                echo(text),
-                format_duration(policy.max_duration)
-            )));
-        }
-        Ok(duration)
+        Some(duration)
     }
 }
 
@@ -359,10 +384,16 @@ fn secret_access<'a>(verb: &'a str, name: &'a str) -> ResourceAccess<'a> {
 }
 
 fn not_found(id: &str) -> Error {
-    Error::NotFound(format!(
-        "bootstrap token \"{id}\" not found (no Secret {BOOTSTRAP_TOKEN_SECRET_PREFIX}{id} of type \
-         {BOOTSTRAP_TOKEN_SECRET_TYPE} in {BOOTSTRAP_TOKEN_NAMESPACE})"
-    ))
+    Error::NotFound(
+        Failure::new(
+            Reason::TokenNotFound,
+            format!(
+                "bootstrap token \"{id}\" not found (no Secret {BOOTSTRAP_TOKEN_SECRET_PREFIX}{id} \
+                 of type {BOOTSTRAP_TOKEN_SECRET_TYPE} in {BOOTSTRAP_TOKEN_NAMESPACE})"
+            ),
+        )
+        .with("token_id", id),
+    )
 }
 
 fn jiff_span(d: Duration) -> k8s_openapi::jiff::SignedDuration {
@@ -376,12 +407,20 @@ fn lower_alnum(s: &str) -> bool {
 
 /// The id of `token_id` (`[a-z0-9]{6}`), or of a whole token `<id>.<secret>`.
 fn parse_token_id(token_id: &str) -> Result<&str> {
+    if token_id.is_empty() {
+        return Err(Error::invalid(
+            "token_id",
+            Reason::FieldRequired,
+            "must not be empty",
+        ));
+    }
     let id = token_id.split_once('.').map_or(token_id, |(id, _)| id);
     if id.len() == 6 && lower_alnum(id) {
         Ok(id)
     } else {
         Err(Error::invalid(
             "token_id",
+            Reason::TokenIdInvalid,
             format!("{} is not a bootstrap token id ([a-z0-9]{{6}})", echo(id)),
         ))
     }
@@ -402,52 +441,59 @@ fn valid_group(group: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b':' || b == b'-')
 }
 
-fn extra_groups(groups: Vec<String>) -> Result<Vec<String>> {
+/// The extra groups to store (kubeadm's default when none are asked for), deduplicated; every
+/// group outside `system:bootstrappers:` is recorded in `violations`.
+fn extra_groups(groups: Vec<String>, violations: &mut Violations) -> Vec<String> {
     if groups.is_empty() {
-        return Ok(vec![BOOTSTRAP_DEFAULT_EXTRA_GROUP.to_owned()]);
+        return vec![BOOTSTRAP_DEFAULT_EXTRA_GROUP.to_owned()];
     }
     if groups.len() > MAX_EXTRA_GROUPS {
-        return Err(Error::invalid(
+        violations.add(
             "extra_groups",
-            format!("at most {MAX_EXTRA_GROUPS} groups"),
-        ));
+            Reason::TooManyValues,
+            format!("at most {MAX_EXTRA_GROUPS} groups (got {})", groups.len()),
+        );
+        return Vec::new();
     }
     let mut unique = Vec::with_capacity(groups.len());
-    for group in groups {
+    for (i, group) in groups.into_iter().enumerate() {
         if !valid_group(&group) {
-            return Err(Error::invalid(
-                "extra_groups",
+            violations.add(
+                format!("extra_groups[{i}]"),
+                Reason::NameInvalid,
                 format!(
                     "{} must match {BOOTSTRAP_GROUP_PREFIX}[a-z0-9:-]{{0,255}}[a-z0-9]: a bootstrap \
                      token authenticates only in system:bootstrappers groups",
                     echo(&group)
                 ),
-            ));
-        }
-        if !unique.contains(&group) {
+            );
+        } else if !unique.contains(&group) {
             unique.push(group);
         }
     }
-    Ok(unique)
+    unique
 }
 
-fn usages(requested: Vec<String>) -> Result<Vec<String>> {
+/// The usages to mark (both when none are asked for), in kubeadm's order; every usage kubeadm
+/// does not know is recorded in `violations`.
+fn usages(requested: Vec<String>, violations: &mut Violations) -> Vec<String> {
     if requested.is_empty() {
-        return Ok(USAGES.iter().map(|u| (*u).to_owned()).collect());
+        return USAGES.iter().map(|u| (*u).to_owned()).collect();
     }
-    for usage in &requested {
+    for (i, usage) in requested.iter().enumerate() {
         if !USAGES.contains(&usage.as_str()) {
-            return Err(Error::invalid(
-                "usages",
+            violations.add(
+                format!("usages[{i}]"),
+                Reason::ValueUnknown,
                 format!("{} is not one of authentication, signing", echo(usage)),
-            ));
+            );
         }
     }
-    Ok(USAGES
+    USAGES
         .iter()
         .filter(|u| requested.iter().any(|r| r == *u))
         .map(|u| (*u).to_owned())
-        .collect())
+        .collect()
 }
 
 /// A fresh `(id, secret)`: 6 and 16 characters of `[a-z0-9]` from the system CSPRNG, bytes of
@@ -459,7 +505,7 @@ fn new_token() -> Result<(String, String)> {
     while out.len() < 22 {
         let mut buf = [0u8; 32];
         aws_lc_rs::rand::SecureRandom::fill(&rng, &mut buf)
-            .map_err(|_| Error::Internal("the system random generator failed".into()))?;
+            .map_err(|_| Error::internal("the system random generator failed"))?;
         for b in buf {
             if b < 252 && out.len() < 22 {
                 out.push(char::from(CHARS[usize::from(b) % CHARS.len()]));
@@ -589,20 +635,54 @@ mod tests {
 
     #[test]
     fn only_bootstrapper_groups_are_accepted() {
+        let mut violations = Violations::default();
         assert_eq!(
-            extra_groups(vec![]).expect("default"),
+            extra_groups(vec![], &mut violations),
             [BOOTSTRAP_DEFAULT_EXTRA_GROUP]
         );
-        assert!(extra_groups(vec!["system:bootstrappers:nodes".into()]).is_ok());
-        for bad in [
+        assert_eq!(
+            extra_groups(vec!["system:bootstrappers:nodes".into()], &mut violations),
+            ["system:bootstrappers:nodes"]
+        );
+        assert!(violations.is_empty());
+        let bad = [
             "system:masters",
             "system:bootstrappers:",
             "system:bootstrappers:Nodes",
             "system:bootstrappers:nodes-",
             "system:bootstrappersx",
-        ] {
-            assert!(extra_groups(vec![bad.into()]).is_err(), "{bad}");
-        }
+        ];
+        extra_groups(
+            bad.iter().map(|g| (*g).to_owned()).collect(),
+            &mut violations,
+        );
+        // Every bad group is named, each by its index.
+        let fields: Vec<(String, Reason)> = violations
+            .0
+            .into_iter()
+            .map(|v| (v.field, v.reason))
+            .collect();
+        let expected: Vec<(String, Reason)> = (0..bad.len())
+            .map(|i| (format!("extra_groups[{i}]"), Reason::NameInvalid))
+            .collect();
+        assert_eq!(fields, expected);
+    }
+
+    #[test]
+    fn unknown_usages_are_each_named() {
+        let mut violations = Violations::default();
+        let kept = usages(
+            vec![
+                "signing".into(),
+                "everything".into(),
+                "authentication".into(),
+            ],
+            &mut violations,
+        );
+        assert_eq!(kept, ["authentication", "signing"]);
+        assert_eq!(violations.0.len(), 1);
+        assert_eq!(violations.0[0].field, "usages[1]");
+        assert_eq!(violations.0[0].reason, Reason::ValueUnknown);
     }
 
     #[test]
@@ -624,6 +704,9 @@ mod tests {
             parse_token_id("abcdef.0123456789abcdef").ok(),
             Some("abcdef")
         );
-        assert!(parse_token_id("ABCDEF").is_err());
+        assert_eq!(
+            parse_token_id("ABCDEF").map_err(|e| e.to_string()).err(),
+            Some("token_id: ABCDEF is not a bootstrap token id ([a-z0-9]{6})".to_owned())
+        );
     }
 }

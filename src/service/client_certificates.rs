@@ -11,7 +11,8 @@ use k8s_openapi::jiff::Timestamp;
 use tokend_api::duration::{format_duration, parse_duration};
 use tokio::sync::oneshot;
 
-use super::{Error, Result, TokenService};
+use super::policy::over_maximum;
+use super::{Error, Failure, Reason, Result, TokenService, Violations};
 use crate::caller::Caller;
 use crate::cluster::{ResourceAccess, Signed};
 use crate::credential_kubeconfig::{self, Credential, Entries};
@@ -88,23 +89,49 @@ impl TokenService {
         caller: &Caller,
         request: CertificateIssue,
     ) -> Result<IssuedCertificate> {
-        let lifetime = self.certificate_lifetime(&request.duration)?;
-        let groups = check_identity(
-            &self.settings.certificates.allowed_system_identities,
-            &request.user,
-            &request.groups,
-        )?;
-        check_csr(&request.csr, &request.user, &groups)?;
-        let server = self.kubeconfig_server(&request.server)?;
+        // Every bad field at once; then this server's policy; then the caller's rights.
+        let mut violations = Violations::default();
+        let lifetime = self.certificate_lifetime(&request.duration, &mut violations);
+        let groups = identity_violations(&request.user, &request.groups, &mut violations);
+        check_csr(
+            &request.csr,
+            groups
+                .as_deref()
+                .map(|groups| (request.user.as_str(), groups)),
+            &mut violations,
+        );
+        let server = violations.check(
+            "server",
+            Reason::ServerUrlInvalid,
+            self.kubeconfig_server(&request.server),
+        );
         let context = if request.context_name.is_empty() {
             format!("{}@{BOOTSTRAP_KUBECONFIG_CLUSTER}", request.user)
         } else {
             request.context_name.clone()
         };
-        crate::kubeconfig::check_name(&request.user)
-            .map_err(|rule| Error::invalid("user", rule))?;
-        crate::kubeconfig::check_name(&context)
-            .map_err(|rule| Error::invalid("context_name", rule))?;
+        // A context made from a bad user would only repeat the user's violation.
+        if !request.context_name.is_empty() || groups.is_some() {
+            violations.check(
+                "context_name",
+                Reason::NameInvalid,
+                crate::kubeconfig::check_name(&context),
+            );
+        }
+        violations.into_result()?;
+        let groups = groups.unwrap_or_default();
+        let server = server.unwrap_or_default();
+        let policy = &self.settings.certificates;
+        check_system_identities(&policy.allowed_system_identities, &request.user, &groups)?;
+        let lifetime = lifetime.unwrap_or(policy.max_duration);
+        if lifetime > policy.max_duration {
+            return Err(over_maximum(
+                "duration",
+                lifetime,
+                policy.max_duration,
+                "for client certificates, which cannot be revoked (--client-cert-max-duration)",
+            ));
+        }
         self.require_certificate_rights(caller).await?;
         let ca = self.kubeconfig_ca().await?;
 
@@ -127,7 +154,7 @@ impl TokenService {
                     },
                     &Credential::Certificate(&pem),
                 )
-                .map_err(|e| Error::Internal(e.to_string()))?;
+                .map_err(|e| Error::internal(e.to_string()))?;
                 Ok(IssuedCertificate {
                     kubeconfig,
                     certificate: pem,
@@ -148,7 +175,7 @@ impl TokenService {
             let _ = tx.send(answer);
         });
         rx.await
-            .map_err(|_| Error::Internal("the signing task ended without an answer".into()))?
+            .map_err(|_| Error::internal("the signing task ended without an answer"))?
     }
 
     /// Creates, approves and reads back a CertificateSigningRequest, then deletes it.
@@ -173,14 +200,33 @@ impl TokenService {
                 .await?
             {
                 Some(Signed::Certificate(pem)) => Ok(pem),
-                Some(Signed::Refused(why)) => Err(Error::FailedPrecondition(format!(
-                    "the cluster's signer refused the request: {why}"
-                ))),
-                None => Err(Error::Unavailable(format!(
-                    "the cluster's {CLIENT_CERT_SIGNER} signer did not sign within {} (is \
-                     kube-controller-manager running with --cluster-signing-cert-file?)",
-                    format_duration(self.settings.certificates.signing_wait)
-                ))),
+                Some(Signed::Refused(why)) => Err(Error::FailedPrecondition(
+                    Failure::new(
+                        Reason::SignerRefused,
+                        format!("the cluster's signer refused the request: {why}"),
+                    )
+                    .with("signer", CLIENT_CERT_SIGNER),
+                )),
+                None => Err(Error::Unavailable(
+                    Failure::new(
+                        Reason::SignerTimedOut,
+                        format!(
+                            "the cluster's {CLIENT_CERT_SIGNER} signer did not sign within {} \
+                             (is kube-controller-manager running with \
+                             --cluster-signing-cert-file?)",
+                            format_duration(self.settings.certificates.signing_wait)
+                        ),
+                    )
+                    .with("signer", CLIENT_CERT_SIGNER)
+                    .with(
+                        "wait_seconds",
+                        self.settings
+                            .certificates
+                            .signing_wait
+                            .as_secs()
+                            .to_string(),
+                    ),
+                )),
             }
         }
         .await;
@@ -228,108 +274,178 @@ impl TokenService {
         }
     }
 
-    fn certificate_lifetime(&self, text: &str) -> Result<Duration> {
-        let max = self.settings.certificates.max_duration;
+    /// The lifetime asked for (the maximum when `text` is empty), or None after recording why
+    /// `text` breaks the grammar or the CSR API's minimum. The maximum is checked by the caller,
+    /// as it is this server's policy rather than a rule of the field.
+    fn certificate_lifetime(&self, text: &str, violations: &mut Violations) -> Option<Duration> {
         if text.is_empty() {
-            return Ok(max);
+            return Some(self.settings.certificates.max_duration);
         }
-        let duration = parse_duration(text)
-            .map_err(|e| Error::invalid("duration", format!("{e} (e.g. 1h, 30m)")))?;
+        let duration = violations.check(
+            "duration",
+            Reason::DurationInvalid,
+            parse_duration(text).map_err(|e| format!("{e} (e.g. 1h, 30m)")),
+        )?;
         if duration.as_secs() < MIN_CERTIFICATE_SECONDS {
-            return Err(Error::invalid(
+            violations.add(
                 "duration",
+                Reason::DurationUnderMinimum,
                 format!(
                     "{} is shorter than the minimum of {} the CSR API accepts",
                     echo(text),
                     format_duration(Duration::from_secs(MIN_CERTIFICATE_SECONDS))
                 ),
-            ));
+            );
+            return None;
         }
-        if duration > max {
-            return Err(Error::FailedPrecondition(format!(
-                "duration {} exceeds the maximum of {} this server allows for client certificates, \
-                 which cannot be revoked (--client-cert-max-duration)",
-                echo(text),
-                format_duration(max)
-            )));
-        }
-        Ok(duration)
+        Some(duration)
     }
 }
 
-/// The groups, deduplicated, once the user and groups pass policy: never `system:masters`;
-/// other `system:` names only when the operator listed them (`allowed`).
-fn check_identity(allowed: &[String], user: &str, groups: &[String]) -> Result<Vec<String>> {
-    let plain = |field: &str, value: &str| -> Result<()> {
-        if value.is_empty() || value.len() > 253 || value.chars().any(char::is_control) {
-            return Err(Error::invalid(
-                field,
-                "1 to 253 bytes, without control characters",
-            ));
-        }
-        Ok(())
-    };
-    plain("user", user)?;
-    if groups.len() > MAX_GROUPS {
-        return Err(Error::invalid("groups", format!("at most {MAX_GROUPS}")));
+/// The rule a certificate's user or group breaks, if any: Kubernetes takes any string, but a
+/// name kubectl and logs show must be bounded and printable.
+fn identity_rule(value: &str) -> Option<&'static str> {
+    (value.is_empty() || value.len() > 253 || value.chars().any(char::is_control))
+        .then_some("must be 1 to 253 bytes, without control characters")
+}
+
+/// The groups, deduplicated, when the user and groups are well formed; else None after recording
+/// every one that is not in `violations`. Policy on `system:` names is
+/// [`check_system_identities`]'s.
+fn identity_violations(
+    user: &str,
+    groups: &[String],
+    violations: &mut Violations,
+) -> Option<Vec<String>> {
+    let before = violations.0.len();
+    if user.is_empty() {
+        violations.add("user", Reason::FieldRequired, "must not be empty");
+    } else if let Some(rule) = identity_rule(user) {
+        violations.add("user", Reason::NameInvalid, rule);
+    } else {
+        violations.check(
+            "user",
+            Reason::NameInvalid,
+            crate::kubeconfig::check_name(user),
+        );
     }
     let mut unique = Vec::new();
-    for group in groups {
-        plain("groups", group)?;
-        if !unique.contains(group) {
-            unique.push(group.clone());
+    if groups.len() > MAX_GROUPS {
+        violations.add(
+            "groups",
+            Reason::TooManyValues,
+            format!("at most {MAX_GROUPS} groups (got {})", groups.len()),
+        );
+    } else {
+        for (i, group) in groups.iter().enumerate() {
+            if let Some(rule) = identity_rule(group) {
+                violations.add(format!("groups[{i}]"), Reason::NameInvalid, rule);
+            } else if !unique.contains(group) {
+                unique.push(group.clone());
+            }
         }
     }
-    if unique.iter().any(|g| g == MASTERS_GROUP) || user == MASTERS_GROUP {
-        return Err(Error::PermissionDenied(format!(
-            "groups: {MASTERS_GROUP} is never issued (it bypasses all authorisation, and a \
-             client certificate cannot be revoked)"
-        )));
-    }
-    for (field, name) in
-        std::iter::once(("user", user)).chain(unique.iter().map(|g| ("groups", g.as_str())))
-    {
-        if name.starts_with("system:") && !allowed.iter().any(|a| a == name) {
-            return Err(Error::FailedPrecondition(format!(
-                "{field}: {} is a system: identity this server does not issue \
-                 (--client-cert-allowed-system-identities)",
-                echo(name)
-            )));
-        }
-    }
-    Ok(unique)
+    (violations.0.len() == before).then_some(unique)
 }
 
-/// Refuses a CSR that does not parse or does not name exactly `user` and `groups`.
-fn check_csr(pem_text: &str, user: &str, groups: &[String]) -> Result<()> {
-    use x509_parser::prelude::FromDer as _;
-    if pem_text.len() > MAX_CSR_BYTES {
-        return Err(Error::invalid(
-            "csr",
-            format!("larger than {MAX_CSR_BYTES} bytes"),
+/// This server's policy on the identity a certificate names: never `system:masters`; other
+/// `system:` names only when the operator listed them (`allowed`).
+fn check_system_identities(allowed: &[String], user: &str, groups: &[String]) -> Result<()> {
+    if groups.iter().any(|g| g == MASTERS_GROUP) || user == MASTERS_GROUP {
+        let field = if user == MASTERS_GROUP {
+            "user"
+        } else {
+            "groups"
+        };
+        return Err(Error::PermissionDenied(
+            Failure::new(
+                Reason::IdentityForbidden,
+                format!(
+                    "{field}: {MASTERS_GROUP} is never issued (it bypasses all authorisation, \
+                     and a client certificate cannot be revoked)"
+                ),
+            )
+            .with("field", field)
+            .with("identity", MASTERS_GROUP),
         ));
     }
-    let block = pem::parse(pem_text)
+    for (field, name) in
+        std::iter::once(("user", user)).chain(groups.iter().map(|g| ("groups", g.as_str())))
+    {
+        if name.starts_with("system:") && !allowed.iter().any(|a| a == name) {
+            return Err(Error::FailedPrecondition(
+                Failure::new(
+                    Reason::SystemIdentityNotAllowed,
+                    format!(
+                        "{field}: {} is a system: identity this server does not issue \
+                         (--client-cert-allowed-system-identities)",
+                        echo(name)
+                    ),
+                )
+                .with("field", field)
+                .with("identity", name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Records a CSR that is missing, does not parse, or (when `identity` is known to be well formed)
+/// does not name exactly its user (CN) and groups (O).
+fn check_csr(pem_text: &str, identity: Option<(&str, &[String])>, violations: &mut Violations) {
+    use x509_parser::prelude::FromDer as _;
+    if pem_text.is_empty() {
+        violations.add("csr", Reason::FieldRequired, "must not be empty");
+        return;
+    }
+    if pem_text.len() > MAX_CSR_BYTES {
+        violations.add(
+            "csr",
+            Reason::CsrInvalid,
+            format!("must be at most {MAX_CSR_BYTES} bytes"),
+        );
+        return;
+    }
+    let Some(block) = pem::parse(pem_text)
         .ok()
         .filter(|b| b.tag() == "CERTIFICATE REQUEST")
-        .ok_or_else(|| Error::invalid("csr", "must be one PEM \"CERTIFICATE REQUEST\" block"))?;
-    let (_, csr) =
+    else {
+        violations.add(
+            "csr",
+            Reason::CsrInvalid,
+            "must be one PEM \"CERTIFICATE REQUEST\" block",
+        );
+        return;
+    };
+    let Ok((_, csr)) =
         x509_parser::certification_request::X509CertificationRequest::from_der(block.contents())
-            .map_err(|_| Error::invalid("csr", "not a PKCS#10 certificate request"))?;
+    else {
+        violations.add(
+            "csr",
+            Reason::CsrInvalid,
+            "must hold a PKCS#10 certificate request",
+        );
+        return;
+    };
+    let Some((user, groups)) = identity else {
+        return;
+    };
     let subject = &csr.certification_request_info.subject;
     let cns: Vec<&str> = subject
         .iter_common_name()
         .filter_map(|a| a.as_str().ok())
         .collect();
     if cns != [user] {
-        return Err(Error::invalid(
+        violations.add(
             "csr",
+            Reason::CsrIdentityMismatch,
             format!(
                 "its subject CN must be exactly the user {} (it names {:?})",
                 echo(user),
                 cns.iter().map(|c| echo(c)).collect::<Vec<_>>()
             ),
-        ));
+        );
+        return;
     }
     let orgs: BTreeSet<&str> = subject
         .iter_organization()
@@ -337,22 +453,22 @@ fn check_csr(pem_text: &str, user: &str, groups: &[String]) -> Result<()> {
         .collect();
     let wanted: BTreeSet<&str> = groups.iter().map(String::as_str).collect();
     if orgs != wanted {
-        return Err(Error::invalid(
+        violations.add(
             "csr",
+            Reason::CsrIdentityMismatch,
             "its subject O values must be exactly the groups asked for",
-        ));
+        );
     }
-    Ok(())
 }
 
 /// The serial number (hex) and expiry of a signed certificate.
 fn certificate_facts(pem_text: &str) -> Result<(String, Timestamp)> {
     let block = pem::parse(pem_text)
-        .map_err(|e| Error::Internal(format!("the signer's certificate is not PEM: {e}")))?;
+        .map_err(|e| Error::internal(format!("the signer's certificate is not PEM: {e}")))?;
     let (_, cert) = x509_parser::parse_x509_certificate(block.contents())
-        .map_err(|e| Error::Internal(format!("the signer's certificate does not parse: {e}")))?;
+        .map_err(|e| Error::internal(format!("the signer's certificate does not parse: {e}")))?;
     let not_after = Timestamp::from_second(cert.validity().not_after.timestamp())
-        .map_err(|e| Error::Internal(format!("certificate expiry out of range: {e}")))?;
+        .map_err(|e| Error::internal(format!("certificate expiry out of range: {e}")))?;
     Ok((cert.raw_serial_as_string().replace(':', ""), not_after))
 }
 
@@ -384,35 +500,94 @@ mod tests {
             .expect("PEM")
     }
 
+    fn reasons(violations: &Violations) -> Vec<(&str, Reason)> {
+        violations
+            .0
+            .iter()
+            .map(|v| (v.field.as_str(), v.reason))
+            .collect()
+    }
+
     #[test]
     fn masters_is_never_issued_and_system_names_only_when_listed() {
         let allowed = vec!["system:kube-proxy".to_owned(), "system:masters".to_owned()];
         assert!(matches!(
-            check_identity(&allowed, "root", &["system:masters".into()]),
-            Err(Error::PermissionDenied(_))
+            check_system_identities(&allowed, "root", &["system:masters".into()]),
+            Err(Error::PermissionDenied(Failure {
+                reason: Reason::IdentityForbidden,
+                ..
+            }))
         ));
-        assert!(check_identity(&allowed, "system:kube-proxy", &[]).is_ok());
+        assert!(check_system_identities(&allowed, "system:kube-proxy", &[]).is_ok());
         assert!(matches!(
-            check_identity(&allowed, "system:node:a", &[]),
-            Err(Error::FailedPrecondition(_))
+            check_system_identities(&allowed, "system:node:a", &[]),
+            Err(Error::FailedPrecondition(Failure {
+                reason: Reason::SystemIdentityNotAllowed,
+                ..
+            }))
         ));
         assert!(matches!(
-            check_identity(&[], "alice", &["system:nodes".into()]),
-            Err(Error::FailedPrecondition(_))
+            check_system_identities(&[], "alice", &["system:nodes".into()]),
+            Err(Error::FailedPrecondition(Failure {
+                reason: Reason::SystemIdentityNotAllowed,
+                ..
+            }))
         ));
+    }
+
+    #[test]
+    fn every_malformed_user_and_group_is_named() {
+        let mut violations = Violations::default();
         assert_eq!(
-            check_identity(&[], "alice", &["dev".into(), "dev".into()]).expect("ok"),
-            ["dev"]
+            identity_violations("alice", &["dev".into(), "dev".into()], &mut violations),
+            Some(vec!["dev".to_owned()])
         );
-        assert!(check_identity(&[], "al\nice", &[]).is_err());
+        assert!(violations.is_empty());
+        assert_eq!(
+            identity_violations("al\nice", &["ok".into(), String::new()], &mut violations),
+            None
+        );
+        assert_eq!(
+            reasons(&violations),
+            [
+                ("user", Reason::NameInvalid),
+                ("groups[1]", Reason::NameInvalid)
+            ]
+        );
+        let mut violations = Violations::default();
+        identity_violations("", &[], &mut violations);
+        assert_eq!(reasons(&violations), [("user", Reason::FieldRequired)]);
     }
 
     #[test]
     fn the_csr_must_name_exactly_the_identity_asked_for() {
-        assert!(check_csr(&csr("alice", &["dev"]), "alice", &["dev".into()]).is_ok());
-        assert!(check_csr(&csr("alice", &["dev"]), "bob", &["dev".into()]).is_err());
-        assert!(check_csr(&csr("alice", &["dev"]), "alice", &[]).is_err());
-        assert!(check_csr(&csr("alice", &[]), "alice", &["dev".into()]).is_err());
-        assert!(check_csr("not a csr", "alice", &[]).is_err());
+        let check = |pem: &str, user: &str, groups: &[String]| {
+            let mut violations = Violations::default();
+            check_csr(pem, Some((user, groups)), &mut violations);
+            violations
+                .0
+                .into_iter()
+                .map(|v| (v.field, v.reason))
+                .collect::<Vec<_>>()
+        };
+        let mismatch = [("csr".to_owned(), Reason::CsrIdentityMismatch)];
+        assert!(check(&csr("alice", &["dev"]), "alice", &["dev".into()]).is_empty());
+        assert_eq!(
+            check(&csr("alice", &["dev"]), "bob", &["dev".into()]),
+            mismatch
+        );
+        assert_eq!(check(&csr("alice", &["dev"]), "alice", &[]), mismatch);
+        assert_eq!(
+            check(&csr("alice", &[]), "alice", &["dev".into()]),
+            mismatch
+        );
+        assert_eq!(
+            check("not a csr", "alice", &[]),
+            [("csr".to_owned(), Reason::CsrInvalid)]
+        );
+        assert_eq!(
+            check("", "alice", &[]),
+            [("csr".to_owned(), Reason::FieldRequired)]
+        );
     }
 }

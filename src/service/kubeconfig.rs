@@ -3,7 +3,7 @@
 
 use k8s_openapi::jiff::Timestamp;
 
-use super::{Claims, Error, IssueRequest, Result, TokenService};
+use super::{Claims, Error, IssueRequest, Reason, Result, TokenService, Violations};
 use crate::caller::Caller;
 use crate::kubeconfig::{self, KubeconfigParts};
 use crate::names;
@@ -37,6 +37,8 @@ pub struct RenderedKubeconfig {
     pub token_id: Option<TokenId>,
     /// When the token expires, when known.
     pub expiration: Option<Timestamp>,
+    /// The lifetime the API server granted, when tokend issued the token.
+    pub granted_lifetime: Option<std::time::Duration>,
 }
 
 impl TokenService {
@@ -48,11 +50,36 @@ impl TokenService {
         caller: &Caller,
         request: KubeconfigRequest,
     ) -> Result<RenderedKubeconfig> {
-        let server = self.kubeconfig_server(&request.server)?;
+        let mut violations = Violations::default();
+        let server = violations.check(
+            "server",
+            Reason::ServerUrlInvalid,
+            self.kubeconfig_server(&request.server),
+        );
         if !request.context_name.is_empty() {
-            names::check_role_name(&request.context_name)
-                .map_err(|rule| Error::invalid("context_name", rule))?;
+            violations.check(
+                "context_name",
+                Reason::NameInvalid,
+                names::check_role_name(&request.context_name),
+            );
         }
+        match &request.source {
+            KubeconfigSource::Issue(issue) => {
+                // Named by their path in GetKubeconfigRequest, as BadRequest field paths are.
+                let mut of_issue = Violations::default();
+                self.issue_violations(issue, &mut of_issue);
+                for mut violation in of_issue.0 {
+                    violation.field = format!("issue.{}", violation.field);
+                    violations.0.push(violation);
+                }
+            }
+            KubeconfigSource::Token(token) if token.is_empty() => {
+                violations.add("token", Reason::FieldRequired, "must not be empty");
+            }
+            KubeconfigSource::Token(_) => {}
+        }
+        violations.into_result()?;
+        let server = server.unwrap_or_default();
         match request.source {
             KubeconfigSource::Issue(issue) => {
                 let context_name = kubeconfig_context_name(
@@ -69,6 +96,7 @@ impl TokenService {
                         yaml,
                         token_id: Some(issued.token_id),
                         expiration: Some(issued.expiration),
+                        granted_lifetime: Some(issued.granted_lifetime),
                     })
                 })
                 .await
@@ -78,6 +106,7 @@ impl TokenService {
                 if !validation.authenticated {
                     return Err(Error::invalid(
                         "token",
+                        Reason::TokenNotAuthenticated,
                         format!(
                             "the API server rejects it: {}",
                             names::echo(&validation.error)
@@ -95,6 +124,7 @@ impl TokenService {
                     yaml,
                     token_id: validation.token_id,
                     expiration: validation.expiration,
+                    granted_lifetime: None,
                 })
             }
         }
@@ -115,10 +145,13 @@ impl TokenService {
             namespace,
             context_name,
         })
-        .map_err(|e| Error::Internal(e.to_string()))
+        .map_err(|e| Error::internal(e.to_string()))
     }
 
-    pub(super) fn kubeconfig_server(&self, requested: &str) -> Result<String> {
+    pub(super) fn kubeconfig_server(
+        &self,
+        requested: &str,
+    ) -> std::result::Result<String, &'static str> {
         let server = if !requested.is_empty() {
             requested.to_owned()
         } else if let Some(public) = &self.settings.public_server {
@@ -126,14 +159,9 @@ impl TokenService {
         } else {
             self.settings.api_server_url.clone()
         };
-        let uri: http::Uri = server
-            .parse()
-            .map_err(|_| Error::invalid("server", "must be an https:// URL"))?;
+        let uri: http::Uri = server.parse().map_err(|_| "must be an https:// URL")?;
         if uri.scheme_str() != Some("https") || uri.host().is_none() {
-            return Err(Error::invalid(
-                "server",
-                "must be an https:// URL with a host",
-            ));
+            return Err("must be an https:// URL with a host");
         }
         Ok(server.trim_end_matches('/').to_owned())
     }
@@ -157,12 +185,14 @@ impl TokenService {
 /// The context name a kubeconfig will carry (the caller's, or `NAMESPACE-SERVICEACCOUNT`), after
 /// checking that kubectl will read it, and the namespace, back as the same strings.
 fn kubeconfig_context_name(requested: String, namespace: &str, sa: &str) -> Result<String> {
-    kubeconfig::check_name(namespace).map_err(|rule| Error::invalid("namespace", rule))?;
+    kubeconfig::check_name(namespace)
+        .map_err(|rule| Error::invalid("namespace", Reason::NameInvalid, rule))?;
     let name = if requested.is_empty() {
         format!("{namespace}-{sa}")
     } else {
         requested
     };
-    kubeconfig::check_name(&name).map_err(|rule| Error::invalid("context_name", rule))?;
+    kubeconfig::check_name(&name)
+        .map_err(|rule| Error::invalid("context_name", Reason::NameInvalid, rule))?;
     Ok(name)
 }

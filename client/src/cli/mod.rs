@@ -350,6 +350,7 @@ fn issue_request(spec: TokenSpec, namespace: String) -> v1::IssueTokenRequest {
         cluster_role: spec.role.unwrap_or_default(),
         binding_scope: binding_scope.into(),
         labels: spec.labels.into_iter().collect(),
+        ..Default::default()
     }
 }
 
@@ -669,6 +670,7 @@ async fn get(
         return Err(ClientError::Status {
             code: tonic::Code::NotFound,
             message: format!("tokend returned no record for token {}", args.token_id),
+            details: Box::default(),
         }
         .into());
     };
