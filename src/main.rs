@@ -20,6 +20,7 @@ async fn main() -> anyhow::Result<()> {
         }
         #[cfg(feature = "dev")]
         Command::Dev(args) => tokend::dev::run_dev(args).await?,
+        Command::Crd => print!("{}", tokend::controller::resource::crd_yaml()),
         #[cfg(feature = "dev")]
         Command::Emulator(args) => tokend::dev::run_emulator(args).await?,
     }

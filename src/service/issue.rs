@@ -182,7 +182,7 @@ impl TokenService {
     }
 
     /// Every check that needs no API call: names, duration, audiences, labels, policy.
-    fn check_issue(&self, request: &IssueRequest) -> Result<Plan> {
+    pub(super) fn check_issue(&self, request: &IssueRequest) -> Result<Plan> {
         names::check_dns1123_label(&request.namespace)
             .map_err(|rule| Error::invalid("namespace", rule))?;
         names::check_dns1123_subdomain(&request.service_account)
@@ -338,7 +338,7 @@ impl TokenService {
     /// What the caller would need to do the same with kubectl: create a token for the
     /// ServiceAccount; create ServiceAccounts when asked to; create the binding and `bind` the
     /// role (Kubernetes' own escalation rule). The reviews run at once, not one after another.
-    async fn authorize_issue(
+    pub(super) async fn authorize_issue(
         &self,
         caller: &Caller,
         request: &IssueRequest,
@@ -456,7 +456,7 @@ impl TokenService {
 }
 
 /// What the checks decided.
-struct Plan {
+pub(super) struct Plan {
     lifetime: Duration,
 }
 

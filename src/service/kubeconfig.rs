@@ -100,7 +100,7 @@ impl TokenService {
         }
     }
 
-    async fn render_kubeconfig(
+    pub(super) async fn render_kubeconfig(
         &self,
         server: &str,
         token: &str,
@@ -118,7 +118,7 @@ impl TokenService {
         .map_err(|e| Error::Internal(e.to_string()))
     }
 
-    fn kubeconfig_server(&self, requested: &str) -> Result<String> {
+    pub(super) fn kubeconfig_server(&self, requested: &str) -> Result<String> {
         let server = if !requested.is_empty() {
             requested.to_owned()
         } else if let Some(public) = &self.settings.public_server {
@@ -141,7 +141,7 @@ impl TokenService {
     /// The CA for kubeconfigs, from sources tokend trusts: configured, then `kube-root-ca.crt` in
     /// tokend's own namespace, then the CA tokend itself trusts for the API server. Never the
     /// target namespace's copy: anyone who may edit ConfigMaps there could replace it.
-    async fn kubeconfig_ca(&self) -> Result<Option<String>> {
+    pub(super) async fn kubeconfig_ca(&self) -> Result<Option<String>> {
         if let Some(ca) = &self.settings.ca_pem {
             return Ok(Some(ca.clone()));
         }
@@ -156,7 +156,11 @@ impl TokenService {
 
 /// The context name a kubeconfig will carry (the caller's, or `NAMESPACE-SERVICEACCOUNT`), after
 /// checking that kubectl will read it, and the namespace, back as the same strings.
-fn kubeconfig_context_name(requested: String, namespace: &str, sa: &str) -> Result<String> {
+pub(super) fn kubeconfig_context_name(
+    requested: String,
+    namespace: &str,
+    sa: &str,
+) -> Result<String> {
     kubeconfig::check_name(namespace).map_err(|rule| Error::invalid("namespace", rule))?;
     let name = if requested.is_empty() {
         format!("{namespace}-{sa}")

@@ -5,6 +5,7 @@ pub mod audit;
 mod authz;
 mod checks;
 mod claims;
+mod declared;
 mod error;
 mod get;
 mod issue;
@@ -21,6 +22,7 @@ mod validate;
 
 pub use crate::caller::Caller;
 pub use claims::Claims;
+pub use declared::Credentials;
 pub use error::Error;
 pub use issue::{IssueRequest, IssuedToken};
 pub use kubeconfig::{KubeconfigRequest, KubeconfigSource, RenderedKubeconfig};

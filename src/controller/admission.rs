@@ -1,0 +1,140 @@
+//! The mutating admission webhook for ServiceAccountTokens, served over HTTPS: on CREATE it
+//! stamps the API server's record of who asks (`request.userInfo`) into `spec.requester` and
+//! refuses an object whose author wrote one; on UPDATE it refuses a change of `spec.requester`.
+//! As cert-manager does for CertificateRequests: the requester's identity comes from the API
+//! server, never from the object's author.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Json;
+use axum::routing::post;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use tokio::net::TcpListener;
+use tokio_stream::StreamExt as _;
+
+use super::resource::Requester;
+use crate::server::listener::ConnectionBounds;
+use crate::server::tls::{ReloadingTls, TlsError, TlsFiles};
+
+/// Path the webhook is served at (the MutatingWebhookConfiguration names it).
+pub const PATH: &str = "/mutate-serviceaccounttokens";
+
+/// Serves the webhook on `listener` with the certificate in `files` (re-read every
+/// `reload_interval`) until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    files: TlsFiles,
+    reload_interval: Duration,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), TlsError> {
+    let tls = ReloadingTls::load_with_alpn(files, vec![b"h2".to_vec(), b"http/1.1".to_vec()])?;
+    let reloader = tokio::spawn(tls.clone().watch(reload_interval));
+    let router = axum::Router::new().route(PATH, post(mutate));
+    // The API server is the only expected client; these bounds keep anyone else small.
+    let mut incoming = tls.incoming(
+        listener,
+        ConnectionBounds {
+            total: 256,
+            per_address: 64,
+        },
+    );
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            next = incoming.next() => match next {
+                Some(Ok(stream)) => stream,
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "webhook connection failed");
+                    continue;
+                }
+                None => break,
+            },
+        };
+        let service = TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let connection = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            if let Err(e) = connection {
+                tracing::debug!(error = %e, "webhook connection ended with an error");
+            }
+        });
+    }
+    reloader.abort();
+    Ok(())
+}
+
+async fn mutate(
+    Json(review): Json<AdmissionReview<DynamicObject>>,
+) -> Json<AdmissionReview<DynamicObject>> {
+    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(request) => request,
+        Err(e) => return Json(AdmissionResponse::invalid(e.to_string()).into_review()),
+    };
+    Json(decide(&request).into_review())
+}
+
+/// The webhook's answer to one admission request.
+pub fn decide(request: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
+    let response = AdmissionResponse::from(request);
+    let requester_of = |object: &Option<DynamicObject>| {
+        object
+            .as_ref()
+            .and_then(|o| o.data.get("spec"))
+            .and_then(|spec| spec.get("requester"))
+            .filter(|r| !r.is_null())
+            .cloned()
+    };
+    match request.operation {
+        Operation::Create => {
+            if requester_of(&request.object).is_some() {
+                return response.deny(
+                    "spec.requester is set by tokend's admission webhook from the API server's \
+                     record of who creates the object; remove it",
+                );
+            }
+            let user = &request.user_info;
+            let requester = Requester {
+                username: user.username.clone().unwrap_or_default(),
+                uid: user.uid.clone().unwrap_or_default(),
+                groups: user.groups.clone().unwrap_or_default(),
+                extra: user.extra.clone().unwrap_or_default(),
+            };
+            let has_spec = request
+                .object
+                .as_ref()
+                .and_then(|o| o.data.get("spec"))
+                .is_some_and(|s| s.is_object());
+            let value = match serde_json::to_value(&requester) {
+                Ok(v) => v,
+                Err(e) => return response.deny(format!("cannot write spec.requester: {e}")),
+            };
+            let operations = if has_spec {
+                serde_json::json!([{ "op": "add", "path": "/spec/requester", "value": value }])
+            } else {
+                serde_json::json!([{ "op": "add", "path": "/spec", "value": { "requester": value } }])
+            };
+            let patch: json_patch::Patch = match serde_json::from_value(operations) {
+                Ok(p) => p,
+                Err(e) => return response.deny(format!("cannot write spec.requester: {e}")),
+            };
+            match response.clone().with_patch(patch) {
+                Ok(patched) => patched,
+                Err(e) => response.deny(format!("cannot write spec.requester: {e}")),
+            }
+        }
+        Operation::Update => {
+            if requester_of(&request.object) != requester_of(&request.old_object) {
+                return response.deny("spec.requester cannot be changed");
+            }
+            response
+        }
+        _ => response,
+    }
+}
