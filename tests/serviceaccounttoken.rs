@@ -23,6 +23,9 @@ const SETTLES: Duration = Duration::from_secs(30);
 const ROTATION_GRACE: Duration = Duration::from_secs(3);
 
 async fn env(test: &str) -> Option<TestEnv> {
+    if std::env::var_os("SAT_DEBUG").is_some() {
+        tokend::telemetry::init(tokend::config::LogFormat::Text);
+    }
     common::start_declarative(test, ROTATION_GRACE).await
 }
 
@@ -234,6 +237,12 @@ async fn applied_resource_becomes_ready_with_a_kubeconfig_confined_to_its_namesp
         .find(|t| Some(&t.token_id) == status.token_id.as_ref())
         .expect("the token's record is listed");
     assert_eq!(record.issued_by, requester.username);
+    assert_eq!(listed.tokens.len(), 1, "one token per resource");
+    let made = Api::<Secret>::namespaced(env.kube.clone(), &ns)
+        .list(&kube::api::ListParams::default().labels(tokend::controller::OWNER_LABEL))
+        .await
+        .expect("list Secrets");
+    assert_eq!(made.items.len(), 1, "one Secret per resource");
     assert_eq!(record.service_account, "sat-sample");
 
     // And its kubeconfig works in the namespace, as the view role bound there allows

@@ -64,6 +64,7 @@ pub(super) fn error_policy(
 /// Revokes the token (and a rotated-out one) and deletes the Secret, at once.
 async fn cleanup(sat: &ServiceAccountToken, ns: &str, context: &Context) -> Result<Action, Error> {
     let status = sat.status.clone().unwrap_or_default();
+    tracing::debug!(namespace = ns, name = %sat.name_any(), token_id = ?status.token_id, secret = ?status.secret_ref, "ServiceAccountToken deleted: revoking");
     let on_behalf = format!(
         "tokend controller (ServiceAccountToken {ns}/{} deleted)",
         sat.name_any()
@@ -231,8 +232,17 @@ async fn apply(sat: &ServiceAccountToken, ns: &str, context: &Context) -> Result
         }
     }
 
-    // Issue: the first token, a rotation, or a changed spec. Authorised as the requester first,
-    // before anything (the default ServiceAccount included) is made.
+    // Issue: the first token, a rotation, or a changed spec. The watch cache may still hold the
+    // object from before this controller's last status write (which would issue twice and
+    // orphan a token): issue only for the object as the API server has it now.
+    let fresh = Api::<ServiceAccountToken>::namespaced(context.client.clone(), ns)
+        .get_metadata(&name)
+        .await?;
+    if fresh.metadata.resource_version != sat.metadata.resource_version {
+        return Ok(Action::requeue(Duration::from_millis(500)));
+    }
+    // Authorised as the requester first, before anything (the default ServiceAccount
+    // included) is made.
     if let Err(e) = context.service.authorize_declared(&caller, &request).await {
         return refused(context, sat, ns, &mut status, now, e).await;
     }

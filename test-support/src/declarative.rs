@@ -107,15 +107,23 @@ async fn install_crd(client: &Client) -> Result<(), String> {
         &Patch::Apply(&crd),
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(short)?;
     let sats = Api::<ServiceAccountToken>::all(client.clone());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         match sats.list(&Default::default()).await {
             Ok(_) => return Ok(()),
-            Err(e) if tokio::time::Instant::now() > deadline => return Err(e.to_string()),
+            Err(e) if tokio::time::Instant::now() > deadline => return Err(short(e)),
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
+    }
+}
+
+/// An API error as `CODE message`, short enough for a skip line.
+fn short(e: kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} {}", s.code, s.message),
+        other => other.to_string(),
     }
 }
 
