@@ -24,15 +24,20 @@ use crate::server::tls::{ReloadingTls, TlsError, TlsFiles};
 /// Path the webhook is served at (the MutatingWebhookConfiguration names it).
 pub const PATH: &str = "/mutate-serviceaccounttokens";
 
-/// Serves the webhook on `listener` with the certificate in `files` (re-read every
-/// `reload_interval`) until `shutdown` resolves.
+/// Loads the webhook's certificate (HTTP/2 and HTTP/1.1 offered: API servers' webhook clients
+/// may speak either); fails at start when the files are unusable.
+pub fn load_tls(files: TlsFiles) -> Result<ReloadingTls, TlsError> {
+    ReloadingTls::load_with_alpn(files, vec![b"h2".to_vec(), b"http/1.1".to_vec()])
+}
+
+/// Serves the webhook on `listener` with `tls` (its files re-read every `reload_interval`)
+/// until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
-    files: TlsFiles,
+    tls: ReloadingTls,
     reload_interval: Duration,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), TlsError> {
-    let tls = ReloadingTls::load_with_alpn(files, vec![b"h2".to_vec(), b"http/1.1".to_vec()])?;
+) {
     let reloader = tokio::spawn(tls.clone().watch(reload_interval));
     let router = axum::Router::new().route(PATH, post(mutate));
     // The API server is the only expected client; these bounds keep anyone else small.
@@ -67,7 +72,6 @@ pub async fn serve(
         });
     }
     reloader.abort();
-    Ok(())
 }
 
 async fn mutate(
@@ -136,5 +140,79 @@ pub fn decide(request: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
             response
         }
         _ => response,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(
+        operation: &str,
+        object: serde_json::Value,
+        old: serde_json::Value,
+    ) -> AdmissionRequest<DynamicObject> {
+        let review: AdmissionReview<DynamicObject> = serde_json::from_value(serde_json::json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "u-1",
+                "kind": {"group": "tokend.io", "version": "v1alpha1", "kind": "ServiceAccountToken"},
+                "resource": {"group": "tokend.io", "version": "v1alpha1", "resource": "serviceaccounttokens"},
+                "name": "sat-sample",
+                "namespace": "team-a",
+                "operation": operation,
+                "userInfo": {"username": "alice", "uid": "42", "groups": ["dev", "system:authenticated"],
+                             "extra": {"scopes": ["a"]}},
+                "object": object,
+                "oldObject": old,
+                "dryRun": false
+            }
+        }))
+        .expect("a review");
+        review.try_into().expect("a request")
+    }
+
+    fn sat(spec: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": "tokend.io/v1alpha1", "kind": "ServiceAccountToken",
+            "metadata": {"name": "sat-sample", "namespace": "team-a"}, "spec": spec
+        })
+    }
+
+    #[test]
+    fn create_is_stamped_with_the_api_servers_user_info() {
+        let answer = decide(&request(
+            "CREATE",
+            sat(serde_json::json!({"duration": "1h"})),
+            serde_json::Value::Null,
+        ));
+        assert!(answer.allowed);
+        let patch: serde_json::Value =
+            serde_json::from_slice(answer.patch.as_deref().expect("a patch")).expect("json patch");
+        assert_eq!(patch[0]["op"], "add");
+        assert_eq!(patch[0]["path"], "/spec/requester");
+        assert_eq!(patch[0]["value"]["username"], "alice");
+        assert_eq!(patch[0]["value"]["uid"], "42");
+        assert_eq!(patch[0]["value"]["groups"][0], "dev");
+        assert_eq!(patch[0]["value"]["extra"]["scopes"][0], "a");
+    }
+
+    #[test]
+    fn create_with_a_requester_is_refused() {
+        let forged = sat(serde_json::json!({"requester": {"username": "system:admin"}}));
+        let answer = decide(&request("CREATE", forged, serde_json::Value::Null));
+        assert!(!answer.allowed);
+    }
+
+    #[test]
+    fn update_may_not_change_the_requester_but_may_change_the_rest() {
+        let old = sat(serde_json::json!({"requester": {"username": "alice"}}));
+        let changed = sat(serde_json::json!({"requester": {"username": "mallory"}}));
+        assert!(!decide(&request("UPDATE", changed, old.clone())).allowed);
+        let removed = sat(serde_json::json!({"duration": "2h"}));
+        assert!(!decide(&request("UPDATE", removed, old.clone())).allowed);
+        let same = sat(serde_json::json!({"duration": "2h", "requester": {"username": "alice"}}));
+        assert!(decide(&request("UPDATE", same, old)).allowed);
     }
 }

@@ -64,6 +64,8 @@ pub enum Error {
 pub struct ControllerOptions {
     /// Namespace of the Lease (tokend's own).
     pub lease_namespace: String,
+    /// Name of the Lease ([`LEASE_NAME`]; tests sharing a namespace pick their own).
+    pub lease_name: String,
     /// This replica's name in the Lease.
     pub identity: String,
     /// Only resources matching this label selector are reconciled (sharding; tests).
@@ -79,6 +81,7 @@ impl Default for ControllerOptions {
     fn default() -> Self {
         Self {
             lease_namespace: "tokend".into(),
+            lease_name: LEASE_NAME.into(),
             identity: "tokend".into(),
             label_selector: None,
             rotation_grace: Duration::from_secs(60),
@@ -136,7 +139,7 @@ pub async fn run(
         let held = cluster
             .hold_lease(
                 &context.options.lease_namespace,
-                LEASE_NAME,
+                &context.options.lease_name,
                 &context.options.identity,
                 LEASE_SECONDS,
             )
@@ -150,7 +153,7 @@ pub async fn run(
                         match cluster
                             .hold_lease(
                                 &context.options.lease_namespace,
-                                LEASE_NAME,
+                                &context.options.lease_name,
                                 &context.options.identity,
                                 LEASE_SECONDS,
                             )

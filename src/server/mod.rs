@@ -280,6 +280,7 @@ impl ServerOptions {
             }),
             controller: args.controller.then(|| ControllerOptions {
                 lease_namespace: args.lease_namespace.clone(),
+                lease_name: crate::controller::LEASE_NAME.into(),
                 identity: replica_identity(),
                 label_selector: args.controller_label_selector.clone(),
                 rotation_grace: args.rotation_grace,
@@ -448,20 +449,15 @@ pub async fn run_with_metrics(
     };
     let webhook = match options.webhook.clone() {
         Some(webhook) => {
+            let tls = crate::controller::admission::load_tls(webhook.tls)?;
             let listener = TcpListener::bind(webhook.listen).await?;
             tracing::info!(listen = %listener.local_addr()?, "admission webhook serving");
-            Some(tokio::spawn(async move {
-                if let Err(e) = crate::controller::admission::serve(
-                    listener,
-                    webhook.tls,
-                    Duration::from_secs(10),
-                    std::future::pending(),
-                )
-                .await
-                {
-                    tracing::error!(error = %e, "admission webhook stopped");
-                }
-            }))
+            Some(tokio::spawn(crate::controller::admission::serve(
+                listener,
+                tls,
+                options.tls_reload_interval,
+                std::future::pending(),
+            )))
         }
         None => None,
     };

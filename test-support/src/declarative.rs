@@ -19,6 +19,7 @@ use tokend::server::tls::TlsFiles;
 use tokend::server::{ServerOptions, WebhookOptions};
 
 use crate::backend::Backend;
+use crate::least_privilege::TokendRbac;
 use crate::skips::{SkipKind, skip};
 use crate::tokend::TestEnv;
 
@@ -48,45 +49,67 @@ pub fn deploy_crd() -> CustomResourceDefinition {
 /// records a skip and answers None when the backend cannot serve the CRD (the emulator, until
 /// its support for custom resources lands).
 pub async fn start_declarative(test: &str, rotation_grace: Duration) -> Option<TestEnv> {
+    let options = ServerOptions {
+        auth: tokend::config::AuthMode::None,
+        ..ServerOptions::default()
+    };
+    let rbac = std::env::var_os(crate::tokend::AS_ADMIN_ENV)
+        .is_none()
+        .then(TokendRbac::deploy);
+    start_declarative_as(test, options, rbac, rotation_grace).await
+}
+
+/// Whether the backend serves the ServiceAccountToken CRD (installing it); on the emulator
+/// without that support, records a skip for `test` and answers false.
+pub async fn crd_served(test: &str) -> bool {
     let cluster = crate::backend::Cluster::connect()
         .await
         .expect("the test backend");
-    if let Err(e) = install_crd(&cluster.client).await {
-        if cluster.backend == Backend::Emulator {
+    match install_crd(&cluster.client).await {
+        Ok(()) => true,
+        Err(e) if cluster.backend == Backend::Emulator => {
             skip(
                 test,
                 SkipKind::PendingEmulatorSupport,
                 &format!("the emulator does not serve the ServiceAccountToken CRD yet ({e})"),
             );
-            return None;
+            false
         }
-        panic!("install the ServiceAccountToken CRD: {e}");
+        Err(e) => panic!("install the ServiceAccountToken CRD: {e}"),
     }
-    drop(cluster);
+}
+
+/// [`start_declarative`] with `options` (the controller and webhook are added) and tokend's
+/// `rbac` (None: as admin).
+pub async fn start_declarative_as(
+    test: &str,
+    mut options: ServerOptions,
+    rbac: Option<TokendRbac>,
+    rotation_grace: Duration,
+) -> Option<TestEnv> {
+    if !crd_served(test).await {
+        return None;
+    }
     let env_id = crate::unique_name("sat");
     let dir = tempfile::tempdir().expect("tempdir");
     let ca_pem = crate::pki::write_loopback_serving(dir.path()).expect("webhook certificate");
     let port = free_port();
     let clock = tokend::controller::Clock::default();
-    let options = ServerOptions {
-        auth: tokend::config::AuthMode::None,
-        controller: Some(ControllerOptions {
-            label_selector: Some(format!("{ENV_LABEL}={env_id}")),
-            rotation_grace,
-            clock: clock.clone(),
-            ..ControllerOptions::default()
-        }),
-        webhook: Some(WebhookOptions {
-            listen: format!("127.0.0.1:{port}").parse().expect("address"),
-            tls: TlsFiles {
-                cert: dir.path().join("webhook.crt"),
-                key: dir.path().join("webhook.key"),
-                client_ca: None,
-            },
-        }),
-        ..ServerOptions::default()
-    };
-    let mut env = crate::tokend::start_with(options).await;
+    options.controller = Some(ControllerOptions {
+        label_selector: Some(format!("{ENV_LABEL}={env_id}")),
+        rotation_grace,
+        clock: clock.clone(),
+        ..ControllerOptions::default()
+    });
+    options.webhook = Some(WebhookOptions {
+        listen: format!("127.0.0.1:{port}").parse().expect("address"),
+        tls: TlsFiles {
+            cert: dir.path().join("webhook.crt"),
+            key: dir.path().join("webhook.key"),
+            client_ca: None,
+        },
+    });
+    let mut env = crate::tokend::start_as(options, rbac).await;
     register_webhook(&env, &env_id, port, &ca_pem).await;
     env.declarative = Some(Declarative {
         env_id,

@@ -118,6 +118,12 @@ async fn start_behind_proxy(
             account.config
         }
         None => {
+            // As admin, the controller's Lease is in a namespace every backend has, under a
+            // name of its own (envs run in parallel).
+            if let Some(controller) = options.controller.as_mut() {
+                controller.lease_namespace = ADMIN_KEY_NAMESPACE.into();
+                controller.lease_name = unique_name("tokend-controller");
+            }
             // As admin, the record key lives in a namespace every backend has.
             if options.settings.record_key == KeySource::default() {
                 options.settings.record_key = KeySource::Secret {
