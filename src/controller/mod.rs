@@ -31,6 +31,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client};
 
 use crate::cluster::Cluster;
+use crate::metrics::ControllerMetrics;
 use crate::service::TokenService;
 pub use resource::{ServiceAccountToken, ServiceAccountTokenSpec, ServiceAccountTokenStatus};
 
@@ -118,6 +119,7 @@ pub(crate) struct Context {
     client: Client,
     service: TokenService,
     options: ControllerOptions,
+    metrics: ControllerMetrics,
 }
 
 /// Runs forever: take or renew the Lease, run the controller while holding it, stop it when the
@@ -127,6 +129,7 @@ pub async fn run(
     cluster: Cluster,
     service: TokenService,
     options: ControllerOptions,
+    metrics: ControllerMetrics,
 ) {
     const LEASE_SECONDS: i32 = 15;
     const RENEW: Duration = Duration::from_secs(5);
@@ -134,6 +137,7 @@ pub async fn run(
         client,
         service: service.authorizing(),
         options,
+        metrics,
     });
     loop {
         let held = cluster
@@ -184,6 +188,7 @@ pub async fn run(
 /// own (metadata only, selected by [`OWNER_LABEL`], so no other Secret reaches tokend).
 async fn control(context: Arc<Context>) {
     let client = context.client.clone();
+    let metrics = context.metrics.clone();
     let mut config = watcher::Config::default();
     if let Some(selector) = &context.options.label_selector {
         config = config.labels(selector);
@@ -197,11 +202,19 @@ async fn control(context: Arc<Context>) {
         )
         .owns(Api::<PartialObjectMeta<ServiceAccount>>::all(client), owned)
         .run(reconcile::reconcile, reconcile::error_policy, context)
-        .for_each(|result| async move {
+        .for_each(|result| {
             match result {
                 Ok((object, _)) => tracing::debug!(%object, "reconciled"),
-                Err(e) => tracing::debug!(error = %e, "reconcile failed"),
+                Err(kube::runtime::controller::Error::QueueError(e)) => {
+                    metrics.watch_errors.inc();
+                    tracing::warn!(error = %e, "a ServiceAccountToken controller watch failed");
+                }
+                Err(e) => {
+                    metrics.reconcile_errors.inc();
+                    tracing::debug!(error = %e, "reconcile failed");
+                }
             }
+            std::future::ready(())
         })
         .await;
 }

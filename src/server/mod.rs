@@ -443,6 +443,7 @@ pub async fn run_with_metrics(
                 cluster.clone(),
                 service.clone(),
                 controller_options,
+                metrics.controller.clone(),
             )))
         }
         None => None,
