@@ -360,6 +360,14 @@ pub fn prepare_crd(obj: &mut Value, old: Option<&Value>) -> Result<(), ApiError>
             "must have exactly one version marked as storage version",
         ));
     }
+    for (i, v) in versions(obj).enumerate() {
+        if v.pointer("/schema/openAPIV3Schema").is_none() {
+            errs.push(FieldError::required(
+                format!("spec.versions[{i}].schema.openAPIV3Schema"),
+                "schemas are required",
+            ));
+        }
+    }
     if let Some(old) = old {
         if str_at(old, "/spec/scope") != scope {
             errs.push(FieldError::invalid(

@@ -124,6 +124,8 @@ fn seed(shared: &Shared) {
             let _ = rest::create(shared, &mut store, rt, "", obj);
         }
     }
+    let seeded = store.revision();
+    store.events.forget_history(seeded);
 }
 
 impl Emulator {

@@ -153,6 +153,13 @@ impl EventLog {
         let _ = self.sender.send(event); // no receivers: nobody watches
     }
 
+    /// Forgets every change up to `revision`: a watch from an older resourceVersion gets 410, as a
+    /// real server's watch cache answers for versions from before it started.
+    pub fn forget_history(&mut self, revision: u64) {
+        self.history.retain(|e| e.revision > revision);
+        self.forgotten = self.forgotten.max(revision);
+    }
+
     /// A receiver of every change from now on (for the garbage collector).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.sender.subscribe()
