@@ -15,7 +15,10 @@ use anyhow::{Context, Result, bail, ensure};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::contract::api_error;
-use common::{Backend, Cluster, SkipKind, eventually_ok, eventually_some, skip, unique_name};
+use common::{
+    Backend, Cluster, SkipKind, eventually_ok, eventually_some, eventually_within, skip,
+    unique_name,
+};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use kube::Api;
@@ -40,6 +43,23 @@ where
     Fut: Future<Output = Result<()>>,
 {
     eventually_ok(what, || {
+        let attempt = check();
+        async move { attempt.await.map(|()| true) }
+    })
+    .await
+}
+
+/// How long garbage collection may take: a real controller-manager's collector learns of a new
+/// CRD's resources only at its next discovery resync (every 30 s).
+const GC_WAIT: Duration = Duration::from_secs(90);
+
+/// Polls `check` for up to [`GC_WAIT`] until it succeeds.
+async fn until_collected<F, Fut>(what: &str, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    eventually_within(what, GC_WAIT, || {
         let attempt = check();
         async move { attempt.await.map(|()| true) }
     })
@@ -623,6 +643,13 @@ async fn a_watch_on_custom_resources_sees_status_updates_and_finalized_deletion(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_from_a_too_old_resource_version_is_410_expired() -> Result<()> {
+    if common::skip_unless_emulator(
+        "a_watch_from_a_too_old_resource_version_is_410_expired",
+        "a real server answers 410 only for versions compacted away or older than its watch \
+         cache's window, which a young test control plane may not have (it then waits for events)",
+    ) {
+        return Ok(());
+    }
     let c = Cluster::connect().await?;
     let ns = c.namespace("old").await?;
     let api: Api<Secret> = Api::namespaced(c.client.clone(), &ns.name);
@@ -813,7 +840,7 @@ async fn deleting_an_owner_deletes_its_dependents() -> Result<()> {
     crd.api(&c, &ns.name)
         .delete("owner", &DeleteParams::default())
         .await?;
-    until("the dependents are deleted", || async {
+    until_collected("the dependents are deleted", || async {
         ensure!(api_error(secrets.get("owner").await)?.code == 404);
         ensure!(api_error(sas.get("owner").await)?.code == 404);
         Ok(())
@@ -836,7 +863,7 @@ async fn orphan_and_foreground_propagation() -> Result<()> {
 
     let (_, secrets, _) = owned_pair(&c, &crd, &ns.name, "orphaner").await?;
     widgets.delete("orphaner", &DeleteParams::orphan()).await?;
-    until("the owner is gone and the dependent orphaned", || async {
+    until_collected("the owner is gone and the dependent orphaned", || async {
         ensure!(api_error(widgets.get("orphaner").await)?.code == 404);
         let s = secrets.get("orphaner").await?;
         ensure!(
@@ -862,7 +889,7 @@ async fn orphan_and_foreground_propagation() -> Result<()> {
     widgets
         .delete("foreground", &DeleteParams::foreground())
         .await?;
-    until("the unheld dependent goes first", || async {
+    until_collected("the unheld dependent goes first", || async {
         ensure!(api_error(secrets.get("foreground").await)?.code == 404);
         let owner = widgets.get("foreground").await?;
         ensure!(owner.metadata.deletion_timestamp.is_some());
@@ -885,7 +912,7 @@ async fn orphan_and_foreground_propagation() -> Result<()> {
         &Patch::Merge(json!({"metadata": {"finalizers": null}})),
     )
     .await?;
-    until("the owner follows its last dependent", || async {
+    until_collected("the owner follows its last dependent", || async {
         ensure!(api_error(sas.get("foreground").await)?.code == 404);
         ensure!(api_error(widgets.get("foreground").await)?.code == 404);
         Ok(())
@@ -1348,7 +1375,7 @@ async fn kubectl_applies_and_gets_custom_resources() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_emulator_ends_a_watch_that_falls_too_far_behind() -> Result<()> {
-    if !common::skip_unless_emulator(
+    if common::skip_unless_emulator(
         "the_emulator_ends_a_watch_that_falls_too_far_behind",
         "the buffer bound is the emulator's own; a real server's watch cache sizes differ",
     ) {
@@ -1404,7 +1431,7 @@ async fn the_emulator_ends_a_watch_that_falls_too_far_behind() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_emulator_bounds_concurrent_watches() -> Result<()> {
-    if !common::skip_unless_emulator(
+    if common::skip_unless_emulator(
         "the_emulator_bounds_concurrent_watches",
         "the limit is the emulator's own; a real server bounds watches differently",
     ) {
