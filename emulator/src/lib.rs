@@ -7,8 +7,10 @@ mod admission;
 mod authn;
 mod bootstrap_policy;
 mod clock;
+mod custom_resources;
 mod discovery;
 mod error;
+mod garbage_collector;
 mod patch;
 mod protobuf;
 mod rbac;
@@ -25,6 +27,8 @@ mod tls;
 mod token_request;
 mod tokens;
 mod validation;
+mod watches;
+mod webhooks;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -120,6 +124,8 @@ fn seed(shared: &Shared) {
             let _ = rest::create(shared, &mut store, rt, "", obj);
         }
     }
+    let seeded = store.revision();
+    store.events.forget_history(seeded);
 }
 
 impl Emulator {
@@ -151,6 +157,7 @@ impl Emulator {
                 .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
         });
         seed(&shared);
+        garbage_collector::spawn(&shared);
         let host = if addr.ip().is_unspecified() {
             IpAddr::V4(Ipv4Addr::LOCALHOST)
         } else {
