@@ -401,11 +401,18 @@ pub async fn admit(
             return Err(denied(hook.name(), response.get("status")));
         }
         if hook.mutating
-            && let Some(patch) = response.get("patch").and_then(Value::as_str)
+            // Go decodes a []byte from base64 (the usual form) or from an array of numbers
+            // (what kube-rs' AdmissionResponse writes); the API server takes both.
+            && let Some(patch) = response.get("patch").and_then(|p| match p {
+                Value::String(s) => STANDARD.decode(s).ok(),
+                Value::Array(a) => a
+                    .iter()
+                    .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                    .collect(),
+                _ => None,
+            })
         {
-            let ops = STANDARD
-                .decode(patch)
-                .ok()
+            let ops = Some(patch)
                 .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
                 .ok_or_else(|| {
                     ApiError::internal(&format!(
