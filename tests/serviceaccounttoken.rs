@@ -10,10 +10,9 @@ use std::time::Duration;
 use tokend_test_support as common;
 
 use common::{TestEnv, eventually_within, find_on_path, unique_name};
-use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Subject};
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use tokend::controller::resource::{Requester, ServiceAccountToken, ServiceAccountTokenSpec};
 
@@ -102,10 +101,10 @@ fn data(secret: &Secret, key: &str) -> String {
     String::from_utf8(bytes.0.clone()).expect("UTF-8")
 }
 
-/// Whether the API server accepts `token` (a list of pods in `ns` is not refused as 401).
+/// Whether the API server accepts `token` (a list of configmaps in `ns` is not refused as 401).
 async fn accepted(env: &TestEnv, ns: &str, token: &str) -> bool {
     let client = common::client_with_token(env, token).await;
-    match Api::<Pod>::namespaced(client, ns)
+    match Api::<ConfigMap>::namespaced(client, ns)
         .list(&Default::default())
         .await
     {
@@ -115,17 +114,30 @@ async fn accepted(env: &TestEnv, ns: &str, token: &str) -> bool {
     }
 }
 
-/// An admin client that acts as `user` (impersonation): the API server then names `user` as
-/// the creator, to the webhook as to RBAC.
-async fn client_as(env: &TestEnv, user: &str) -> Client {
-    let kubeconfig = Kubeconfig::read_from(&env.admin_kubeconfig).expect("admin kubeconfig");
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .expect("config");
-    config.auth_info.impersonate = Some(user.to_owned());
-    config.auth_info.impersonate_groups = Some(vec!["system:authenticated".into()]);
-    Client::try_from(config).expect("client")
+/// A client authenticated as a new ServiceAccount `name` of `ns` (its own token, which the API
+/// server names as the creator to the webhook as to RBAC), and that ServiceAccount as a subject.
+async fn client_as(env: &TestEnv, ns: &str, name: &str) -> (Client, Subject) {
+    Api::<ServiceAccount>::namespaced(env.kube.clone(), ns)
+        .create(
+            &PostParams::default(),
+            &ServiceAccount {
+                metadata: ObjectMeta {
+                    name: Some(name.into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("create the creator's ServiceAccount");
+    let token = common::least_privilege::service_account_token(&env.kube, ns, name).await;
+    let subject = Subject {
+        kind: "ServiceAccount".into(),
+        name: name.into(),
+        namespace: Some(ns.into()),
+        api_group: None,
+    };
+    (common::client_with_token(env, &token).await, subject)
 }
 
 fn may_create_serviceaccounttokens() -> PolicyRule {
@@ -139,15 +151,6 @@ fn may_create_serviceaccounttokens() -> PolicyRule {
             "delete".into(),
         ],
         ..Default::default()
-    }
-}
-
-fn user(name: &str) -> Subject {
-    Subject {
-        kind: "User".into(),
-        name: name.into(),
-        api_group: Some("rbac.authorization.k8s.io".into()),
-        namespace: None,
     }
 }
 
@@ -248,25 +251,26 @@ async fn applied_resource_becomes_ready_with_a_kubeconfig_confined_to_its_namesp
     // And its kubeconfig works in the namespace, as the view role bound there allows
     let kc = dir.path().join("kc");
     std::fs::write(&kc, data(&secret, "kubeconfig")).expect("write kubeconfig");
-    let kubectl_with = |args: &[&str]| {
-        std::process::Command::new(&kubectl)
+    let kubectl_with = async |args: &[&str]| {
+        tokio::process::Command::new(&kubectl)
             .arg("--kubeconfig")
             .arg(&kc)
             .args(args)
             .output()
+            .await
             .expect("run kubectl")
     };
-    let inside = kubectl_with(&["get", "pods"]);
+    let inside = kubectl_with(&["get", "configmaps"]).await;
     assert!(
         inside.status.success(),
-        "get pods in its namespace: {}",
+        "get configmaps in its namespace: {}",
         String::from_utf8_lossy(&inside.stderr)
     );
     // But nowhere else
-    let outside = kubectl_with(&["get", "pods", "-n", &elsewhere]);
+    let outside = kubectl_with(&["get", "configmaps", "-n", &elsewhere]).await;
     assert!(
         !outside.status.success(),
-        "get pods in another namespace must be refused"
+        "get configmaps in another namespace must be refused"
     );
     assert!(
         String::from_utf8_lossy(&outside.stderr).contains("forbidden"),
@@ -445,14 +449,9 @@ async fn creator_without_rights_in_the_namespace_gets_ready_false_and_no_token()
     let ns = env.fresh_sat_namespace().await;
     // Given a user who may create ServiceAccountTokens there, and nothing else
     let alice = unique_name("alice");
-    common::grant(
-        &env,
-        &ns,
-        user(&alice),
-        vec![may_create_serviceaccounttokens()],
-    )
-    .await;
-    let as_alice = Api::<ServiceAccountToken>::namespaced(client_as(&env, &alice).await, &ns);
+    let (client, subject) = client_as(&env, &ns, &alice).await;
+    common::grant(&env, &ns, subject, vec![may_create_serviceaccounttokens()]).await;
+    let as_alice = Api::<ServiceAccountToken>::namespaced(client, &ns);
 
     // When she declares a token (for a ServiceAccount made for it, with the view role)
     let name = unique_name("sat");
@@ -516,6 +515,7 @@ async fn naming_a_service_account_the_creator_may_not_use_is_refused() {
             .expect("create ServiceAccount");
     }
     let bob = unique_name("bob");
+    let (client, subject) = client_as(&env, &ns, &bob).await;
     let token_of_allowed = PolicyRule {
         api_groups: Some(vec![String::new()]),
         resources: Some(vec!["serviceaccounts/token".into()]),
@@ -526,11 +526,11 @@ async fn naming_a_service_account_the_creator_may_not_use_is_refused() {
     common::grant(
         &env,
         &ns,
-        user(&bob),
+        subject,
         vec![may_create_serviceaccounttokens(), token_of_allowed],
     )
     .await;
-    let as_bob = Api::<ServiceAccountToken>::namespaced(client_as(&env, &bob).await, &ns);
+    let as_bob = Api::<ServiceAccountToken>::namespaced(client, &ns);
     let api = Api::<ServiceAccountToken>::namespaced(env.kube.clone(), &ns);
 
     // When he declares a token for each
