@@ -607,3 +607,44 @@ async fn a_requester_written_by_the_author_is_refused() {
         other => panic!("changing the requester must be refused, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn whoever_changes_the_spec_becomes_the_requester() {
+    let test = "whoever_changes_the_spec_becomes_the_requester";
+    let Some(env) = env(test).await else { return };
+    let ns = env.fresh_sat_namespace().await;
+    let api = Api::<ServiceAccountToken>::namespaced(env.kube.clone(), &ns);
+    let name = unique_name("sat");
+    api.create(
+        &PostParams::default(),
+        &sat(&env, &name, ServiceAccountTokenSpec::default()),
+    )
+    .await
+    .expect("create");
+    let before = wait_ready(&api, &name, "True", "SubresourcesReady").await;
+    let creator = before.spec.requester.clone().expect("stamped").username;
+
+    // Given an editor who may change ServiceAccountTokens but could not get the token itself
+    let carol = unique_name("carol");
+    let (client, subject) = client_as(&env, &ns, &carol).await;
+    let may_edit = PolicyRule {
+        api_groups: Some(vec!["tokend.io".into()]),
+        resources: Some(vec!["serviceaccounttokens".into()]),
+        verbs: vec!["get".into(), "patch".into()],
+        ..Default::default()
+    };
+    common::grant(&env, &ns, subject, vec![may_edit]).await;
+
+    // When she asks the creator's resource for the admin role
+    let patch = serde_json::json!({ "spec": { "clusterRole": "admin" } });
+    Api::<ServiceAccountToken>::namespaced(client, &ns)
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("carol may edit the object");
+
+    // Then she is the requester now, and is refused as she would be herself
+    let after = wait_ready(&api, &name, "False", "Forbidden").await;
+    let requester = after.spec.requester.expect("stamped").username;
+    assert_ne!(requester, creator);
+    assert!(requester.ends_with(&carol), "{requester}");
+}

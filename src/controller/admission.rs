@@ -1,6 +1,7 @@
 //! The mutating admission webhook for ServiceAccountTokens, served over HTTPS: on CREATE it
 //! stamps the API server's record of who asks (`request.userInfo`) into `spec.requester` and
-//! refuses an object whose author wrote one; on UPDATE it refuses a change of `spec.requester`.
+//! refuses an object whose author wrote one; on UPDATE it refuses a change of `spec.requester`,
+//! and an update that changes the rest of the spec is stamped with the updater instead.
 //! As cert-manager does for CertificateRequests: the requester's identity comes from the API
 //! server, never from the object's author.
 
@@ -103,43 +104,74 @@ pub fn decide(request: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
                      record of who creates the object; remove it",
                 );
             }
-            let user = &request.user_info;
-            let requester = Requester {
-                username: user.username.clone().unwrap_or_default(),
-                uid: user.uid.clone().unwrap_or_default(),
-                groups: user.groups.clone().unwrap_or_default(),
-                extra: user.extra.clone().unwrap_or_default(),
-            };
-            let has_spec = request
-                .object
-                .as_ref()
-                .and_then(|o| o.data.get("spec"))
-                .is_some_and(|s| s.is_object());
-            let value = match serde_json::to_value(&requester) {
-                Ok(v) => v,
-                Err(e) => return response.deny(format!("cannot write spec.requester: {e}")),
-            };
-            let operations = if has_spec {
-                serde_json::json!([{ "op": "add", "path": "/spec/requester", "value": value }])
-            } else {
-                serde_json::json!([{ "op": "add", "path": "/spec", "value": { "requester": value } }])
-            };
-            let patch: json_patch::Patch = match serde_json::from_value(operations) {
-                Ok(p) => p,
-                Err(e) => return response.deny(format!("cannot write spec.requester: {e}")),
-            };
-            match response.clone().with_patch(patch) {
-                Ok(patched) => patched,
-                Err(e) => response.deny(format!("cannot write spec.requester: {e}")),
-            }
+            stamp(request, response, "add")
         }
         Operation::Update => {
             if requester_of(&request.object) != requester_of(&request.old_object) {
                 return response.deny("spec.requester cannot be changed");
             }
+            // Whoever changes what is asked for becomes the requester: otherwise someone allowed
+            // to edit the object could have tokend grant, on the creator's rights, a role or
+            // ServiceAccount the editor could not get.
+            let without_requester = |object: &Option<DynamicObject>| {
+                let mut spec = object
+                    .as_ref()
+                    .and_then(|o| o.data.get("spec"))
+                    .cloned()
+                    .unwrap_or_default();
+                if let Some(map) = spec.as_object_mut() {
+                    map.remove("requester");
+                }
+                spec
+            };
+            if without_requester(&request.object) != without_requester(&request.old_object) {
+                let op = if requester_of(&request.object).is_some() {
+                    "replace"
+                } else {
+                    "add"
+                };
+                return stamp(request, response, op);
+            }
             response
         }
         _ => response,
+    }
+}
+
+/// Writes the admission request's user into `spec.requester` with JSON patch operation `op`.
+fn stamp(
+    request: &AdmissionRequest<DynamicObject>,
+    response: AdmissionResponse,
+    op: &str,
+) -> AdmissionResponse {
+    let user = &request.user_info;
+    let requester = Requester {
+        username: user.username.clone().unwrap_or_default(),
+        uid: user.uid.clone().unwrap_or_default(),
+        groups: user.groups.clone().unwrap_or_default(),
+        extra: user.extra.clone().unwrap_or_default(),
+    };
+    let has_spec = request
+        .object
+        .as_ref()
+        .and_then(|o| o.data.get("spec"))
+        .is_some_and(|s| s.is_object());
+    let value = match serde_json::to_value(&requester) {
+        Ok(v) => v,
+        Err(e) => return response.deny(format!("cannot write spec.requester: {e}")),
+    };
+    let operations = if has_spec {
+        serde_json::json!([{ "op": op, "path": "/spec/requester", "value": value }])
+    } else {
+        serde_json::json!([{ "op": "add", "path": "/spec", "value": { "requester": value } }])
+    };
+    let patch: json_patch::Patch = match serde_json::from_value(operations) {
+        Ok(p) => p,
+        Err(e) => return response.deny(format!("cannot write spec.requester: {e}")),
+    };
+    match response.clone().with_patch(patch) {
+        Ok(patched) => patched,
+        Err(e) => response.deny(format!("cannot write spec.requester: {e}")),
     }
 }
 
@@ -212,7 +244,22 @@ mod tests {
         assert!(!decide(&request("UPDATE", changed, old.clone())).allowed);
         let removed = sat(serde_json::json!({"duration": "2h"}));
         assert!(!decide(&request("UPDATE", removed, old.clone())).allowed);
-        let same = sat(serde_json::json!({"duration": "2h", "requester": {"username": "alice"}}));
-        assert!(decide(&request("UPDATE", same, old)).allowed);
+        let same = sat(serde_json::json!({"requester": {"username": "alice"}}));
+        let unchanged = decide(&request("UPDATE", same, old.clone()));
+        assert!(unchanged.allowed && unchanged.patch.is_none());
+    }
+
+    #[test]
+    fn whoever_changes_the_spec_becomes_the_requester() {
+        let old = sat(serde_json::json!({"requester": {"username": "creator"}}));
+        let edited =
+            sat(serde_json::json!({"clusterRole": "admin", "requester": {"username": "creator"}}));
+        let answer = decide(&request("UPDATE", edited, old));
+        assert!(answer.allowed);
+        let patch: serde_json::Value =
+            serde_json::from_slice(answer.patch.as_deref().expect("a patch")).expect("json patch");
+        assert_eq!(patch[0]["op"], "replace");
+        assert_eq!(patch[0]["path"], "/spec/requester");
+        assert_eq!(patch[0]["value"]["username"], "alice");
     }
 }

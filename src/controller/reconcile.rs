@@ -168,7 +168,7 @@ async fn apply(sat: &ServiceAccountToken, ns: &str, context: &Context) -> Result
     };
 
     let issued = status.token_id.is_some();
-    let spec_changed = issued && status.observed_generation != generation;
+    let spec_changed = issued && status.issued_generation != generation;
     if issued && !spec_changed {
         // Are the token and what was made for it still there and valid?
         let secret_name = status
@@ -303,6 +303,7 @@ async fn apply(sat: &ServiceAccountToken, ns: &str, context: &Context) -> Result
         wake = Some(wake.map_or(at, |w| w.min(at)));
     }
     status.token_id = Some(credentials.token_id.to_string());
+    status.issued_generation = generation;
     status.expiration_time = Some(credentials.expiration.to_string());
     status.secret_ref = Some(SecretRef { name: secret });
     report(

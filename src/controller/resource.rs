@@ -117,6 +117,10 @@ pub struct ServiceAccountTokenStatus {
     /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The generation of the spec the current token was issued for (a later spec is issued
+    /// anew, as its requester).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_generation: Option<i64>,
     /// A token replaced by rotation, revoked at `previousRevokeAt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_token_id: Option<String>,

@@ -46,7 +46,11 @@ impl TokenService {
         let scope = request
             .binding_scope
             .unwrap_or(super::BindingScope::Namespace);
-        self.authorize_issue(requester, request, scope).await
+        let result = self.authorize_issue(requester, request, scope).await;
+        if let Err(e) = &result {
+            audit::issue_failed(requester, &request.namespace, &request.service_account, e);
+        }
+        result
     }
 
     /// Issues a token for `requester` and renders its kubeconfig (server and context name
