@@ -37,7 +37,7 @@ fn owned_meta(sat: &ServiceAccountToken, name: &str, ns: &str) -> Result<ObjectM
     })
 }
 
-/// Whether `owner` is among the object's owners.
+/// Whether the resource is among the object's owners.
 pub fn is_owned_by(meta: &ObjectMeta, sat: &ServiceAccountToken) -> bool {
     let uid = sat.metadata.uid.as_deref();
     meta.owner_references
@@ -46,8 +46,8 @@ pub fn is_owned_by(meta: &ObjectMeta, sat: &ServiceAccountToken) -> bool {
         .any(|o| Some(o.uid.as_str()) == uid)
 }
 
-/// The ServiceAccount made for the resource (named after it), created when missing; `None`
-/// when one of that name exists and is not the resource's (it is used, never adopted).
+/// Creates the ServiceAccount made for the resource (named after it) when missing; one of that
+/// name that exists already is used as it is, never adopted.
 pub async fn ensure_default_account(
     client: &Client,
     sat: &ServiceAccountToken,
