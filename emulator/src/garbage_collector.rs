@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
 
 use serde_json::{Value, json};
-use tokio::sync::broadcast;
+use tokio::sync::watch;
 
 use crate::custom_resources;
 use crate::resources::{self, Handling, ResourceType};
@@ -174,31 +174,45 @@ impl Index {
 
 /// Starts the collector for one emulator; it ends when the emulator's state is dropped.
 pub fn spawn(shared: &Arc<Shared>) {
-    let (receiver, index) = {
+    let (changes, index, progress) = {
         let store = shared.store();
-        (store.events.subscribe(), Index::build(&store))
+        (
+            store.events.subscribe(),
+            Index::build(&store),
+            store.revision(),
+        )
     };
-    tokio::spawn(run(Arc::downgrade(shared), receiver, index));
+    tokio::spawn(run(Arc::downgrade(shared), changes, index, progress));
 }
 
 async fn run(
     shared: Weak<Shared>,
-    mut receiver: broadcast::Receiver<Arc<Event>>,
+    mut changes: watch::Receiver<u64>,
     mut index: Index,
+    mut progress: u64,
 ) {
-    loop {
-        let received = receiver.recv().await;
+    while changes.changed().await.is_ok() {
+        changes.borrow_and_update();
         let Some(shared) = shared.upgrade() else {
             return;
         };
         let mut store = shared.store();
-        match received {
-            Ok(event) => handle(&mut store, &mut index, &event),
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                index = Index::build(&store);
-                sweep(&mut store);
+        // Its own deletions add changes; take them in the same turn while the lock is held.
+        loop {
+            match store.events.since(progress) {
+                Ok(events) if events.is_empty() => break,
+                Ok(events) => {
+                    for event in events {
+                        progress = event.revision;
+                        handle(&mut store, &mut index, &event);
+                    }
+                }
+                Err(_) => {
+                    index = Index::build(&store);
+                    progress = store.revision();
+                    sweep(&mut store);
+                }
             }
-            Err(broadcast::error::RecvError::Closed) => return,
         }
     }
 }

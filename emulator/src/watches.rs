@@ -1,10 +1,12 @@
 //! Watches (`?watch=true`): the store's log of recent changes and the chunked JSON event stream
 //! served from it, with kube-apiserver's resourceVersion rules, selectors, bookmarks and timeouts.
 //!
-//! Memory is bounded three ways: the log keeps the last [`HISTORY`] changes (older resourceVersions
-//! get `410 Expired`, as a real server's watch cache answers), each watch can fall at most
-//! [`BUFFER`] changes behind before it is ended with a `410` ERROR event (a client then re-lists,
-//! as kube-runtime's watcher does), and at most [`MAX_WATCHES`] watches are open at once (429).
+//! Memory is bounded: the log keeps at most the last [`HISTORY`] changes and [`HISTORY_BYTES`] of
+//! objects, and every watch reads from it (a resourceVersion older than the log gets `410 Expired`,
+//! as a real server's watch cache answers); a watch whose reader falls further behind than the log
+//! reaches is ended with a `410` ERROR event (a client then re-lists, as kube-runtime's watcher
+//! does), so a slow watcher holds no buffer of its own. At most [`MAX_WATCHES`] watches are open
+//! at once (429).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 
 use crate::resources::ResourceType;
@@ -26,8 +28,8 @@ use crate::store::metadata_mut;
 
 /// How many recent changes the log keeps for watches that resume from a resourceVersion.
 pub const HISTORY: usize = 1024;
-/// How many changes one watch may fall behind before it is ended.
-pub const BUFFER: usize = 1024;
+/// About how many bytes of objects the log keeps at most.
+pub const HISTORY_BYTES: usize = 64 * 1024 * 1024;
 /// How many watches may be open at once.
 pub const MAX_WATCHES: usize = 256;
 /// A watch without `timeoutSeconds` ends after this long (kube-apiserver: `--min-request-timeout`).
@@ -75,25 +77,49 @@ pub struct Event {
     pub revision: u64,
 }
 
-/// The log of recent changes and the channel that fans them out to open watches.
+/// The log of recent changes, and the revision of the latest, which open watches wait on.
 #[derive(Debug)]
 pub struct EventLog {
-    history: VecDeque<Arc<Event>>,
+    history: VecDeque<(Arc<Event>, usize)>,
+    bytes: usize,
     /// The revision of the newest change dropped from `history` (0: none dropped yet).
     forgotten: u64,
-    sender: broadcast::Sender<Arc<Event>>,
+    latest: watch::Sender<u64>,
     watches: Arc<Semaphore>,
 }
 
 impl Default for EventLog {
     fn default() -> Self {
         EventLog {
-            history: VecDeque::with_capacity(HISTORY),
+            history: VecDeque::new(),
+            bytes: 0,
             forgotten: 0,
-            sender: broadcast::channel(BUFFER).0,
+            latest: watch::channel(0).0,
             watches: Arc::new(Semaphore::new(MAX_WATCHES)),
         }
     }
+}
+
+/// A rough size of a JSON value in memory, for the log's byte bound.
+fn approx_size(v: &Value) -> usize {
+    match v {
+        Value::String(s) => 24 + s.len(),
+        Value::Array(a) => 24 + a.iter().map(approx_size).sum::<usize>(),
+        Value::Object(m) => {
+            24 + m
+                .iter()
+                .map(|(k, v)| 24 + k.len() + approx_size(v))
+                .sum::<usize>()
+        }
+        _ => 16,
+    }
+}
+
+/// A resourceVersion older than what the log still holds.
+#[derive(Debug)]
+pub struct Expired {
+    /// The oldest resourceVersion a watch may still start from.
+    pub oldest: u64,
 }
 
 impl EventLog {
@@ -143,26 +169,56 @@ impl EventLog {
     }
 
     fn push(&mut self, event: Event) {
-        let event = Arc::new(event);
-        if self.history.len() == HISTORY
-            && let Some(dropped) = self.history.pop_front()
+        let size = approx_size(&event.object) + event.old.as_ref().map_or(0, approx_size);
+        let revision = event.revision;
+        self.history.push_back((Arc::new(event), size));
+        self.bytes += size;
+        while self.history.len() > HISTORY || (self.bytes > HISTORY_BYTES && self.history.len() > 1)
         {
+            let Some((dropped, size)) = self.history.pop_front() else {
+                break;
+            };
+            self.bytes -= size;
             self.forgotten = dropped.revision;
         }
-        self.history.push_back(event.clone());
-        let _ = self.sender.send(event); // no receivers: nobody watches
+        self.latest.send_replace(revision);
     }
 
     /// Forgets every change up to `revision`: a watch from an older resourceVersion gets 410, as a
     /// real server's watch cache answers for versions from before it started.
     pub fn forget_history(&mut self, revision: u64) {
-        self.history.retain(|e| e.revision > revision);
+        while self
+            .history
+            .front()
+            .is_some_and(|(e, _)| e.revision <= revision)
+        {
+            if let Some((_, size)) = self.history.pop_front() {
+                self.bytes -= size;
+            }
+        }
         self.forgotten = self.forgotten.max(revision);
     }
 
-    /// A receiver of every change from now on (for the garbage collector).
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
-        self.sender.subscribe()
+    /// The changes after `revision`, or Expired when some of them are no longer held.
+    pub fn since(&self, revision: u64) -> Result<Vec<Arc<Event>>, Expired> {
+        if revision < self.forgotten {
+            return Err(Expired {
+                oldest: self.forgotten,
+            });
+        }
+        let start = self
+            .history
+            .partition_point(|(e, _)| e.revision <= revision);
+        Ok(self
+            .history
+            .range(start..)
+            .map(|(e, _)| e.clone())
+            .collect())
+    }
+
+    /// A receiver that changes whenever a change is recorded.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.latest.subscribe()
     }
 }
 
@@ -225,8 +281,9 @@ fn expired(message: String) -> Value {
 
 /// The state of one open watch's stream.
 struct Stream {
+    shared: Arc<Shared>,
     pending: VecDeque<Bytes>,
-    receiver: broadcast::Receiver<Arc<Event>>,
+    changes: watch::Receiver<u64>,
     filter: Filter,
     deadline: Instant,
     bookmarks: Option<Instant>,
@@ -243,6 +300,28 @@ impl Stream {
         event_line("BOOKMARK", &object)
     }
 
+    /// Reads the changes after `progress` from the log into `pending`.
+    fn catch_up(&mut self) {
+        let events = self.shared.store().events.since(self.progress);
+        match events {
+            Ok(events) => {
+                for event in events {
+                    self.progress = event.revision;
+                    if let Some((kind, object)) = self.filter.view(&event) {
+                        self.pending.push_back(event_line(kind.as_str(), &object));
+                    }
+                }
+            }
+            Err(_) => {
+                self.pending.push_back(event_line(
+                    "ERROR",
+                    &expired("The resourceVersion for the provided watch is too old.".into()),
+                ));
+                self.done = true;
+            }
+        }
+    }
+
     async fn next(mut self) -> Option<(Result<Bytes, std::convert::Infallible>, Stream)> {
         loop {
             if let Some(line) = self.pending.pop_front() {
@@ -253,20 +332,12 @@ impl Stream {
             }
             let bookmark_at = self.bookmarks.unwrap_or(self.deadline).min(self.deadline);
             tokio::select! {
-                received = self.receiver.recv() => match received {
-                    Ok(event) => {
-                        self.progress = self.progress.max(event.revision);
-                        if let Some((kind, object)) = self.filter.view(&event) {
-                            self.pending.push_back(event_line(kind.as_str(), &object));
-                        }
+                changed = self.changes.changed() => match changed {
+                    Ok(()) => {
+                        self.changes.borrow_and_update();
+                        self.catch_up();
                     }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        self.pending.push_back(event_line("ERROR", &expired(
-                            "The resourceVersion for the provided watch is too old.".into(),
-                        )));
-                        self.done = true;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => self.done = true,
+                    Err(_) => self.done = true,
                 },
                 _ = tokio::time::sleep_until(bookmark_at) => {
                     if self.bookmarks.is_some() {
@@ -295,7 +366,7 @@ fn extra_fields(rt: &ResourceType) -> &'static [&'static str] {
 /// Serves a watch on a stored or custom resource type: `ns` is empty for all namespaces,
 /// `name` non-empty for the old watch-one-object form.
 pub fn serve(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     rt: &ResourceType,
     ns: &str,
     name: &str,
@@ -355,7 +426,8 @@ pub fn serve(
         .map_err(|_| ApiError::for_code(429, "too many watches"))?;
     let mut pending = VecDeque::new();
     let mut done = false;
-    match since {
+    let mut progress = store.revision();
+    match since.map(|rv| (rv, store.events.since(rv))) {
         None => {
             for obj in store.list(rt, filter.namespace.as_deref()) {
                 if filter.matches_object(obj) {
@@ -363,32 +435,32 @@ pub fn serve(
                 }
             }
         }
-        Some(rv) if rv < store.events.forgotten => {
+        Some((rv, Err(Expired { oldest }))) => {
             pending.push_back(event_line(
                 "ERROR",
-                &expired(format!(
-                    "too old resource version: {rv} ({})",
-                    store.events.forgotten + 1
-                )),
+                &expired(format!("too old resource version: {rv} ({oldest})")),
             ));
             done = true;
         }
-        Some(rv) => {
-            for event in store.events.history.iter().filter(|e| e.revision > rv) {
-                if let Some((kind, object)) = filter.view(event) {
+        Some((rv, Ok(events))) => {
+            progress = progress.max(rv);
+            for event in events {
+                progress = event.revision;
+                if let Some((kind, object)) = filter.view(&event) {
                     pending.push_back(event_line(kind.as_str(), &object));
                 }
             }
         }
     }
     let stream = Stream {
+        shared: shared.clone(),
         pending,
-        receiver: store.events.sender.subscribe(),
+        changes: store.events.subscribe(),
         filter,
         deadline: Instant::now() + timeout,
         bookmarks: bookmarks.then(|| Instant::now() + BOOKMARK_INTERVAL),
         bookmark_object: json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": {}}),
-        progress: store.revision(),
+        progress,
         done,
         _permit: permit,
     };

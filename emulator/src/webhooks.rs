@@ -358,6 +358,16 @@ pub async fn admit(
         if !info.namespace.is_empty() && !rt.namespaced && rt.plural != "namespaces" {
             return Ok(None);
         }
+        let configured = [
+            "mutatingwebhookconfigurations",
+            "validatingwebhookconfigurations",
+        ]
+        .iter()
+        .filter_map(|p| resources::stored_type(GROUP, p))
+        .any(|t| store.list(t, None).next().is_some());
+        if !configured {
+            return Ok(None); // the common case costs no parsing
+        }
         let Some((op, object, old)) = proposed(&store, rt, info, method, content_type, body) else {
             return Ok(None);
         };

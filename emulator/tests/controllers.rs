@@ -1438,7 +1438,10 @@ async fn the_emulator_bounds_concurrent_watches() -> Result<()> {
         return Ok(());
     }
     let c = Cluster::connect().await?;
-    let api: Api<Secret> = Api::namespaced(c.client.clone(), "default");
+    // kube retries a 429 by default; this test wants to see it.
+    let mut config = c.config.clone();
+    config.default_retry = false;
+    let api: Api<Secret> = Api::namespaced(kube::Client::try_from(config)?, "default");
     let mut open = Vec::new();
     let mut refused = None;
     for _ in 0..300 {
