@@ -29,6 +29,8 @@ pub enum Command {
     /// Run only the Kubernetes API emulator and write its admin kubeconfig.
     #[cfg(feature = "dev")]
     Emulator(EmulatorArgs),
+    /// Print the ServiceAccountToken CustomResourceDefinition (YAML), as deploy/ holds it.
+    Crd,
 }
 
 /// How log lines are written.
@@ -189,6 +191,26 @@ pub struct ServeArgs {
     /// How often the Kubernetes API is checked for the health service.
     #[arg(long, env = "TOKEND_HEALTH_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub health_interval: Duration,
+    /// Run the ServiceAccountToken controller (one replica at a time, through a Lease in
+    /// --lease-namespace). Needs the CRD installed (`tokend crd`).
+    #[arg(long, env = "TOKEND_CONTROLLER")]
+    pub controller: bool,
+    /// Reconcile only ServiceAccountTokens matching this label selector (sharding).
+    #[arg(long, env = "TOKEND_CONTROLLER_LABEL_SELECTOR")]
+    pub controller_label_selector: Option<String>,
+    /// How long a token replaced by rotation stays valid before it is revoked.
+    #[arg(long, env = "TOKEND_ROTATION_GRACE", default_value = "1m", value_parser = parse_duration)]
+    pub rotation_grace: Duration,
+    /// Address of the HTTPS admission webhook that stamps ServiceAccountTokens' requester;
+    /// none when unset. Serves the certificate of --webhook-tls-cert/--webhook-tls-key.
+    #[arg(long, env = "TOKEND_WEBHOOK_LISTEN")]
+    pub webhook_listen: Option<SocketAddr>,
+    /// Certificate chain (PEM) of the webhook; default: --tls-cert.
+    #[arg(long, env = "TOKEND_WEBHOOK_TLS_CERT")]
+    pub webhook_tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of the webhook; default: --tls-key.
+    #[arg(long, env = "TOKEND_WEBHOOK_TLS_KEY")]
+    pub webhook_tls_key: Option<PathBuf>,
 }
 
 /// How callers prove who they are.

@@ -11,6 +11,7 @@
 //! | [`grpc`] | TokenService, BootstrapTokenService and ClientCertificateService in tonic: proto ↔ service types, errors → gRPC status once |
 //! | [`service`] | the use cases (issue, revoke, validate, get, list, kubeconfig, bootstrap tokens, client certificates), records, checks, policy, audit |
 //! | [`cluster`] | every Kubernetes call tokend makes (kube-rs), the Lease included |
+//! | [`controller`] | the ServiceAccountToken custom resource, its controller and admission webhook |
 //! | [`sweeper`] | the leader-elected job deleting expired and abandoned records |
 //! | [`config`] | command-line flags and environment |
 //! | [`metrics`], [`telemetry`] | Prometheus metrics; tracing setup |
@@ -21,6 +22,7 @@ pub mod cache;
 pub mod caller;
 pub mod cluster;
 pub mod config;
+pub mod controller;
 pub mod credential_kubeconfig;
 #[cfg(feature = "dev")]
 pub mod dev;

@@ -27,6 +27,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         #[cfg(feature = "dev")]
         Command::Dev(args) => tokend::dev::run_dev(args).await?,
+        Command::Crd => print!("{}", tokend::controller::resource::crd_yaml()),
         #[cfg(feature = "dev")]
         Command::Emulator(args) => tokend::dev::run_emulator(args).await?,
     }

@@ -96,6 +96,18 @@ pub struct Metrics {
     pub review_cache_misses: Counter,
     /// What the sweeper examines, deletes, and how long a sweep takes.
     pub sweeps: SweepMetrics,
+    /// The ServiceAccountToken controller's failures.
+    pub controller: ControllerMetrics,
+}
+
+/// Failures of the ServiceAccountToken controller: a watch that cannot run (missing RBAC, API
+/// trouble) or a reconciliation that failed and is retried.
+#[derive(Clone, Default)]
+pub struct ControllerMetrics {
+    /// Errors of the controller's watches.
+    pub watch_errors: Counter,
+    /// Reconciliations that failed (retried with backoff).
+    pub reconcile_errors: Counter,
 }
 
 /// The sweeper's progress: records examined and deleted (in all, and by the last sweep) and
@@ -179,6 +191,7 @@ impl Metrics {
             review_cache_hits: Counter::default(),
             review_cache_misses: Counter::default(),
             sweeps: SweepMetrics::default(),
+            controller: ControllerMetrics::default(),
         };
         // go-grpc-prometheus' names and labels, unprefixed: what Grafana's gRPC dashboards and
         // the usual alerting rules query.
@@ -245,6 +258,16 @@ impl Metrics {
             "caller_review_cache_misses",
             "Caller TokenReviews sent to the API server",
             metrics.review_cache_misses.clone(),
+        );
+        r.register(
+            "controller_watch_errors",
+            "Errors of the ServiceAccountToken controller's watches",
+            metrics.controller.watch_errors.clone(),
+        );
+        r.register(
+            "controller_reconcile_errors",
+            "Failed ServiceAccountToken reconciliations (retried)",
+            metrics.controller.reconcile_errors.clone(),
         );
         r.register(
             "sweep_records_examined",

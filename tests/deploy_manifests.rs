@@ -468,6 +468,14 @@ fn check_document(doc: &Value, origin: &str, is_kustomization: bool) {
         "Certificate" => check_certificate(doc, origin),
         "ServiceMonitor" => check_service_monitor(doc, origin),
         "PrometheusRule" => check_prometheus_rule(doc, origin),
+        "CustomResourceDefinition" => {
+            strict::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>(doc, origin);
+        }
+        "MutatingWebhookConfiguration" => {
+            strict::<k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration>(
+                doc, origin,
+            );
+        }
         other => panic!("{origin}: no check for kind `{other}`; add it to check_document"),
     }
 }
@@ -1043,8 +1051,14 @@ fn kustomize_renders_base_and_overlay() {
         // overlay's patches, which only exist once applied.
         for m in &manifests {
             check_document(&m.doc, &m.origin, false);
-            let cluster_scoped =
-                ["Namespace", "ClusterRole", "ClusterRoleBinding"].contains(&m.kind());
+            let cluster_scoped = [
+                "Namespace",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "CustomResourceDefinition",
+                "MutatingWebhookConfiguration",
+            ]
+            .contains(&m.kind());
             if !cluster_scoped {
                 assert_eq!(
                     m.doc["metadata"]["namespace"], "tokend",

@@ -18,6 +18,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::authn::{self, Caller, UserInfo};
 use crate::certificates;
+use crate::custom_resources::{self, CustomRequest};
 use crate::discovery;
 use crate::protobuf;
 use crate::rbac::{self, Attributes};
@@ -28,6 +29,7 @@ use crate::reviews::{self, AccessReview};
 use crate::state::Shared;
 use crate::status::ApiError;
 use crate::token_request;
+use crate::{watches, webhooks};
 
 /// The largest request body accepted (a real server takes 3 MiB).
 const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -179,6 +181,13 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
     if !decision.allowed {
         return error_response(&rbac::forbidden(&attrs));
     }
+    if info.verb == "watch" {
+        return match watched_type(&shared, &info) {
+            Some(rt) => watches::serve(&shared, rt, &info.namespace, &info.name, &query)
+                .unwrap_or_else(|e| error_response(&e)),
+            None => error_response(&ApiError::no_such_path()),
+        };
+    }
 
     let content_type = parts
         .headers
@@ -203,6 +212,15 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
     if let Err(e) = check_escalation(&shared, &info, &parts.method, &body, &user) {
         return error_response(&e);
     }
+    let admitted =
+        match webhooks::admit(&shared, &info, &parts.method, content_type, &body, &user).await {
+            Ok(admitted) => admitted,
+            Err(e) => return error_response(&e),
+        };
+    let (method, content_type, body) = match &admitted {
+        Some(a) => (&a.method, a.content_type, &a.body),
+        None => (&parts.method, content_type, &body),
+    };
     let host = parts
         .headers
         .get(header::HOST)
@@ -211,17 +229,9 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
         .unwrap_or("")
         .to_string();
     let result = if info.resource_request {
-        serve_resource(
-            &shared,
-            &info,
-            &parts.method,
-            &query,
-            content_type,
-            &body,
-            &user,
-        )
+        serve_resource(&shared, &info, method, &query, content_type, body, &user)
     } else {
-        match serve_path(&path, &host) {
+        match serve_path(&shared, &path, &host) {
             Ok(PathReply::Text(t)) => return text_response(t),
             Ok(PathReply::Json(v)) => Ok((200, v)),
             Err(e) => Err(e),
@@ -279,8 +289,25 @@ enum PathReply {
     Json(Value),
 }
 
-/// Non-resource paths: health checks and discovery.
-fn serve_path(path: &str, host: &str) -> Result<PathReply, ApiError> {
+/// The stored or custom resource type a watch addresses (no subresource watches).
+fn watched_type(shared: &Shared, info: &RequestInfo) -> Option<&'static resources::ResourceType> {
+    if !info.subresource.is_empty() {
+        return None;
+    }
+    match resources::find(&info.api_group, &info.api_version, &info.resource) {
+        Some(rt) if rt.handling == Handling::Stored => Some(rt),
+        Some(_) => None,
+        None => custom_resources::find(
+            &shared.store(),
+            &info.api_group,
+            &info.api_version,
+            &info.resource,
+        ),
+    }
+}
+
+/// Non-resource paths: health checks and discovery (custom groups from established CRDs).
+fn serve_path(shared: &Shared, path: &str, host: &str) -> Result<PathReply, ApiError> {
     let trimmed = path.trim_end_matches('/');
     let parts: Vec<&str> = trimmed.trim_start_matches('/').split('/').collect();
     let found = match parts.as_slice() {
@@ -288,9 +315,17 @@ fn serve_path(path: &str, host: &str) -> Result<PathReply, ApiError> {
         ["version"] => Some(discovery::version()),
         ["api"] => Some(discovery::core_versions(host)),
         ["api", version] => discovery::resource_list("", version),
-        ["apis"] => Some(discovery::groups()),
-        ["apis", group] => discovery::group(group),
-        ["apis", group, version] => discovery::resource_list(group, version),
+        ["apis"] => {
+            let mut doc = discovery::groups();
+            if let Some(groups) = doc["groups"].as_array_mut() {
+                groups.extend(custom_resources::discovery_groups(&shared.store()));
+            }
+            Some(doc)
+        }
+        ["apis", group] => discovery::group(group)
+            .or_else(|| custom_resources::discovery_group(&shared.store(), group)),
+        ["apis", group, version] => discovery::resource_list(group, version)
+            .or_else(|| custom_resources::discovery_resources(&shared.store(), group, version)),
         ["openapi", "v3"] => Some(discovery::openapi_v3_index()),
         ["openapi", "v3", "api", version] => discovery::openapi_v3_document("", version),
         ["openapi", "v3", "apis", group, version] => discovery::openapi_v3_document(group, version),
@@ -311,11 +346,23 @@ fn serve_resource(
     body: &[u8],
     user: &UserInfo,
 ) -> Result<(u16, Value), ApiError> {
-    if info.verb == "watch" {
-        return Err(ApiError::method_not_allowed(
+    if resources::find(&info.api_group, &info.api_version, &info.resource).is_none() {
+        let custom = custom_resources::find(
+            &shared.store(),
             &info.api_group,
+            &info.api_version,
             &info.resource,
-        ));
+        );
+        if let Some(rt) = custom {
+            let request = CustomRequest {
+                info,
+                method,
+                query,
+                content_type,
+                body,
+            };
+            return custom_resources::handle(shared, rt, &request);
+        }
     }
     if !info.subresource.is_empty() {
         let combined = format!("{}/{}", info.resource, info.subresource);
@@ -390,7 +437,7 @@ fn serve_resource(
             };
             Ok((201, body))
         }
-        Handling::Subresource => Err(ApiError::no_such_path()),
+        Handling::Subresource | Handling::Custom { .. } => Err(ApiError::no_such_path()),
     }
 }
 

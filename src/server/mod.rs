@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 
 use crate::cluster::Cluster;
 use crate::config::{AuthMode, ServeArgs};
+use crate::controller::{Clock, ControllerOptions};
 use crate::grpc::{BootstrapTokenServiceGrpc, ClientCertificateServiceGrpc, TokenServiceGrpc, v1};
 use crate::metrics::{self, KubeMetricsLayer, Metrics};
 use crate::server::authn::{
@@ -132,6 +133,19 @@ pub struct ServerOptions {
     pub limits: ConnectionLimits,
     /// The sweeper of expired records; off when None.
     pub sweeper: Option<SweeperOptions>,
+    /// The ServiceAccountToken controller; off when None.
+    pub controller: Option<ControllerOptions>,
+    /// The admission webhook; off when None.
+    pub webhook: Option<WebhookOptions>,
+}
+
+/// Where and with which certificate the admission webhook is served.
+#[derive(Debug, Clone)]
+pub struct WebhookOptions {
+    /// Listen address.
+    pub listen: std::net::SocketAddr,
+    /// Serving certificate and key.
+    pub tls: TlsFiles,
 }
 
 impl Default for ServerOptions {
@@ -156,6 +170,8 @@ impl Default for ServerOptions {
             metrics_listen: None,
             limits: ConnectionLimits::default(),
             sweeper: None,
+            controller: None,
+            webhook: None,
         }
     }
 }
@@ -293,6 +309,42 @@ impl ServerOptions {
                 concurrency: usize::try_from(args.sweep_concurrency).unwrap_or(1),
                 delete_rate: args.sweep_delete_rate,
             }),
+            controller: args.controller.then(|| ControllerOptions {
+                lease_namespace: args.lease_namespace.clone(),
+                lease_name: crate::controller::LEASE_NAME.into(),
+                identity: replica_identity(),
+                label_selector: args.controller_label_selector.clone(),
+                rotation_grace: args.rotation_grace,
+                clock: Clock::default(),
+            }),
+            webhook: match args.webhook_listen {
+                None => None,
+                Some(listen) => {
+                    let cert = args
+                        .webhook_tls_cert
+                        .clone()
+                        .or_else(|| args.tls_cert.clone());
+                    let key = args
+                        .webhook_tls_key
+                        .clone()
+                        .or_else(|| args.tls_key.clone());
+                    let (Some(cert), Some(key)) = (cert, key) else {
+                        return Err(ServerError::Config(
+                            "--webhook-listen needs a certificate: --webhook-tls-cert and \
+                             --webhook-tls-key (or --tls-cert and --tls-key)"
+                                .into(),
+                        ));
+                    };
+                    Some(WebhookOptions {
+                        listen,
+                        tls: TlsFiles {
+                            cert,
+                            key,
+                            client_ca: None,
+                        },
+                    })
+                }
+            },
         })
     }
 }
@@ -348,6 +400,12 @@ pub async fn run_with_metrics(
                 .collect::<Vec<_>>(),
         )
     });
+    // Watches legitimately pause (up to the watch timeout, 290 s): the controller's client
+    // bounds connects and writes like every call, and reads by more than the watch timeout.
+    let mut watch_config = kube_config.clone();
+    watch_config.connect_timeout = Some(options.kube_timeout);
+    watch_config.write_timeout = Some(options.kube_timeout);
+    watch_config.read_timeout = Some(Duration::from_secs(330));
     // A stalled API server (a proxy that accepts and never answers) must fail calls, not hang
     // them: each connect, read and write is bounded. No call tokend makes is a watch, so no
     // answer legitimately pauses this long.
@@ -406,6 +464,35 @@ pub async fn run_with_metrics(
         ..options.settings.clone()
     };
     let service = TokenService::with_keys(cluster.clone(), settings, keys);
+    let controller = match options.controller.clone() {
+        Some(controller_options) => {
+            let watch_client = kube::client::ClientBuilder::try_from(watch_config)?
+                .with_layer(&KubeMetricsLayer::new(metrics.clone()))
+                .build();
+            Some(tokio::spawn(crate::controller::run(
+                watch_client,
+                cluster.clone(),
+                service.clone(),
+                controller_options,
+                metrics.controller.clone(),
+            )))
+        }
+        None => None,
+    };
+    let webhook = match options.webhook.clone() {
+        Some(webhook) => {
+            let tls = crate::controller::admission::load_tls(webhook.tls)?;
+            let listener = TcpListener::bind(webhook.listen).await?;
+            tracing::info!(listen = %listener.local_addr()?, "admission webhook serving");
+            Some(tokio::spawn(crate::controller::admission::serve(
+                listener,
+                tls,
+                options.tls_reload_interval,
+                std::future::pending(),
+            )))
+        }
+        None => None,
+    };
 
     let (reporter, health_service) = tonic_health::server::health_reporter();
     health::starting(&reporter).await;
@@ -485,7 +572,7 @@ pub async fn run_with_metrics(
         }
     };
     watcher.abort();
-    if let Some(task) = sweeper {
+    for task in [sweeper, controller, webhook].into_iter().flatten() {
         task.abort();
     }
     if let Some(task) = metrics_server {

@@ -198,7 +198,7 @@ impl TokenService {
 
     /// Every check that needs no API call: names, duration, audiences, labels, policy. Every
     /// bad field is reported at once; then the first policy refusal.
-    fn check_issue(&self, request: &IssueRequest) -> Result<Plan> {
+    pub(super) fn check_issue(&self, request: &IssueRequest) -> Result<Plan> {
         let mut violations = Violations::default();
         let lifetime = self.issue_violations(request, &mut violations);
         violations.into_result()?;
@@ -391,7 +391,7 @@ impl TokenService {
     /// What the caller would need to do the same with kubectl: create a token for the
     /// ServiceAccount; create ServiceAccounts when asked to; create the binding and `bind` the
     /// role (Kubernetes' own escalation rule). The reviews run at once, not one after another.
-    async fn authorize_issue(
+    pub(super) async fn authorize_issue(
         &self,
         caller: &Caller,
         request: &IssueRequest,
@@ -526,7 +526,7 @@ impl TokenService {
 }
 
 /// What the checks decided.
-struct Plan {
+pub(super) struct Plan {
     lifetime: Duration,
 }
 

@@ -130,7 +130,7 @@ impl TokenService {
         }
     }
 
-    async fn render_kubeconfig(
+    pub(super) async fn render_kubeconfig(
         &self,
         server: &str,
         token: &str,
@@ -184,7 +184,11 @@ impl TokenService {
 
 /// The context name a kubeconfig will carry (the caller's, or `NAMESPACE-SERVICEACCOUNT`), after
 /// checking that kubectl will read it, and the namespace, back as the same strings.
-fn kubeconfig_context_name(requested: String, namespace: &str, sa: &str) -> Result<String> {
+pub(super) fn kubeconfig_context_name(
+    requested: String,
+    namespace: &str,
+    sa: &str,
+) -> Result<String> {
     kubeconfig::check_name(namespace)
         .map_err(|rule| Error::invalid("namespace", Reason::NameInvalid, rule))?;
     let name = if requested.is_empty() {

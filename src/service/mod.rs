@@ -7,6 +7,7 @@ mod bootstrap_tokens;
 mod checks;
 mod claims;
 mod client_certificates;
+mod declared;
 mod error;
 mod get;
 mod issue;
@@ -28,6 +29,7 @@ pub use bootstrap_tokens::{
 };
 pub use claims::Claims;
 pub use client_certificates::{CertificateIssue, CertificatePolicy, IssuedCertificate};
+pub use declared::Credentials;
 pub use error::{Error, Failure, RETRY_DELAY, Violation, Violations};
 pub use issue::{IssueRequest, IssuedToken};
 pub use kubeconfig::{KubeconfigRequest, KubeconfigSource, RenderedKubeconfig};
