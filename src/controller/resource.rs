@@ -161,7 +161,21 @@ pub struct Condition {
 
 /// The CustomResourceDefinition, as YAML (what `tokend crd` prints and deploy/ holds).
 pub fn crd_yaml() -> String {
-    let crd = ServiceAccountToken::crd();
+    let mut crd = ServiceAccountToken::crd();
+    // The recommended labels every object in deploy/ carries.
+    crd.metadata.labels = Some(
+        [
+            ("app.kubernetes.io/name", "tokend"),
+            ("app.kubernetes.io/instance", "tokend"),
+            ("app.kubernetes.io/version", env!("CARGO_PKG_VERSION")),
+            ("app.kubernetes.io/component", "controller"),
+            ("app.kubernetes.io/part-of", "tokend"),
+            ("app.kubernetes.io/managed-by", "kustomize"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
+    );
     let body = serde_yaml::to_string(&crd).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
     format!(
         "# Generated from src/controller/resource.rs by `tokend crd`; do not edit by hand\n\
