@@ -14,6 +14,9 @@ pub struct Claims {
     /// Expiry, seconds since the epoch.
     #[serde(default)]
     pub exp: Option<i64>,
+    /// Issue time, seconds since the epoch.
+    #[serde(default)]
+    pub iat: Option<i64>,
     /// Kubernetes' private claims.
     #[serde(rename = "kubernetes.io", default)]
     kubernetes: Option<KubernetesClaims>,
@@ -126,6 +129,7 @@ mod tests {
         assert_eq!(claims.namespace(), Some("team-a"));
         assert_eq!(claims.service_account(), Some("deployer"));
         assert_eq!(claims.exp, Some(1_900_000_000));
+        assert_eq!(claims.iat, Some(1_899_996_400));
         assert_eq!(
             claims.audiences(),
             vec!["https://kubernetes.default.svc.cluster.local".to_owned()]

@@ -164,10 +164,17 @@ impl TokenService {
                 Ok((token, record)) => {
                     audit::issued(caller, &record, "issued");
                     let expiration = record.expiration.unwrap_or_else(Timestamp::now);
-                    let granted_lifetime = record
-                        .issued_at
-                        .and_then(|issued| {
-                            Duration::try_from(expiration.duration_since(issued)).ok()
+                    // What the API server granted is in the token itself (exp - iat): the
+                    // record's issue time is taken before the TokenRequest, so it can be a
+                    // second early.
+                    let granted_lifetime = Claims::read(&token)
+                        .and_then(|c| Some((c.exp? - c.iat?).max(0)))
+                        .and_then(|secs| u64::try_from(secs).ok())
+                        .map(Duration::from_secs)
+                        .or_else(|| {
+                            record.issued_at.and_then(|issued| {
+                                Duration::try_from(expiration.duration_since(issued)).ok()
+                            })
                         })
                         .unwrap_or_default();
                     return Ok(IssuedToken {
