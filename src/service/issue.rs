@@ -40,6 +40,8 @@ pub struct IssueRequest {
     pub binding_scope: Option<BindingScope>,
     /// Labels for the record.
     pub labels: BTreeMap<String, String>,
+    /// The token this one replaces (RenewToken); never taken from a caller's field.
+    pub replaces: Option<TokenId>,
 }
 
 /// A token just issued.
@@ -154,7 +156,12 @@ impl TokenService {
                 .await;
             match result {
                 Ok((token, record)) => {
-                    audit::issued(caller, &record, "issued");
+                    let outcome = if record.replaces.is_some() {
+                        "renewed"
+                    } else {
+                        "issued"
+                    };
+                    audit::issued(caller, &record, outcome);
                     let expiration = record.expiration.unwrap_or_else(Timestamp::now);
                     return Ok(IssuedToken {
                         token,
@@ -182,7 +189,7 @@ impl TokenService {
     }
 
     /// Every check that needs no API call: names, duration, audiences, labels, policy.
-    fn check_issue(&self, request: &IssueRequest) -> Result<Plan> {
+    pub(super) fn check_issue(&self, request: &IssueRequest) -> Result<Plan> {
         names::check_dns1123_label(&request.namespace)
             .map_err(|rule| Error::invalid("namespace", rule))?;
         names::check_dns1123_subdomain(&request.service_account)
@@ -265,6 +272,7 @@ impl TokenService {
             // Pending until the token is issued and the record sealed: if that never happens
             // and the undo cannot run, nobody is shown it and the sweeper removes it.
             pending: true,
+            replaces: request.replaces.clone(),
         };
         // The key is needed to seal the record: without it, write nothing.
         let key = self.key().await?;
@@ -338,7 +346,7 @@ impl TokenService {
     /// What the caller would need to do the same with kubectl: create a token for the
     /// ServiceAccount; create ServiceAccounts when asked to; create the binding and `bind` the
     /// role (Kubernetes' own escalation rule). The reviews run at once, not one after another.
-    async fn authorize_issue(
+    pub(super) async fn authorize_issue(
         &self,
         caller: &Caller,
         request: &IssueRequest,
@@ -456,7 +464,7 @@ impl TokenService {
 }
 
 /// What the checks decided.
-struct Plan {
+pub(super) struct Plan {
     lifetime: Duration,
 }
 

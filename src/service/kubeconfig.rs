@@ -8,6 +8,7 @@ use crate::caller::Caller;
 use crate::kubeconfig::{self, KubeconfigParts};
 use crate::names;
 use crate::token_id::TokenId;
+use kube::config::{ExecConfig, ExecInteractiveMode};
 
 /// Where the token in a kubeconfig comes from.
 #[derive(Debug, Clone)]
@@ -27,7 +28,24 @@ pub struct KubeconfigRequest {
     pub server: String,
     /// Context name override.
     pub context_name: String,
+    /// Render a user that runs this exec credential plugin instead of issuing a token.
+    pub exec: Option<KubeconfigExec>,
 }
+
+/// The exec credential plugin an exec-mode kubeconfig runs (`tokenctl credential`).
+#[derive(Debug, Clone, Default)]
+pub struct KubeconfigExec {
+    /// The tokend address the plugin asks.
+    pub tokend_address: String,
+    /// The plugin's command; empty means `tokenctl`.
+    pub command: String,
+    /// Arguments put before the plugin's own.
+    pub extra_args: Vec<String>,
+}
+
+/// Most extra arguments an exec-mode kubeconfig may carry, and the longest one.
+const MAX_EXEC_ARGS: usize = 16;
+const MAX_EXEC_ARG_LEN: usize = 1024;
 
 /// A rendered kubeconfig and what is known of its token.
 pub struct RenderedKubeconfig {
@@ -53,8 +71,16 @@ impl TokenService {
             names::check_role_name(&request.context_name)
                 .map_err(|rule| Error::invalid("context_name", rule))?;
         }
-        match request.source {
-            KubeconfigSource::Issue(issue) => {
+        match (request.source, request.exec) {
+            (KubeconfigSource::Issue(issue), Some(exec)) => {
+                self.exec_kubeconfig(caller, issue, exec, &server, request.context_name)
+                    .await
+            }
+            (KubeconfigSource::Token(_), Some(_)) => Err(Error::invalid(
+                "exec",
+                "needs issue (what the plugin asks for), not token",
+            )),
+            (KubeconfigSource::Issue(issue), None) => {
                 let context_name = kubeconfig_context_name(
                     request.context_name,
                     &issue.namespace,
@@ -73,7 +99,7 @@ impl TokenService {
                 })
                 .await
             }
-            KubeconfigSource::Token(token) => {
+            (KubeconfigSource::Token(token), None) => {
                 let validation = self.validate(caller, &token, &[]).await?;
                 if !validation.authenticated {
                     return Err(Error::invalid(
@@ -100,6 +126,48 @@ impl TokenService {
         }
     }
 
+    /// A kubeconfig whose user runs `tokenctl credential` for the issue request's target: no
+    /// token is issued and nothing secret is written. The request is checked and authorised as
+    /// an issue would be, so a kubeconfig that can only ever fail is refused now.
+    async fn exec_kubeconfig(
+        &self,
+        caller: &Caller,
+        issue: IssueRequest,
+        exec: KubeconfigExec,
+        server: &str,
+        context_name: String,
+    ) -> Result<RenderedKubeconfig> {
+        if issue.create_service_account || !issue.cluster_role.is_empty() {
+            return Err(Error::invalid(
+                "exec",
+                "the plugin only issues tokens: create the ServiceAccount and its binding once \
+                 with IssueToken, then ask for an exec kubeconfig without create_service_account \
+                 and cluster_role",
+            ));
+        }
+        let exec_config = exec_config(&exec, &issue)?;
+        self.check_issue(&issue)?;
+        self.authorize_issue(caller, &issue, super::BindingScope::Namespace)
+            .await?;
+        let context_name =
+            kubeconfig_context_name(context_name, &issue.namespace, &issue.service_account)?;
+        let ca = self.kubeconfig_ca().await?;
+        let yaml = kubeconfig::render(&KubeconfigParts {
+            server,
+            ca_pem: ca.as_deref(),
+            token: "",
+            exec: Some(&exec_config),
+            namespace: &issue.namespace,
+            context_name: &context_name,
+        })
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(RenderedKubeconfig {
+            yaml,
+            token_id: None,
+            expiration: None,
+        })
+    }
+
     async fn render_kubeconfig(
         &self,
         server: &str,
@@ -112,6 +180,7 @@ impl TokenService {
             server,
             ca_pem: ca.as_deref(),
             token,
+            exec: None,
             namespace,
             context_name,
         })
@@ -165,4 +234,76 @@ fn kubeconfig_context_name(requested: String, namespace: &str, sa: &str) -> Resu
     };
     kubeconfig::check_name(&name).map_err(|rule| Error::invalid("context_name", rule))?;
     Ok(name)
+}
+
+/// The kubeconfig `exec:` entry: `COMMAND --addr ADDRESS EXTRA... credential NS/SA --duration D
+/// --audience A... --label K=V...`, never interactive, with a hint for kubectl to show when the
+/// command is missing.
+fn exec_config(exec: &KubeconfigExec, issue: &IssueRequest) -> Result<ExecConfig> {
+    let address: http::Uri = exec
+        .tokend_address
+        .parse()
+        .map_err(|_| Error::invalid("exec.tokend_address", "must be an http:// or https:// URL"))?;
+    if !matches!(address.scheme_str(), Some("http" | "https")) || address.host().is_none() {
+        return Err(Error::invalid(
+            "exec.tokend_address",
+            "must be an http:// or https:// URL with a host",
+        ));
+    }
+    let command = if exec.command.is_empty() {
+        "tokenctl".to_owned()
+    } else {
+        exec.command.clone()
+    };
+    if command.len() > MAX_EXEC_ARG_LEN || command.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "exec.command",
+            format!("must be at most {MAX_EXEC_ARG_LEN} printable characters"),
+        ));
+    }
+    if exec.extra_args.len() > MAX_EXEC_ARGS
+        || exec
+            .extra_args
+            .iter()
+            .any(|a| a.len() > MAX_EXEC_ARG_LEN || a.chars().any(char::is_control))
+    {
+        return Err(Error::invalid(
+            "exec.extra_args",
+            format!(
+                "at most {MAX_EXEC_ARGS} arguments of at most {MAX_EXEC_ARG_LEN} printable \
+                 characters"
+            ),
+        ));
+    }
+    let mut args = vec!["--addr".to_owned(), exec.tokend_address.clone()];
+    args.extend(exec.extra_args.iter().cloned());
+    args.push("credential".into());
+    args.push(format!("{}/{}", issue.namespace, issue.service_account));
+    if !issue.duration.is_empty() {
+        args.push("--duration".into());
+        args.push(issue.duration.clone());
+    }
+    for audience in &issue.audiences {
+        args.push("--audience".into());
+        args.push(audience.clone());
+    }
+    for (key, value) in &issue.labels {
+        args.push("--label".into());
+        args.push(format!("{key}={value}"));
+    }
+    Ok(ExecConfig {
+        api_version: Some("client.authentication.k8s.io/v1".into()),
+        command: Some(command.clone()),
+        args: Some(args),
+        env: None,
+        drop_env: None,
+        install_hint: Some(format!(
+            "{command} is tokend's credential plugin: install tokenctl (see tokend's README) and \
+             put it on PATH"
+        )),
+        interactive_mode: Some(ExecInteractiveMode::Never),
+        provide_cluster_info: false,
+        cluster: None,
+        other: Default::default(),
+    })
 }

@@ -355,6 +355,13 @@ pub(crate) struct KubeconfigArgs {
     /// Also make the new context the current one (with --merge).
     #[arg(long = "use", requires = "merge")]
     pub(crate) use_context: bool,
+    /// Write a kubeconfig that runs `tokenctl credential` for a fresh short-lived token whenever
+    /// kubectl needs one, instead of embedding a token; nothing secret is written.
+    #[arg(long)]
+    pub(crate) exec: bool,
+    /// The plugin command the exec kubeconfig runs (with --exec); default: tokenctl.
+    #[arg(long, value_name = "COMMAND", requires = "exec")]
+    pub(crate) exec_command: Option<String>,
 }
 
 /// Arguments of `tokenctl revoke`.

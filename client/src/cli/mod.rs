@@ -440,6 +440,11 @@ async fn kubeconfig(
         ))),
         server: args.server.unwrap_or_default(),
         context_name: args.context.unwrap_or_default(),
+        exec: args.exec.then(|| v1::KubeconfigExec {
+            tokend_address: connection.addr.clone(),
+            command: args.exec_command.clone().unwrap_or_default(),
+            extra_args: exec_connection_args(connection),
+        }),
     };
     let response = connect(connection, token_file_flag)
         .await?
@@ -464,12 +469,45 @@ async fn kubeconfig(
     } else {
         ""
     };
+    let what = if response.token_id.is_empty() {
+        "exec credential plugin".to_owned()
+    } else {
+        format!("token id {}", response.token_id)
+    };
     print(&format!(
-        "merged context {context:?} into {}{current} (token id {})\n",
+        "merged context {context:?} into {}{current} ({what})\n",
         path.display(),
-        response.token_id
     ))?;
     Ok(ExitStatus::Success)
+}
+
+/// The connection flags an exec kubeconfig's plugin needs to reach tokend as this call did:
+/// paths made absolute (kubectl runs the plugin from anywhere) and the name of a token variable,
+/// never a token. A token from $TOKEND_TOKEN reaches the plugin through kubectl's environment.
+fn exec_connection_args(connection: &Connection) -> Vec<String> {
+    let absolute = |path: &Path| {
+        std::path::absolute(path)
+            .unwrap_or_else(|_| path.to_owned())
+            .display()
+            .to_string()
+    };
+    let mut args = Vec::new();
+    for (flag, path) in [
+        ("--token-file", &connection.token_file),
+        ("--ca", &connection.ca),
+        ("--cert", &connection.cert),
+        ("--key", &connection.key),
+    ] {
+        if let Some(path) = path {
+            args.push(flag.to_owned());
+            args.push(absolute(path));
+        }
+    }
+    if let Some(var) = &connection.token_env {
+        args.push("--token-env".into());
+        args.push(var.clone());
+    }
+    args
 }
 
 /// Reads a token from a file, or stdin for `None` or `-`, trimming surrounding whitespace.
