@@ -83,7 +83,7 @@
 //!             ..Default::default()
 //!         })),
 //!         server: "https://k8s.example.com:6443".into(),
-//!         context_name: String::new(),
+//!         ..Default::default()
 //!     })
 //!     .await?;
 //! std::fs::write("kubeconfig", response.kubeconfig).ok();

@@ -165,6 +165,16 @@ pub(crate) enum Command {
         tokenctl get TOKEN_ID -o jsonpath='{.token.expirationTime}'"
     )]
     Get(GetArgs),
+    /// kubectl's exec credential plugin: print an ExecCredential with a token from tokend,
+    /// cached (0600, under the kube cache) and reused until a fraction of its lifetime.
+    #[command(
+        after_help = "Examples:\n  tokenctl kubeconfig team-a/ci --exec --merge --use   # writes a user that runs:\n  \
+        tokenctl --addr https://tokend:50051 credential team-a/ci --duration 1h\n\n\
+        A cached token is checked with tokend (GetToken) when its last check is 10s old or more,\n\
+        and dropped when its record is gone; when tokend cannot tell, it is served at most 5m\n\
+        after its last successful check."
+    )]
+    Credential(super::credential::CredentialArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  tokenctl completions bash > /etc/bash_completion.d/tokenctl"

@@ -8,6 +8,7 @@
 //! usage messages say `kubectl tokend`.
 
 mod args;
+mod credential;
 mod exit;
 mod jsonpath;
 mod kube_context;
@@ -87,6 +88,9 @@ enum CliError {
     /// Rendering YAML failed.
     #[error("rendering YAML: {0}")]
     Yaml(#[from] serde_yaml::Error),
+    /// kubectl's KUBERNETES_EXEC_INFO cannot be answered (`credential`).
+    #[error("{0}")]
+    ExecInfo(String),
 }
 
 /// Whether this process was started as the kubectl plugin.
@@ -248,6 +252,14 @@ async fn run(cli: Cli, token_file_flag: bool) -> Result<ExitStatus, CliError> {
         Command::Validate(args) => validate(connection, token_file_flag, args).await,
         Command::List(args) => list(connection, token_file_flag, args).await,
         Command::Get(args) => get(connection, token_file_flag, args).await,
+        Command::Credential(args) => {
+            credential::credential(
+                async || connect(connection, token_file_flag).await,
+                &connection.addr,
+                args,
+            )
+            .await
+        }
         Command::Completions { .. } | Command::Man { .. } => Ok(ExitStatus::Success),
     }
 }
