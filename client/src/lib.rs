@@ -146,12 +146,16 @@
 
 mod client;
 mod error;
+#[cfg(feature = "source")]
+mod token_source;
 
 #[cfg(feature = "cli")]
 pub mod cli;
 
 pub use client::{BearerAuth, RawClient, TokendClient, TokendClientBuilder};
 pub use error::{Error, Result};
+#[cfg(feature = "source")]
+pub use token_source::{CurrentToken, RenewalPolicy, TokenSource};
 
 /// The `tokend.v1` API as generated from `proto/tokend/v1/token_service.proto` (by
 /// [`tokend_api`]): messages, enums and the raw
