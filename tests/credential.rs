@@ -335,3 +335,124 @@ async fn with_tokend_down_kubectl_shows_the_plugins_error() {
     assert!(run.stderr.contains("getting credentials"), "{}", run.stderr);
     assert!(work.entries().is_empty(), "nothing cached");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v1beta1_exec_kubeconfig_gets_a_v1beta1_answer() {
+    let test = format!("{TEST}::a_v1beta1_exec_kubeconfig_gets_a_v1beta1_answer");
+    let Some(kubectl) = kubectl_or_skip(&test) else {
+        return;
+    };
+    let env = common::start().await;
+    let ns = env.fresh_namespace().await;
+    service_account(&env, &ns).await;
+    let work = Workspace::new(kubectl);
+    let target = format!("{ns}/ci");
+    let written = work
+        .run(
+            &tokenctl_path(),
+            &["--addr", &env.endpoint, "kubeconfig", &target, "--exec"],
+        )
+        .await;
+    assert!(written.ok, "tokenctl kubeconfig --exec: {}", written.stderr);
+    // As an older client would have it: kubectl then sends and expects v1beta1.
+    let older = written.stdout.replace(
+        "client.authentication.k8s.io/v1\n",
+        "client.authentication.k8s.io/v1beta1\n",
+    );
+    assert_ne!(older, written.stdout, "the apiVersion line was found");
+    std::fs::write(work.kubeconfig(), &older).expect("write kubeconfig");
+    let yes = work
+        .kubectl(&["auth", "can-i", "get", "pods", "-n", &ns])
+        .await;
+    assert!(
+        yes.ok && yes.stdout.trim() == "yes",
+        "{} {}",
+        yes.stdout,
+        yes.stderr
+    );
+}
+
+#[tokio::test]
+async fn exec_kubeconfig_requests_are_checked_and_issue_nothing() {
+    let env = common::start().await;
+    let ns = env.fresh_namespace().await;
+    service_account(&env, &ns).await;
+    let client = env.client().await;
+    let before = issued(&env).await;
+    let exec = |address: &str| {
+        Some(v1::KubeconfigExec {
+            tokend_address: address.into(),
+            ..Default::default()
+        })
+    };
+    let target = || {
+        Some(v1::get_kubeconfig_request::Source::Issue(
+            v1::IssueTokenRequest {
+                namespace: ns.clone(),
+                service_account: "ci".into(),
+                ..Default::default()
+            },
+        ))
+    };
+    let cases = [
+        (
+            v1::GetKubeconfigRequest {
+                source: Some(v1::get_kubeconfig_request::Source::Token("x".into())),
+                exec: exec("http://tokend:50051"),
+                ..Default::default()
+            },
+            "exec",
+        ),
+        (
+            v1::GetKubeconfigRequest {
+                source: target(),
+                exec: exec("ftp://tokend"),
+                ..Default::default()
+            },
+            "exec.tokend_address",
+        ),
+        (
+            v1::GetKubeconfigRequest {
+                source: Some(v1::get_kubeconfig_request::Source::Issue(issue(&ns, "ci"))),
+                exec: exec("http://tokend:50051"),
+                ..Default::default()
+            },
+            "exec",
+        ),
+        (
+            v1::GetKubeconfigRequest {
+                source: target(),
+                exec: Some(v1::KubeconfigExec {
+                    tokend_address: "http://tokend:50051".into(),
+                    extra_args: vec!["a\nb".into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            "exec.extra_args",
+        ),
+    ];
+    for (request, field) in cases {
+        common::assert_code(
+            client.get_kubeconfig(request).await,
+            tonic::Code::InvalidArgument,
+            field,
+        );
+    }
+    let missing = client
+        .get_kubeconfig(v1::GetKubeconfigRequest {
+            source: Some(v1::get_kubeconfig_request::Source::Issue(
+                v1::IssueTokenRequest {
+                    namespace: ns.clone(),
+                    service_account: "nobody".into(),
+                    ..Default::default()
+                },
+            )),
+            exec: exec("http://tokend:50051"),
+            ..Default::default()
+        })
+        .await;
+    // A kubeconfig that could only ever fail is refused now, naming what is missing.
+    common::assert_code(missing, tonic::Code::NotFound, "service_account");
+    assert_eq!(issued(&env).await, before, "nothing was issued");
+}

@@ -451,7 +451,7 @@ impl TokenService {
     }
 
     /// NotFound naming what is missing: the namespace or only the ServiceAccount.
-    async fn missing_service_account(&self, ns: &str, sa: &str) -> Error {
+    pub(super) async fn missing_service_account(&self, ns: &str, sa: &str) -> Error {
         match self.cluster.namespace_exists(ns).await {
             Ok(false) => Error::NotFound(format!("namespace: namespaces \"{ns}\" not found")),
             Ok(true) => Error::NotFound(format!(

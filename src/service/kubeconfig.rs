@@ -149,6 +149,16 @@ impl TokenService {
         self.check_issue(&issue)?;
         self.authorize_issue(caller, &issue, super::BindingScope::Namespace)
             .await?;
+        if self
+            .cluster
+            .service_account(&issue.namespace, &issue.service_account)
+            .await?
+            .is_none()
+        {
+            return Err(self
+                .missing_service_account(&issue.namespace, &issue.service_account)
+                .await);
+        }
         let context_name =
             kubeconfig_context_name(context_name, &issue.namespace, &issue.service_account)?;
         let ca = self.kubeconfig_ca().await?;

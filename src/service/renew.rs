@@ -37,6 +37,8 @@ pub struct Renewed {
     pub replaced: TokenId,
     /// When the old token is (or was) revoked; None when it was not asked.
     pub old_revoked_at: Option<Timestamp>,
+    /// Whether the old token was revoked before the answer (no grace).
+    pub old_revoked_now: bool,
 }
 
 impl TokenService {
@@ -96,6 +98,7 @@ impl TokenService {
             issued,
             replaced: id,
             old_revoked_at,
+            old_revoked_now: now_revoke,
         })
     }
 
