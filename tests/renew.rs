@@ -4,6 +4,7 @@
 use tokend_test_support as common;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use common::{TestEnv, assert_code, eventually, issue};
 use tokend_client::v1;
@@ -225,4 +226,42 @@ async fn a_renewal_can_revoke_the_old_token() {
     assert_code(long_grace, Code::InvalidArgument, "revoke_grace");
     let no_id = client.renew_token(v1::RenewTokenRequest::default()).await;
     assert_code(no_id, Code::InvalidArgument, "token_id");
+}
+
+#[tokio::test]
+async fn a_renewal_can_leave_the_old_token_a_grace_period() {
+    let env = common::start().await;
+    let ns = env.fresh_namespace().await;
+    let client = env.client().await;
+    let old = client
+        .issue_token(issue(&ns, "ci"))
+        .await
+        .expect("IssueToken");
+    let renewed = client
+        .renew_token(v1::RenewTokenRequest {
+            token_id: old.token_id.clone(),
+            revoke_old: true,
+            revoke_grace: "3s".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("RenewToken");
+    let at = renewed.old_revoked_at.expect("old_revoked_at").seconds;
+    assert!((at - now() - 3).abs() <= 2, "revoked in {} s", at - now());
+    // The old record goes once the grace has passed (polled: the grace is a lower bound).
+    common::eventually_within(
+        "the old record is revoked after the grace",
+        Duration::from_secs(30),
+        || async {
+            let answer = client
+                .get_token(v1::GetTokenRequest {
+                    token_id: old.token_id.clone(),
+                })
+                .await;
+            Ok(matches!(answer, Err(e) if e.code() == Code::NotFound))
+        },
+    )
+    .await
+    .expect("revoked");
+    assert!(validate(&env, &renewed.token).await.authenticated);
 }
