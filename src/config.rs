@@ -29,6 +29,8 @@ pub enum Command {
     /// Run only the Kubernetes API emulator and write its admin kubeconfig.
     #[cfg(feature = "dev")]
     Emulator(EmulatorArgs),
+    /// Print the ServiceAccountToken CustomResourceDefinition (YAML), as deploy/ holds it.
+    Crd,
 }
 
 /// How log lines are written.
@@ -72,6 +74,24 @@ pub struct ServeArgs {
         default_value = crate::vocabulary::DEFAULT_ALLOWED_CLUSTER_ROLES
     )]
     pub allowed_cluster_roles: Vec<String>,
+    /// Lifetime of bootstrap tokens whose request names none (kubeadm's default).
+    #[arg(long, env = "TOKEND_BOOTSTRAP_TOKEN_DEFAULT_DURATION", default_value = "24h", value_parser = parse_duration)]
+    pub bootstrap_token_default_duration: Duration,
+    /// Longest lifetime of a bootstrap token.
+    #[arg(long, env = "TOKEND_BOOTSTRAP_TOKEN_MAX_DURATION", default_value = "168h", value_parser = parse_duration)]
+    pub bootstrap_token_max_duration: Duration,
+    /// Longest lifetime of a client certificate, and the lifetime of one whose request names
+    /// none: Kubernetes cannot revoke a client certificate before it expires.
+    #[arg(long, env = "TOKEND_CLIENT_CERT_MAX_DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub client_cert_max_duration: Duration,
+    /// `system:` users and groups client certificates may name, comma-separated (e.g.
+    /// `system:kube-proxy`); none by default. `system:masters` is refused whatever this says.
+    #[arg(
+        long,
+        env = "TOKEND_CLIENT_CERT_ALLOWED_SYSTEM_IDENTITIES",
+        value_delimiter = ','
+    )]
+    pub client_cert_allowed_system_identities: Vec<String>,
     /// How callers authenticate: `kubernetes` (bearer token, TokenReview) or `none`.
     /// `serve` defaults to `kubernetes` and takes `none` only with --insecure-no-auth;
     /// `dev` defaults to `none`.
@@ -171,6 +191,26 @@ pub struct ServeArgs {
     /// How often the Kubernetes API is checked for the health service.
     #[arg(long, env = "TOKEND_HEALTH_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub health_interval: Duration,
+    /// Run the ServiceAccountToken controller (one replica at a time, through a Lease in
+    /// --lease-namespace). Needs the CRD installed (`tokend crd`).
+    #[arg(long, env = "TOKEND_CONTROLLER")]
+    pub controller: bool,
+    /// Reconcile only ServiceAccountTokens matching this label selector (sharding).
+    #[arg(long, env = "TOKEND_CONTROLLER_LABEL_SELECTOR")]
+    pub controller_label_selector: Option<String>,
+    /// How long a token replaced by rotation stays valid before it is revoked.
+    #[arg(long, env = "TOKEND_ROTATION_GRACE", default_value = "1m", value_parser = parse_duration)]
+    pub rotation_grace: Duration,
+    /// Address of the HTTPS admission webhook that stamps ServiceAccountTokens' requester;
+    /// none when unset. Serves the certificate of --webhook-tls-cert/--webhook-tls-key.
+    #[arg(long, env = "TOKEND_WEBHOOK_LISTEN")]
+    pub webhook_listen: Option<SocketAddr>,
+    /// Certificate chain (PEM) of the webhook; default: --tls-cert.
+    #[arg(long, env = "TOKEND_WEBHOOK_TLS_CERT")]
+    pub webhook_tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of the webhook; default: --tls-key.
+    #[arg(long, env = "TOKEND_WEBHOOK_TLS_KEY")]
+    pub webhook_tls_key: Option<PathBuf>,
 }
 
 /// How callers prove who they are.

@@ -1,7 +1,7 @@
 //! `tokend dev` and `tokend emulator`: tokend against the embedded Kubernetes API emulator, and
 //! the emulator on its own.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use kube_emulator::{Emulator, Options};
 use tokio::net::TcpListener;
@@ -29,7 +29,11 @@ pub async fn run_dev(args: ServeArgs) -> Result<(), DevError> {
     let kubeconfig_path =
         std::env::temp_dir().join(format!("tokend-dev-{}.kubeconfig", std::process::id()));
     emulator.write_kubeconfig(&kubeconfig_path).await?;
-    let options = ServerOptions::from_args(&args, true)?;
+    let mut options = ServerOptions::from_args(&args, true)?;
+    // ServiceAccountTokens: the CRD, the controller and the webhook, when the emulator serves
+    // custom resources and calls webhooks.
+    let webhook_dir = tempfile_dir()?;
+    let declarative = declarative_setup(&emulator, &mut options, &args, &webhook_dir).await;
     // The namespace a deployment runs in, where the sweeper's Lease lives.
     let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
         kube::Api::all(emulator.client().await?);
@@ -49,6 +53,10 @@ pub async fn run_dev(args: ServeArgs) -> Result<(), DevError> {
     let listener = TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
     println!("{}", banner(&addr.to_string(), &kubeconfig_path));
+    match declarative {
+        Ok(()) => println!("{}", sat_banner(&kubeconfig_path)),
+        Err(e) => println!("ServiceAccountTokens are off: the emulator cannot serve them ({e})"),
+    }
     let result = server::run(
         emulator.client_config().await?,
         options,
@@ -57,8 +65,131 @@ pub async fn run_dev(args: ServeArgs) -> Result<(), DevError> {
     )
     .await;
     let _ = std::fs::remove_file(&kubeconfig_path);
+    let _ = std::fs::remove_dir_all(&webhook_dir);
     emulator.shutdown().await;
     Ok(result?)
+}
+
+/// A private folder for the webhook's certificate.
+fn tempfile_dir() -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("tokend-dev-{}-webhook", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Installs the ServiceAccountToken CRD in the emulator, serves the admission webhook on a
+/// loopback port with a fresh certificate, registers it, and turns the controller on. Any
+/// failure leaves all three off (the gRPC API works regardless).
+async fn declarative_setup(
+    emulator: &Emulator,
+    options: &mut ServerOptions,
+    args: &ServeArgs,
+    dir: &Path,
+) -> Result<(), String> {
+    use k8s_openapi::api::admissionregistration::v1::{
+        MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, WebhookClientConfig,
+    };
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::CustomResourceExt as _;
+    use kube::api::{Patch, PatchParams};
+
+    let client = emulator.client().await.map_err(|e| e.to_string())?;
+    let crd = crate::controller::ServiceAccountToken::crd();
+    kube::Api::<CustomResourceDefinition>::all(client.clone())
+        .patch(
+            "serviceaccounttokens.tokend.io",
+            &PatchParams::apply("tokend-dev").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .map_err(|e| format!("the CRD: {e}"))?;
+    let (cert, key, ca) = loopback_certificate().map_err(|e| format!("a certificate: {e}"))?;
+    let (cert_path, key_path) = (dir.join("webhook.crt"), dir.join("webhook.key"));
+    std::fs::write(&cert_path, cert).map_err(|e| e.to_string())?;
+    std::fs::write(&key_path, key).map_err(|e| e.to_string())?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let webhook = MutatingWebhookConfiguration {
+        metadata: kube::api::ObjectMeta {
+            name: Some("tokend".into()),
+            ..Default::default()
+        },
+        webhooks: Some(vec![MutatingWebhook {
+            name: "serviceaccounttokens.tokend.io".into(),
+            admission_review_versions: vec!["v1".into()],
+            side_effects: "None".into(),
+            failure_policy: Some("Fail".into()),
+            timeout_seconds: Some(10),
+            client_config: WebhookClientConfig {
+                url: Some(format!(
+                    "https://127.0.0.1:{port}{}",
+                    crate::controller::admission::PATH
+                )),
+                ca_bundle: Some(k8s_openapi::ByteString(ca.into_bytes())),
+                service: None,
+            },
+            rules: Some(vec![RuleWithOperations {
+                api_groups: Some(vec!["tokend.io".into()]),
+                api_versions: Some(vec!["v1alpha1".into()]),
+                resources: Some(vec!["serviceaccounttokens".into()]),
+                operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
+                scope: Some("Namespaced".into()),
+            }]),
+            ..Default::default()
+        }]),
+    };
+    kube::Api::<MutatingWebhookConfiguration>::all(client)
+        .patch(
+            "tokend",
+            &PatchParams::apply("tokend-dev").force(),
+            &Patch::Apply(&webhook),
+        )
+        .await
+        .map_err(|e| format!("the webhook registration: {e}"))?;
+    options.webhook = Some(crate::server::WebhookOptions {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        tls: crate::server::tls::TlsFiles {
+            cert: cert_path,
+            key: key_path,
+            client_ca: None,
+        },
+    });
+    if options.controller.is_none() {
+        options.controller = Some(crate::controller::ControllerOptions {
+            lease_namespace: args.lease_namespace.clone(),
+            rotation_grace: args.rotation_grace,
+            label_selector: args.controller_label_selector.clone(),
+            ..Default::default()
+        });
+    }
+    Ok(())
+}
+
+/// A serving certificate for 127.0.0.1 from a fresh CA: (cert PEM, key PEM, CA PEM).
+fn loopback_certificate() -> Result<(String, String, String), rcgen::Error> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate()?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate()?;
+    let params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?;
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok((cert.pem(), key.serialize_pem(), ca_cert.pem()))
+}
+
+fn sat_banner(kubeconfig: &Path) -> String {
+    format!(
+        r#"ServiceAccountTokens (CRD, controller, admission webhook) are on:
+  printf 'apiVersion: tokend.io/v1alpha1\nkind: ServiceAccountToken\nmetadata: {{name: sat-sample, namespace: default}}\nspec: {{duration: 1h, clusterRole: view}}\n' | kubectl --kubeconfig {kc} apply -f -
+  kubectl --kubeconfig {kc} get sat
+  kubectl --kubeconfig {kc} get secret "$(kubectl --kubeconfig {kc} get sat sat-sample -o jsonpath='{{.status.secretRef.name}}')" -o jsonpath='{{.data.kubeconfig}}' | base64 -d > kc
+  kubectl --kubeconfig kc get pods"#,
+        kc = kubeconfig.display()
+    )
 }
 
 /// Runs only the emulator, writing its admin kubeconfig, until ctrl-c / SIGTERM.

@@ -111,7 +111,28 @@ pub fn render(parts: &KubeconfigParts<'_>) -> Result<String, RenderError> {
         current_context: Some(name),
         ..Default::default()
     };
-    Ok(serde_yaml::to_string(&config)?)
+    Ok(serde_yaml::to_string(&kubectl_order(
+        serde_yaml::to_value(&config)?,
+    ))?)
+}
+
+/// The top-level keys as kubectl writes a kubeconfig: `apiVersion` and `kind` first, as in every
+/// Kubernetes object, then the rest in kubectl's (alphabetical) order. kube-rs serialises them
+/// in its struct's order, with `kind` and `apiVersion` last.
+fn kubectl_order(value: serde_yaml::Value) -> serde_yaml::Value {
+    let serde_yaml::Value::Mapping(mut mapping) = value else {
+        return value;
+    };
+    let mut ordered = serde_yaml::Mapping::new();
+    for key in ["apiVersion", "kind"] {
+        if let Some((k, v)) = mapping.remove_entry(key) {
+            ordered.insert(k, v);
+        }
+    }
+    let mut rest: Vec<_> = mapping.into_iter().collect();
+    rest.sort_by(|(a, _), (b, _)| a.as_str().cmp(&b.as_str()));
+    ordered.extend(rest);
+    serde_yaml::Value::Mapping(ordered)
 }
 
 #[cfg(test)]
@@ -145,6 +166,27 @@ mod tests {
         assert_eq!(
             user.token.as_ref().map(|t| t.expose_secret().to_owned()),
             Some("t0ken".into())
+        );
+    }
+
+    #[test]
+    fn api_version_and_kind_come_first_as_kubectl_writes_them() {
+        let yaml = render(&parts(None)).expect("renders");
+        let top: Vec<&str> = yaml
+            .lines()
+            .filter(|line| !line.starts_with([' ', '-']))
+            .filter_map(|line| line.split(':').next())
+            .collect();
+        assert_eq!(
+            top,
+            [
+                "apiVersion",
+                "kind",
+                "clusters",
+                "contexts",
+                "current-context",
+                "users"
+            ]
         );
     }
 

@@ -8,19 +8,22 @@
 //! | module | holds |
 //! | --- | --- |
 //! | [`server`] | the wiring: listener and TLS, caller authentication, request layers, health, metrics endpoint, the sweeper task |
-//! | [`grpc`] | TokenService in tonic: proto ↔ service types, errors → gRPC status once |
-//! | [`service`] | the use cases (issue, revoke, validate, get, list, kubeconfig), records, checks, policy, audit |
+//! | [`grpc`] | TokenService, BootstrapTokenService and ClientCertificateService in tonic: proto ↔ service types, errors → gRPC status once |
+//! | [`service`] | the use cases (issue, revoke, validate, get, list, kubeconfig, bootstrap tokens, client certificates), records, checks, policy, audit |
 //! | [`cluster`] | every Kubernetes call tokend makes (kube-rs), the Lease included |
+//! | [`controller`] | the ServiceAccountToken custom resource, its controller and admission webhook |
 //! | [`sweeper`] | the leader-elected job deleting expired and abandoned records |
 //! | [`config`] | command-line flags and environment |
 //! | [`metrics`], [`telemetry`] | Prometheus metrics; tracing setup |
-//! | [`caller`], [`token_id`], [`names`], [`kubeconfig`], [`vocabulary`], [`cache`] | leaves: the proven caller, token ids, name rules, kubeconfig rendering, labels and limits, the cache shape |
+//! | [`caller`], [`token_id`], [`names`], [`kubeconfig`], [`credential_kubeconfig`], [`vocabulary`], [`cache`] | leaves: the proven caller, token ids, name rules, kubeconfig rendering (token kubeconfigs; bootstrap and client-certificate kubeconfigs), labels and limits, the cache shape |
 //! | `dev` | `tokend dev` / `tokend emulator` (feature `dev`) |
 
 pub mod cache;
 pub mod caller;
 pub mod cluster;
 pub mod config;
+pub mod controller;
+pub mod credential_kubeconfig;
 #[cfg(feature = "dev")]
 pub mod dev;
 pub mod grpc;

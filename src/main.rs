@@ -10,8 +10,15 @@ use tokend::{server, telemetry};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
-    match cli.command {
+    let telemetry = telemetry::init(cli.log_format);
+    let result = run(cli.command).await;
+    // The exporter's last batch goes out over the runtime this thread would otherwise block.
+    tokio::task::block_in_place(|| telemetry.shutdown());
+    result
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(args) => {
             let options = server::ServerOptions::from_args(&args, false)?;
             let kube_config = server::kube_config(args.kubeconfig.as_deref()).await?;
@@ -20,6 +27,7 @@ async fn main() -> anyhow::Result<()> {
         }
         #[cfg(feature = "dev")]
         Command::Dev(args) => tokend::dev::run_dev(args).await?,
+        Command::Crd => print!("{}", tokend::controller::resource::crd_yaml()),
         #[cfg(feature = "dev")]
         Command::Emulator(args) => tokend::dev::run_emulator(args).await?,
     }

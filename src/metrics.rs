@@ -1,6 +1,10 @@
-//! Prometheus metrics: RPCs by method and code with latency, Kubernetes API calls by verb,
-//! resource and status, tokens issued and revoked, and caller-review cache hits. The families live
-//! in one [`Metrics`] value registered into a registry passed in, never in globals.
+//! Prometheus metrics: RPCs under go-grpc-prometheus' names (`grpc_server_*`, so standard
+//! dashboards and alerts work unchanged), Kubernetes API calls by verb, resource and status,
+//! tokens issued and revoked, caller-review cache hits, the sweeper, whether the Kubernetes API
+//! answers, `tokend_build_info` and the `process_*` family ([`process`]). The
+//! families live in one [`Metrics`] value registered into a registry passed in, never in globals.
+
+pub mod process;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,21 +18,51 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use tracing::Instrument as _;
 
-/// Labels of an RPC.
+/// The method labels of an RPC, as go-grpc-prometheus names them. Only methods tokend serves
+/// get their own values; every other path is one `unknown` set ([`RpcMethod::unknown`]).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RpcLabels {
-    /// Full gRPC method, e.g. `/tokend.v1.TokenService/IssueToken`.
-    pub method: String,
-    /// gRPC status code name.
-    pub code: String,
+pub struct RpcMethod {
+    /// Fully qualified service, e.g. `tokend.v1.TokenService`.
+    pub grpc_service: String,
+    /// Method name, e.g. `IssueToken`.
+    pub grpc_method: String,
+    /// `unary`, `client_stream`, `server_stream` or `bidi_stream`.
+    pub grpc_type: &'static str,
 }
 
-/// Labels of an RPC's latency.
+impl RpcMethod {
+    /// The one label set of every path tokend does not serve.
+    pub fn unknown() -> Self {
+        Self {
+            grpc_service: UNKNOWN.into(),
+            grpc_method: UNKNOWN.into(),
+            grpc_type: UNKNOWN,
+        }
+    }
+}
+
+/// The label value standing for any service, method or type tokend does not serve.
+pub const UNKNOWN: &str = "unknown";
+
+/// Labels of a finished RPC: its method and status code.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct MethodLabels {
-    /// Full gRPC method.
-    pub method: String,
+pub struct RpcCodeLabels {
+    /// Which method.
+    #[prometheus(flatten)]
+    pub method: RpcMethod,
+    /// gRPC status code as grpc-go spells it: `OK`, `InvalidArgument`, `Unavailable`, ...
+    pub grpc_code: &'static str,
+}
+
+/// Labels of `tokend_build_info`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    /// The crate version, e.g. `0.1.0`.
+    version: &'static str,
+    /// Whether the binary holds `tokend dev` and the emulator (`dev`) or not (`server`).
+    build: &'static str,
 }
 
 /// Labels of a Kubernetes API call.
@@ -45,8 +79,11 @@ pub struct KubeLabels {
 /// Every metric tokend exports.
 #[derive(Clone)]
 pub struct Metrics {
-    rpcs: Family<RpcLabels, Counter>,
-    rpc_seconds: Family<MethodLabels, Histogram>,
+    rpcs_started: Family<RpcMethod, Counter>,
+    rpcs_handled: Family<RpcCodeLabels, Counter>,
+    rpc_seconds: Family<RpcMethod, Histogram>,
+    /// 1 while the last health check reached the Kubernetes API, else 0.
+    pub kube_api_reachable: Gauge,
     kube_calls: Family<KubeLabels, Counter>,
     kube_seconds: Family<KubeLabels, Histogram>,
     /// Tokens issued (IssueToken and GetKubeconfig).
@@ -59,6 +96,18 @@ pub struct Metrics {
     pub review_cache_misses: Counter,
     /// What the sweeper examines, deletes, and how long a sweep takes.
     pub sweeps: SweepMetrics,
+    /// The ServiceAccountToken controller's failures.
+    pub controller: ControllerMetrics,
+}
+
+/// Failures of the ServiceAccountToken controller: a watch that cannot run (missing RBAC, API
+/// trouble) or a reconciliation that failed and is retried.
+#[derive(Clone, Default)]
+pub struct ControllerMetrics {
+    /// Errors of the controller's watches.
+    pub watch_errors: Counter,
+    /// Reconciliations that failed (retried with backoff).
+    pub reconcile_errors: Counter,
 }
 
 /// The sweeper's progress: records examined and deleted (in all, and by the last sweep) and
@@ -69,6 +118,8 @@ pub struct SweepMetrics {
     pub examined: Counter,
     /// Records deleted, in all.
     pub deleted: Counter,
+    /// Sweeps that failed (the record key or the API could not be read, a delete failed).
+    pub failures: Counter,
     /// Records the last finished sweep examined.
     pub last_examined: Gauge,
     /// Records the last finished sweep deleted.
@@ -92,12 +143,47 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 15))
 }
 
+/// The buckets go-grpc-prometheus (and Prometheus' client libraries) use by default, so the
+/// `le` values dashboards and alerts name exist here too, plus 1 ms and 2.5 ms.
+fn rpc_histogram() -> Histogram {
+    Histogram::new([
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ])
+}
+
+/// gRPC's name of a status code, as grpc-go's `codes.Code.String()` writes it (and so as
+/// go-grpc-prometheus labels it): `OK`, not tonic's `Ok`; `Canceled`, not `Cancelled`.
+pub fn grpc_code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "Canceled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    }
+}
+
 impl Metrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self {
-            rpcs: Family::default(),
-            rpc_seconds: Family::new_with_constructor(latency_histogram),
+            rpcs_started: Family::default(),
+            rpcs_handled: Family::default(),
+            rpc_seconds: Family::new_with_constructor(rpc_histogram),
+            kube_api_reachable: Gauge::default(),
             kube_calls: Family::default(),
             kube_seconds: Family::new_with_constructor(latency_histogram),
             tokens_issued: Counter::default(),
@@ -105,17 +191,43 @@ impl Metrics {
             review_cache_hits: Counter::default(),
             review_cache_misses: Counter::default(),
             sweeps: SweepMetrics::default(),
+            controller: ControllerMetrics::default(),
         };
+        // go-grpc-prometheus' names and labels, unprefixed: what Grafana's gRPC dashboards and
+        // the usual alerting rules query.
+        registry.register(
+            "grpc_server_started",
+            "RPCs started on the server",
+            metrics.rpcs_started.clone(),
+        );
+        registry.register(
+            "grpc_server_handled",
+            "RPCs completed on the server, regardless of success or failure",
+            metrics.rpcs_handled.clone(),
+        );
+        registry.register(
+            "grpc_server_handling_seconds",
+            "Response latency of RPCs handled by the server, in seconds",
+            metrics.rpc_seconds.clone(),
+        );
+        process::register(registry);
         let r = registry.sub_registry_with_prefix("tokend");
         r.register(
-            "grpc_requests",
-            "gRPC requests by method and status code",
-            metrics.rpcs.clone(),
+            "build",
+            "tokend's version and build",
+            prometheus_client::metrics::info::Info::new(BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                build: if cfg!(feature = "dev") {
+                    "dev"
+                } else {
+                    "server"
+                },
+            }),
         );
         r.register(
-            "grpc_request_duration_seconds",
-            "gRPC request latency",
-            metrics.rpc_seconds.clone(),
+            "kube_api_reachable",
+            "1 while the last health check reached the Kubernetes API, else 0",
+            metrics.kube_api_reachable.clone(),
         );
         r.register(
             "kube_requests",
@@ -148,6 +260,16 @@ impl Metrics {
             metrics.review_cache_misses.clone(),
         );
         r.register(
+            "controller_watch_errors",
+            "Errors of the ServiceAccountToken controller's watches",
+            metrics.controller.watch_errors.clone(),
+        );
+        r.register(
+            "controller_reconcile_errors",
+            "Failed ServiceAccountToken reconciliations (retried)",
+            metrics.controller.reconcile_errors.clone(),
+        );
+        r.register(
             "sweep_records_examined",
             "Token records the sweeper examined",
             metrics.sweeps.examined.clone(),
@@ -156,6 +278,11 @@ impl Metrics {
             "sweep_records_deleted",
             "Token records the sweeper deleted",
             metrics.sweeps.deleted.clone(),
+        );
+        r.register(
+            "sweep_failures",
+            "Sweeps that failed",
+            metrics.sweeps.failures.clone(),
         );
         r.register(
             "sweep_last_records_examined",
@@ -175,18 +302,21 @@ impl Metrics {
         metrics
     }
 
-    /// Records one finished RPC.
-    pub fn record_rpc(&self, method: &str, code: tonic::Code, started: Instant) {
-        self.rpcs
-            .get_or_create(&RpcLabels {
-                method: method.to_owned(),
-                code: format!("{code:?}"),
+    /// Counts an RPC as started.
+    pub fn rpc_started(&self, method: &RpcMethod) {
+        self.rpcs_started.get_or_create(method).inc();
+    }
+
+    /// Records one finished RPC: its code and how long it took since `started`.
+    pub fn rpc_handled(&self, method: &RpcMethod, code: tonic::Code, started: Instant) {
+        self.rpcs_handled
+            .get_or_create(&RpcCodeLabels {
+                method: method.clone(),
+                grpc_code: grpc_code_name(code),
             })
             .inc();
         self.rpc_seconds
-            .get_or_create(&MethodLabels {
-                method: method.to_owned(),
-            })
+            .get_or_create(method)
             .observe(started.elapsed().as_secs_f64());
     }
 
@@ -226,7 +356,8 @@ pub async fn serve(
         .await
 }
 
-/// Tower layer counting the Kubernetes API calls of a kube-rs client.
+/// Tower layer counting the Kubernetes API calls of a kube-rs client, and tracing those made
+/// inside a traced request.
 #[derive(Clone)]
 pub struct KubeMetricsLayer {
     metrics: Metrics,
@@ -270,28 +401,59 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<ReqB>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<ReqB>) -> Self::Future {
         let verb = request.method().as_str().to_owned();
         let resource = resource_of(request.uri().path());
         let metrics = self.metrics.clone();
+        // A call made for something traced (an RPC) gets a client span, a child of that RPC's,
+        // and carries its trace context to the API server. The health check's and the
+        // sweeper's calls get none: they would be traces of their own every few seconds.
+        let span = if tracing::Span::current().is_none() {
+            tracing::Span::none()
+        } else {
+            tracing::info_span!(
+                "kube",
+                otel.name = %format_args!("{verb} {resource}"),
+                otel.kind = "client",
+                otel.status_code = tracing::field::Empty,
+                http.request.method = %verb,
+                k8s.resource = %resource,
+                http.response.status_code = tracing::field::Empty,
+            )
+        };
+        crate::telemetry::otel::inject(&span, request.headers_mut());
         let started = Instant::now();
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            let result = future.await;
-            let status = match &result {
-                Ok(response) => response.status().as_u16().to_string(),
-                Err(_) => "error".to_owned(),
-            };
-            metrics.record_kube(
-                KubeLabels {
-                    verb,
-                    resource,
-                    status,
-                },
-                started,
-            );
-            result
-        })
+        let future = span.in_scope(|| self.inner.call(request));
+        Box::pin(
+            async move {
+                let result = future.await;
+                let status = match &result {
+                    Ok(response) => {
+                        let status = response.status();
+                        let span = tracing::Span::current();
+                        span.record("http.response.status_code", status.as_u16());
+                        if status.is_server_error() {
+                            span.record("otel.status_code", "ERROR");
+                        }
+                        status.as_u16().to_string()
+                    }
+                    Err(_) => {
+                        tracing::Span::current().record("otel.status_code", "ERROR");
+                        "error".to_owned()
+                    }
+                };
+                metrics.record_kube(
+                    KubeLabels {
+                        verb,
+                        resource,
+                        status,
+                    },
+                    started,
+                );
+                result
+            }
+            .instrument(span),
+        )
     }
 }
 

@@ -126,6 +126,9 @@ pub async fn sweep(
         Err(e) => Err(e.into()),
     };
     metrics.duration.0.observe(started.elapsed().as_secs_f64());
+    if result.is_err() {
+        metrics.failures.inc();
+    }
     if let Ok(report) = &result {
         metrics
             .last_examined

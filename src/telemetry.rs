@@ -1,26 +1,130 @@
-//! Tracing setup: the only place log output is configured. Every line written is one event:
-//! control characters inside it (a newline in a certificate name, an escape sequence) are
-//! written escaped, so no logged value can forge a second line or rewrite a terminal.
+//! Tracing setup: the only place log output and trace export are configured. Log lines go to
+//! stderr, text or JSON, filtered by `RUST_LOG`; every line written is one event: control
+//! characters inside it (a newline in a certificate name, an escape sequence) are written
+//! escaped, so no logged value can forge a second line or rewrite a terminal (and so no ANSI
+//! colour codes are ever written, terminal or not). Spans also go to OpenTelemetry
+//! ([`otel`]): exported over OTLP when the `OTEL_*` variables say so, and giving every RPC's
+//! log lines a `trace_id` either way.
+
+pub mod otel;
 
 use std::io;
 
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::MakeWriter;
+use opentelemetry::trace::TracerProvider as _;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields, MakeWriter};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber: `RUST_LOG` filter (default `info`), text or JSON lines on stderr.
-pub fn init(format: LogFormat) {
+/// What [`init`] set up; [`Telemetry::shutdown`] flushes the spans not yet exported.
+#[must_use = "shut it down at exit, or the last spans are lost"]
+pub struct Telemetry {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports what is still batched and stops the exporter.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(e) = provider.shutdown()
+        {
+            tracing::warn!(error = %e, "flushing the last spans failed");
+        }
+    }
+}
+
+/// Installs the global subscriber: log lines on stderr (`RUST_LOG` filter, default `info`;
+/// text or JSON) and tokend's own spans to OpenTelemetry (see [`otel::tracer_provider`]).
+/// Call it inside the Tokio runtime.
+pub fn init(format: LogFormat) -> Telemetry {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        // Colours are escape sequences, which the writer would escape.
-        .with_ansi(false)
-        .with_writer(Escaping(io::stderr));
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    // Colours are escape sequences, which the writer would escape.
+    let log = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(Escaping(io::stderr))
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_ansi(false)
+            .map_event_format(WithTraceId)
+            .with_writer(Escaping(io::stderr))
+            .with_filter(filter)
+            .boxed(),
     };
+    let export = otel::export_from_env();
+    // An exporter that cannot be built (an https:// endpoint, an unknown compression) costs
+    // the export, not the trace ids in the logs.
+    let (provider, problem) = match otel::tracer_provider(&export) {
+        Ok(provider) => (Some(provider), None),
+        Err(e) => (otel::tracer_provider(&otel::Export::Off).ok(), Some(e)),
+    };
+    // Spans are traced whatever RUST_LOG says, so a quiet log does not cut traces: tokend's
+    // own info spans (an RPC, each Kubernetes call inside it), not its dependencies'.
+    let traced = Targets::new()
+        .with_target(env!("CARGO_CRATE_NAME"), LevelFilter::INFO)
+        .with_target(crate::server::rpc_layer::UNTRACED_TARGET, LevelFilter::OFF)
+        .with_default(LevelFilter::OFF);
+    let spans = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("tokend"))
+            .with_filter(traced)
+    });
+    let _ = tracing_subscriber::registry()
+        .with(log)
+        .with(spans)
+        .try_init();
+    match (&export, problem) {
+        (_, Some(problem)) => tracing::warn!(%problem, "traces are not exported"),
+        (otel::Export::Unusable(problem), None) => {
+            tracing::warn!(%problem, "traces are not exported")
+        }
+        (otel::Export::Otlp, None) => tracing::info!("exporting traces over OTLP"),
+        _ => {}
+    }
+    Telemetry { provider }
+}
+
+/// A JSON event format that puts the trace id of the innermost span recording one (an RPC's)
+/// first in the line, as `"trace_id"`, where log pipelines look for it to link a line to its
+/// trace; the line is otherwise the wrapped format's.
+pub struct WithTraceId<F>(pub F);
+
+impl<S, F> FormatEvent<S, JsonFields> for WithTraceId<F>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    F: FormatEvent<S, JsonFields>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, JsonFields>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut line = String::new();
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        let trace_id = ctx.event_scope().and_then(|scope| {
+            scope.into_iter().find_map(|span| {
+                let extensions = span.extensions();
+                let fields = &extensions.get::<FormattedFields<JsonFields>>()?.fields;
+                let fields: serde_json::Value = serde_json::from_str(fields).ok()?;
+                fields["trace_id"].as_str().map(str::to_owned)
+            })
+        });
+        match (trace_id, line.strip_prefix('{')) {
+            (Some(id), Some(rest)) => {
+                let id = serde_json::Value::from(id);
+                write!(writer, "{{\"trace_id\":{id},{rest}")
+            }
+            _ => writer.write_str(&line),
+        }
+    }
 }
 
 /// A [`MakeWriter`] whose writers escape control characters, keeping only the newline that
@@ -93,17 +197,31 @@ mod tests {
     }
 
     fn logged(format: LogFormat) -> String {
+        logged_in(format, None)
+    }
+
+    /// What one audit-like event writes, inside a span carrying `trace_id` when given.
+    fn logged_in(format: LogFormat, trace_id: Option<&str>) -> String {
         let captured = Captured::default();
         let sink = captured.clone();
         let builder = tracing_subscriber::fmt()
             .with_ansi(false)
             .with_writer(Escaping(move || sink.clone()));
         let forged = "eve\n2026-01-01T00:00:00Z  INFO tokend::service::audit: action=\"revoke\" caller=admin\r\u{1b}[2K";
-        let emit =
-            || tracing::info!(target: "tokend::service::audit", caller = %forged, action = "issue");
+        let emit = || {
+            let span = tracing::info_span!("rpc", trace_id = tracing::field::Empty);
+            if let Some(id) = trace_id {
+                span.record("trace_id", id);
+            }
+            let _entered = span.enter();
+            tracing::info!(target: "tokend::service::audit", caller = %forged, action = "issue");
+        };
         match format {
             LogFormat::Text => tracing::subscriber::with_default(builder.finish(), emit),
-            LogFormat::Json => tracing::subscriber::with_default(builder.json().finish(), emit),
+            LogFormat::Json => tracing::subscriber::with_default(
+                builder.json().map_event_format(WithTraceId).finish(),
+                emit,
+            ),
         }
         let bytes = captured.0.lock().map(|b| b.clone()).unwrap_or_default();
         String::from_utf8(bytes).unwrap_or_default()
@@ -129,5 +247,23 @@ mod tests {
                 .as_str()
                 .is_some_and(|c| c.starts_with("eve\n"))
         );
+    }
+
+    #[test]
+    fn json_lines_inside_an_rpc_carry_its_trace_id() {
+        let json = logged_in(LogFormat::Json, Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        let event: serde_json::Value =
+            serde_json::from_str(json.trim_end()).expect("one JSON line");
+        assert!(
+            json.starts_with(r#"{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","#),
+            "first in the line: {json}"
+        );
+        assert_eq!(event["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(event["span"]["trace_id"], event["trace_id"], "{json}");
+        assert!(
+            logged_in(LogFormat::Json, None).starts_with(r#"{"timestamp""#),
+            "no trace, no field"
+        );
+        assert!(!json.contains('\u{1b}'), "no escape sequences: {json:?}");
     }
 }

@@ -59,3 +59,31 @@ pub const ROOT_CA_KEY: &str = "ca.crt";
 /// user-facing roles and tokend's own presets (deploy/base/preset-roles.yaml) that deploy/'s RBAC
 /// lets tokend bind.
 pub const DEFAULT_ALLOWED_CLUSTER_ROLES: &str = "view,edit,admin,tokend-view,tokend-admin";
+
+/// Namespace of bootstrap token Secrets (the API server's bootstrap authenticator reads only it).
+pub const BOOTSTRAP_TOKEN_NAMESPACE: &str = "kube-system";
+/// Type of a bootstrap token Secret.
+pub const BOOTSTRAP_TOKEN_SECRET_TYPE: &str = "bootstrap.kubernetes.io/token";
+/// Prefix of a bootstrap token Secret's name; the rest is the token id.
+pub const BOOTSTRAP_TOKEN_SECRET_PREFIX: &str = "bootstrap-token-";
+/// The group every bootstrap token authenticates in.
+pub const BOOTSTRAP_DEFAULT_GROUP: &str = "system:bootstrappers";
+/// Prefix every extra group of a bootstrap token must have.
+pub const BOOTSTRAP_GROUP_PREFIX: &str = "system:bootstrappers:";
+/// Extra group of a token whose request names none, as kubeadm's default.
+pub const BOOTSTRAP_DEFAULT_EXTRA_GROUP: &str = "system:bootstrappers:kubeadm:default-node-token";
+/// Cluster, user and context names of a bootstrap kubeconfig, as the kubeconfig guide writes it.
+pub const BOOTSTRAP_KUBECONFIG_CLUSTER: &str = "kubernetes";
+/// The user entry of a bootstrap kubeconfig.
+pub const BOOTSTRAP_KUBECONFIG_USER: &str = "kubelet-bootstrap";
+/// The context of a bootstrap kubeconfig.
+pub const BOOTSTRAP_KUBECONFIG_CONTEXT: &str = "default";
+/// The signer of client certificates the API server accepts (`--client-ca-file`).
+pub const CLIENT_CERT_SIGNER: &str = "kubernetes.io/kube-apiserver-client";
+/// Prefix of the CertificateSigningRequests tokend creates (deleted once the certificate is read).
+pub const CSR_NAME_PREFIX: &str = "tokend-";
+/// The group no client certificate from tokend may name (the API server's signer admission
+/// refuses it too).
+pub const MASTERS_GROUP: &str = "system:masters";
+/// The CSR API refuses shorter lifetimes (expirationSeconds validation).
+pub const MIN_CERTIFICATE_SECONDS: u64 = 600;

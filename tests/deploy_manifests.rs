@@ -6,11 +6,16 @@
 //! fail instead of silently vanishing when applied. Kustomizations and the cert-manager
 //! Certificate have no typed struct here and are checked against the keys they may hold.
 //!
-//! On top of parsing: the kustomizations list every file and only existing ones, the
-//! Deployment's probes reach a port the Service exposes, the container is locked down, and no
-//! RBAC rule uses a wildcard or an unrestricted `bind`. When `kustomize` or `kubectl` is on
-//! PATH, the base and the overlay are also rendered, and the rendered objects checked the same
-//! way (which covers the overlay's patches).
+//! On top of parsing: the kustomizations list every file and only existing ones, every object
+//! carries the full `app.kubernetes.io/*` labels, the Deployment's probes reach a port the
+//! Service exposes (liveness apart from readiness), the NetworkPolicy opens exactly the
+//! container's ports, the container is locked down, and no RBAC rule uses a wildcard or an
+//! unrestricted `bind`. When `kustomize` or `kubectl` is on PATH, the base and the overlays are
+//! also rendered, and the rendered objects checked the same way (which covers the overlays'
+//! patches). One test runs tokend and scrapes it: the alerts of the monitoring overlay may name
+//! only metrics and labels it exports.
+
+use tokend_test_support as common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -21,6 +26,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, Namespace, Probe, Service, ServiceAccount,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -325,6 +331,102 @@ fn check_certificate(doc: &Value, origin: &str) {
     );
 }
 
+/// A Prometheus Operator ServiceMonitor (monitoring.coreos.com/v1): the fields used here.
+fn check_service_monitor(doc: &Value, origin: &str) {
+    assert_eq!(
+        doc["apiVersion"], "monitoring.coreos.com/v1",
+        "{origin}: apiVersion"
+    );
+    keys_within(
+        doc,
+        &["apiVersion", "kind", "metadata", "spec"],
+        &["metadata", "spec"],
+        origin,
+    );
+    let spec = &doc["spec"];
+    keys_within(
+        spec,
+        &[
+            "selector",
+            "namespaceSelector",
+            "endpoints",
+            "jobLabel",
+            "targetLabels",
+            "podTargetLabels",
+            "sampleLimit",
+        ],
+        &["selector", "endpoints"],
+        &format!("{origin}: spec"),
+    );
+    keys_within(
+        &spec["selector"],
+        &["matchLabels", "matchExpressions"],
+        &[],
+        &format!("{origin}: spec.selector"),
+    );
+    let endpoints = spec["endpoints"].as_array().expect("endpoints is a list");
+    assert!(!endpoints.is_empty(), "{origin}: no endpoints");
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        keys_within(
+            endpoint,
+            &[
+                "port",
+                "targetPort",
+                "path",
+                "scheme",
+                "interval",
+                "scrapeTimeout",
+                "honorLabels",
+                "relabelings",
+                "metricRelabelings",
+            ],
+            &["port"],
+            &format!("{origin}: spec.endpoints[{i}]"),
+        );
+    }
+}
+
+/// A Prometheus Operator PrometheusRule: groups of alerts, each with an expression, a
+/// duration, a severity and a summary.
+fn check_prometheus_rule(doc: &Value, origin: &str) {
+    assert_eq!(
+        doc["apiVersion"], "monitoring.coreos.com/v1",
+        "{origin}: apiVersion"
+    );
+    keys_within(
+        doc,
+        &["apiVersion", "kind", "metadata", "spec"],
+        &["metadata", "spec"],
+        origin,
+    );
+    keys_within(&doc["spec"], &["groups"], &["groups"], origin);
+    for group in doc["spec"]["groups"].as_array().expect("groups is a list") {
+        keys_within(
+            group,
+            &["name", "interval", "rules"],
+            &["name", "rules"],
+            origin,
+        );
+        for rule in group["rules"].as_array().expect("rules is a list") {
+            let what = format!("{origin}: rule {}", rule["alert"]);
+            keys_within(
+                rule,
+                &["alert", "expr", "for", "labels", "annotations"],
+                &["alert", "expr", "for", "labels", "annotations"],
+                &what,
+            );
+            assert!(
+                rule["labels"]["severity"].is_string(),
+                "{what}: labels.severity"
+            );
+            assert!(
+                rule["annotations"]["summary"].is_string(),
+                "{what}: annotations.summary"
+            );
+        }
+    }
+}
+
 /// Checks one document by its kind; unknown kinds fail, so a new kind in deploy/ gets a check.
 fn check_document(doc: &Value, origin: &str, is_kustomization: bool) {
     if is_kustomization {
@@ -360,7 +462,20 @@ fn check_document(doc: &Value, origin: &str, is_kustomization: bool) {
         "RoleBinding" => {
             strict::<RoleBinding>(doc, origin);
         }
+        "NetworkPolicy" => {
+            strict::<NetworkPolicy>(doc, origin);
+        }
         "Certificate" => check_certificate(doc, origin),
+        "ServiceMonitor" => check_service_monitor(doc, origin),
+        "PrometheusRule" => check_prometheus_rule(doc, origin),
+        "CustomResourceDefinition" => {
+            strict::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>(doc, origin);
+        }
+        "MutatingWebhookConfiguration" => {
+            strict::<k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration>(
+                doc, origin,
+            );
+        }
         other => panic!("{origin}: no check for kind `{other}`; add it to check_document"),
     }
 }
@@ -411,6 +526,9 @@ fn every_manifest_parses_strictly_into_its_kubernetes_type() {
         "ClusterRoleBinding",
         "Kustomization",
         "Certificate",
+        "NetworkPolicy",
+        "ServiceMonitor",
+        "PrometheusRule",
     ] {
         assert!(kinds.contains(kind), "deploy/ has no {kind}");
     }
@@ -620,6 +738,25 @@ fn deployment_probes_are_grpc_on_a_port_the_service_exposes() {
             "a probe aims at a port tokend does not listen on"
         );
     }
+    // Liveness apart from readiness: startup and liveness ask the `liveness` health service,
+    // which an API outage leaves SERVING; readiness asks the server's own status, which
+    // follows the API (tests/faults.rs shows both on a running tokend).
+    let service_of = |probe: &Probe| probe.grpc.as_ref().and_then(|g| g.service.clone());
+    assert_eq!(
+        service_of(&probes[0]).as_deref(),
+        Some(tokend::server::health::LIVENESS_SERVICE),
+        "startupProbe"
+    );
+    assert_eq!(
+        service_of(&probes[2]).as_deref(),
+        Some(tokend::server::health::LIVENESS_SERVICE),
+        "livenessProbe"
+    );
+    let readiness = service_of(&probes[1]).unwrap_or_default();
+    assert!(
+        tokend::server::health::READINESS_SERVICES.contains(&readiness.as_str()),
+        "the readinessProbe asks {readiness:?}, which does not follow the Kubernetes API"
+    );
     let startup = &probes[0];
     let patience = startup.failure_threshold.unwrap_or(3) * startup.period_seconds.unwrap_or(10);
     assert!(
@@ -894,7 +1031,8 @@ fn kustomize_renders_base_and_overlay() {
     };
     let root = deploy_dir();
     let overlay = root.join("overlays/tls-cert-manager");
-    for dir in [root.clone(), overlay.clone()] {
+    let monitoring = root.join("overlays/monitoring");
+    for dir in [root.clone(), overlay.clone(), monitoring.clone()] {
         let what = dir
             .strip_prefix(&root)
             .map(|p| format!("deploy/{}", p.display()))
@@ -913,8 +1051,14 @@ fn kustomize_renders_base_and_overlay() {
         // overlay's patches, which only exist once applied.
         for m in &manifests {
             check_document(&m.doc, &m.origin, false);
-            let cluster_scoped =
-                ["Namespace", "ClusterRole", "ClusterRoleBinding"].contains(&m.kind());
+            let cluster_scoped = [
+                "Namespace",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "CustomResourceDefinition",
+                "MutatingWebhookConfiguration",
+            ]
+            .contains(&m.kind());
             if !cluster_scoped {
                 assert_eq!(
                     m.doc["metadata"]["namespace"], "tokend",
@@ -927,6 +1071,42 @@ fn kustomize_renders_base_and_overlay() {
         let deployment = the_one::<Deployment>(&manifests);
         check_probes(&deployment, &the_one::<Service>(&manifests), &what);
 
+        let service = the_one::<Service>(&manifests);
+        for m in &manifests {
+            check_labels(&m.doc, &m.origin);
+        }
+        if dir == monitoring {
+            // The ServiceMonitor selects the Service and scrapes a port it has by name.
+            let monitor = manifests
+                .iter()
+                .find(|m| m.kind() == "ServiceMonitor")
+                .expect("a ServiceMonitor");
+            let labels = service.metadata.labels.clone().unwrap_or_default();
+            let wanted = monitor.doc["spec"]["selector"]["matchLabels"]
+                .as_object()
+                .expect("matchLabels");
+            assert!(
+                wanted
+                    .iter()
+                    .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str()),
+                "the ServiceMonitor's selector {wanted:?} misses the Service's labels {labels:?}"
+            );
+            let port_names: Vec<String> = service
+                .spec
+                .as_ref()
+                .and_then(|s| s.ports.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|p| p.name)
+                .collect();
+            for endpoint in monitor.doc["spec"]["endpoints"].as_array().expect("list") {
+                let port = endpoint["port"].as_str().unwrap_or("");
+                assert!(
+                    port_names.iter().any(|p| p == port),
+                    "the ServiceMonitor scrapes port {port:?}, not one of {port_names:?}"
+                );
+            }
+        }
         if dir == overlay {
             // The overlay serves TLS from the Secret the Certificate fills, mounted where the
             // flags point.
@@ -963,4 +1143,270 @@ fn kustomize_renders_base_and_overlay() {
             }
         }
     }
+}
+
+/// The labels every object (and the pod template) carries: the recommended
+/// `app.kubernetes.io/*` set, with the version the image tag and the crate have.
+fn check_labels(doc: &Value, origin: &str) {
+    let check = |labels: &Value, what: &str| {
+        for (key, want) in [
+            ("app.kubernetes.io/name", Some("tokend")),
+            ("app.kubernetes.io/instance", Some("tokend")),
+            ("app.kubernetes.io/version", Some(env!("CARGO_PKG_VERSION"))),
+            ("app.kubernetes.io/component", None),
+            ("app.kubernetes.io/part-of", Some("tokend")),
+            ("app.kubernetes.io/managed-by", Some("kustomize")),
+        ] {
+            let value = labels[key].as_str();
+            assert!(
+                value.is_some_and(|v| !v.is_empty()),
+                "{what}: label {key} missing"
+            );
+            if let Some(want) = want {
+                assert_eq!(value, Some(want), "{what}: label {key}");
+            }
+        }
+    };
+    check(&doc["metadata"]["labels"], origin);
+    if doc["kind"] == "Deployment" {
+        check(
+            &doc["spec"]["template"]["metadata"]["labels"],
+            &format!("{origin} pod template"),
+        );
+        let image = doc["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap_or("");
+        assert!(
+            image.ends_with(&format!(":{}", env!("CARGO_PKG_VERSION"))),
+            "{origin}: the image {image} is not the version the labels name"
+        );
+    }
+}
+
+#[test]
+fn every_object_carries_the_recommended_labels() {
+    for m in load_manifests() {
+        if !m.is_kustomization() {
+            check_labels(&m.doc, &m.origin);
+        }
+    }
+}
+
+#[test]
+fn the_network_policy_opens_exactly_the_containers_ports_and_reaches_dns_and_the_api() {
+    let base = base_manifests();
+    let deployment = the_one::<Deployment>(&base);
+    let policy = the_one::<NetworkPolicy>(&base).spec.expect("spec");
+    let pod = deployment.spec.template.spec.clone().expect("pod spec");
+    let container = &pod.containers[0];
+    let ports = container.ports.clone().unwrap_or_default();
+    let pod_labels = deployment
+        .spec
+        .template
+        .metadata
+        .and_then(|m| m.labels)
+        .unwrap_or_default();
+    let selected = policy
+        .pod_selector
+        .clone()
+        .and_then(|s| s.match_labels)
+        .unwrap_or_default();
+    assert!(
+        !selected.is_empty() && selected.iter().all(|(k, v)| pod_labels.get(k) == Some(v)),
+        "the NetworkPolicy selects {selected:?}, not tokend's pods {pod_labels:?}"
+    );
+    let types = policy.policy_types.clone().unwrap_or_default();
+    assert!(
+        types.iter().any(|t| t == "Ingress") && types.iter().any(|t| t == "Egress"),
+        "{types:?}"
+    );
+
+    // Ingress: every container port, by name or number, and nothing else.
+    let resolve = |port: &IntOrString| -> i32 {
+        match port {
+            IntOrString::Int(n) => *n,
+            IntOrString::String(name) => {
+                ports
+                    .iter()
+                    .find(|p| p.name.as_deref() == Some(name.as_str()))
+                    .unwrap_or_else(|| {
+                        panic!("the NetworkPolicy names port {name}, which the container lacks")
+                    })
+                    .container_port
+            }
+        }
+    };
+    let mut opened = BTreeSet::new();
+    for rule in policy.ingress.clone().unwrap_or_default() {
+        let rule_ports = rule.ports.unwrap_or_default();
+        assert!(
+            !rule_ports.is_empty(),
+            "an ingress rule without ports opens every port"
+        );
+        for p in rule_ports {
+            opened.insert(resolve(&p.port.expect("a port")));
+        }
+    }
+    let served: BTreeSet<i32> = ports.iter().map(|p| p.container_port).collect();
+    assert_eq!(opened, served, "ingress ports vs the container's ports");
+    let args = container.args.clone().unwrap_or_default();
+    for flag in ["--listen", "--metrics-listen"] {
+        let port: i32 = args
+            .iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|addr| addr.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the Deployment passes {flag} ADDR"));
+        assert!(opened.contains(&port), "{flag} port {port} is not open");
+    }
+
+    // Egress: DNS over UDP and TCP, and the API server's ports; nothing without ports.
+    let mut egress = BTreeSet::new();
+    for rule in policy.egress.unwrap_or_default() {
+        let rule_ports = rule.ports.unwrap_or_default();
+        assert!(
+            !rule_ports.is_empty(),
+            "an egress rule without ports reaches everything"
+        );
+        for p in rule_ports {
+            let number = match p.port.expect("a port") {
+                IntOrString::Int(n) => n,
+                IntOrString::String(name) => panic!("egress port {name} must be a number"),
+            };
+            egress.insert((p.protocol.unwrap_or_else(|| "TCP".into()), number));
+        }
+    }
+    for want in [("UDP", 53), ("TCP", 53), ("TCP", 443), ("TCP", 6443)] {
+        assert!(
+            egress.contains(&(want.0.to_owned(), want.1)),
+            "egress lacks {want:?}: {egress:?}"
+        );
+    }
+}
+
+/// The metric names an exposition declares (`# TYPE` lines), as the sample names they write:
+/// a counter `x` is sampled as `x_total`, a histogram as `x_bucket`, `x_sum`, `x_count`.
+fn exported_sample_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let mut parts = rest.split_whitespace();
+        let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let suffixes: &[&str] = match kind {
+            "counter" => &["_total"],
+            "histogram" => &["_bucket", "_sum", "_count"],
+            "info" => &["_info"],
+            _ => &[""],
+        };
+        for suffix in suffixes {
+            names.insert(format!("{name}{suffix}"));
+        }
+    }
+    names
+}
+
+/// Each `metric{label=...}` selector of a PromQL expression: the metric and its label names.
+fn selectors(expr: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let bytes: Vec<char> = expr.chars().collect();
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == '{' {
+            let mut start = i;
+            while start > 0 && is_name(bytes[start - 1]) {
+                start -= 1;
+            }
+            let name: String = bytes[start..i].iter().collect();
+            let end = bytes[i..]
+                .iter()
+                .position(|c| *c == '}')
+                .map_or(bytes.len(), |p| i + p);
+            let inside: String = bytes[i + 1..end].iter().collect();
+            let labels = inside
+                .split(',')
+                .filter_map(|m| {
+                    let key: String = m.trim().chars().take_while(|c| is_name(*c)).collect();
+                    (!key.is_empty()).then_some(key)
+                })
+                .collect();
+            if !name.is_empty() {
+                out.push((name, labels));
+            }
+            i = end;
+        }
+        i += 1;
+    }
+    out
+}
+
+#[test]
+fn selectors_are_read_from_promql() {
+    assert_eq!(
+        selectors(
+            r#"sum by (le) (rate(a_b_bucket{job="x", grpc_code=~"A|B"}[5m])) / c_total{d="{"}"#
+        ),
+        vec![
+            (
+                "a_b_bucket".to_owned(),
+                vec!["job".to_owned(), "grpc_code".to_owned()]
+            ),
+            ("c_total".to_owned(), vec!["d".to_owned()]),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_alerts_name_only_metrics_and_labels_tokend_exports() {
+    // Given a running tokend that has answered a call (so labelled series exist) and its scrape.
+    let env = common::start().await;
+    let client = env.client().await;
+    let _ = client
+        .issue_token(common::issue("default", "Not A Valid Name"))
+        .await;
+    let text = env.scrape_metrics().await;
+    let exported = exported_sample_names(&text);
+    assert!(exported.contains("grpc_server_handled_total"), "{text}");
+
+    // Then every selector of every alert names an exported metric, with labels its samples
+    // carry (besides the target labels Prometheus adds when scraping).
+    let rules = load_manifests()
+        .into_iter()
+        .find(|m| m.kind() == "PrometheusRule")
+        .expect("deploy/ has a PrometheusRule");
+    let mut alerts = 0;
+    for group in rules.doc["spec"]["groups"].as_array().expect("groups") {
+        for rule in group["rules"].as_array().expect("rules") {
+            alerts += 1;
+            let alert = rule["alert"].as_str().unwrap_or("?");
+            let expr = rule["expr"].as_str().expect("expr");
+            let used = selectors(expr);
+            assert!(!used.is_empty(), "{alert}: names no metric: {expr}");
+            for (metric, labels) in used {
+                assert!(
+                    exported.contains(&metric),
+                    "{alert}: `{metric}` is not a metric tokend exports"
+                );
+                for label in labels {
+                    if ["job", "namespace", "pod", "instance"].contains(&label.as_str()) {
+                        continue;
+                    }
+                    assert!(
+                        text.lines().any(|l| l.starts_with(&format!("{metric}{{"))
+                            && l.contains(&format!("{label}=\""))),
+                        "{alert}: no sample of `{metric}` has the label `{label}`"
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        alerts >= 4,
+        "error ratio, latency, sweeper, API: {alerts} alerts"
+    );
 }

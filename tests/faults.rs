@@ -104,11 +104,17 @@ async fn tokend_started_without_the_api_is_not_serving_until_the_api_returns() {
     let env = common::start_with_api_down(quick_health()).await;
     let faults = env.faults();
 
-    // Then tokend starts, says NOT_SERVING, and answers RPCs UNAVAILABLE naming the API.
+    // Then tokend starts, says NOT_SERVING (yet alive), and answers RPCs UNAVAILABLE naming the
+    // API.
     eventually("tokend reports NOT_SERVING", || async {
         health_of(&env, "").await == Some(ServingStatus::NotServing)
     })
     .await;
+    assert_eq!(
+        health_of(&env, "liveness").await,
+        Some(ServingStatus::Serving),
+        "a replica without its API is unready, not dead: the startup probe must pass"
+    );
     let client = env.client().await;
     let err = client
         .issue_token(issue("default", "early"))
@@ -141,6 +147,51 @@ async fn tokend_started_without_the_api_is_not_serving_until_the_api_returns() {
         .issue_token(issue(&ns, "late"))
         .await
         .expect("IssueToken once the API is back");
+}
+
+#[tokio::test]
+async fn an_api_outage_makes_tokend_unready_but_never_not_live() {
+    // Given a ready tokend.
+    let env = common::start_with(quick_health()).await;
+    let ready = |want: ServingStatus| {
+        let env = &env;
+        async move {
+            health_of(env, "").await == Some(want)
+                && health_of(env, "tokend.v1.TokenService").await == Some(want)
+        }
+    };
+    eventually("tokend is ready", || ready(ServingStatus::Serving)).await;
+    assert_eq!(
+        health_of(&env, "liveness").await,
+        Some(ServingStatus::Serving)
+    );
+
+    // When the Kubernetes API goes away, readiness turns NOT_SERVING, and liveness stays
+    // SERVING the whole time (checked on every poll while readiness turns).
+    env.faults().set_down(true);
+    eventually("readiness turns NOT_SERVING", || async {
+        assert_eq!(
+            health_of(&env, "liveness").await,
+            Some(ServingStatus::Serving),
+            "liveness must not follow the API"
+        );
+        ready(ServingStatus::NotServing).await
+    })
+    .await;
+    // Several health checks later, still live.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        health_of(&env, "liveness").await,
+        Some(ServingStatus::Serving)
+    );
+    assert_eq!(health_of(&env, "").await, Some(ServingStatus::NotServing));
+
+    // Then, when it returns, the replica is ready again without a restart.
+    env.faults().set_down(false);
+    eventually("readiness turns SERVING again", || {
+        ready(ServingStatus::Serving)
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! The Prometheus endpoint: after a known number of RPCs, the counters say so.
+//! The Prometheus endpoint: after a known number of RPCs, the counters say so, under
+//! go-grpc-prometheus' names; `tokend_build_info` and the `process_*` family are there.
 
 use tokend_test_support as common;
 
@@ -45,7 +46,8 @@ async fn counters_follow_the_rpcs_made() {
     assert!(client.issue_token(bad).await.is_err());
 
     let text = env.scrape_metrics().await;
-    let issue_method = "/tokend.v1.TokenService/IssueToken";
+    let issue_method =
+        "grpc_service=\"tokend.v1.TokenService\",grpc_method=\"IssueToken\",grpc_type=\"unary\"";
     assert_eq!(
         value(&text, "tokend_tokens_issued_total"),
         Some(3.0),
@@ -59,7 +61,7 @@ async fn counters_follow_the_rpcs_made() {
     assert_eq!(
         value(
             &text,
-            &format!("tokend_grpc_requests_total{{method=\"{issue_method}\",code=\"Ok\"}}")
+            &format!("grpc_server_handled_total{{{issue_method},grpc_code=\"OK\"}}")
         ),
         Some(3.0),
         "{text}"
@@ -67,9 +69,7 @@ async fn counters_follow_the_rpcs_made() {
     assert_eq!(
         value(
             &text,
-            &format!(
-                "tokend_grpc_requests_total{{method=\"{issue_method}\",code=\"InvalidArgument\"}}"
-            )
+            &format!("grpc_server_handled_total{{{issue_method},grpc_code=\"InvalidArgument\"}}")
         ),
         Some(1.0),
         "{text}"
@@ -85,11 +85,66 @@ async fn counters_follow_the_rpcs_made() {
     assert_eq!(
         value(
             &text,
-            &format!("tokend_grpc_request_duration_seconds_count{{method=\"{issue_method}\"}}")
+            &format!("grpc_server_handling_seconds_count{{{issue_method}}}")
         ),
         Some(4.0),
         "{text}"
     );
+    assert_eq!(
+        value(
+            &text,
+            &format!("grpc_server_started_total{{{issue_method}}}")
+        ),
+        Some(4.0),
+        "{text}"
+    );
+    // The standard buckets dashboards name exist.
+    assert!(
+        text.contains(&format!(
+            "grpc_server_handling_seconds_bucket{{le=\"0.5\",{issue_method}}}"
+        )) || text.contains(&format!(
+            "grpc_server_handling_seconds_bucket{{{issue_method},le=\"0.5\"}}"
+        )),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn build_info_and_process_metrics_are_exported() {
+    let env = common::start().await;
+    let text = env.scrape_metrics().await;
+    let build = format!(
+        "tokend_build_info{{version=\"{}\",build=\"dev\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(value(&text, &build), Some(1.0), "{text}");
+    // tokend runs in this test's process here, so its figures are this process's.
+    for (series, at_least) in [
+        ("process_cpu_seconds_total", 0.0),
+        ("process_resident_memory_bytes", 1_000_000.0),
+        ("process_virtual_memory_bytes", 1_000_000.0),
+        ("process_open_fds", 3.0),
+        ("process_max_fds", 3.0),
+        ("process_threads", 1.0),
+        ("process_start_time_seconds", 1.0e9),
+    ] {
+        let got = value(&text, series).unwrap_or_else(|| panic!("{series} missing: {text}"));
+        assert!(got >= at_least, "{series} = {got}");
+    }
+    let started = value(&text, "process_start_time_seconds").unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_secs_f64();
+    assert!(
+        started <= now + 1.0 && started > now - 3_600.0,
+        "the process started within the hour: {started} vs now {now}"
+    );
+    // And the Kubernetes API reachability the health watcher measures.
+    common::eventually("the health check reaches the API", || async {
+        value(&env.scrape_metrics().await, "tokend_kube_api_reachable") == Some(1.0)
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -188,9 +243,10 @@ async fn requests_to_unknown_paths_add_no_metric_series() {
     // Then no family has a series more than before, and they are all counted as `unknown`.
     let after = env.scrape_metrics().await;
     for family in [
-        "tokend_grpc_requests_total",
-        "tokend_grpc_request_duration_seconds_count",
-        "tokend_grpc_request_duration_seconds_bucket",
+        "grpc_server_started_total",
+        "grpc_server_handled_total",
+        "grpc_server_handling_seconds_count",
+        "grpc_server_handling_seconds_bucket",
     ] {
         assert_eq!(
             series(&after, family),
@@ -201,7 +257,7 @@ async fn requests_to_unknown_paths_add_no_metric_series() {
     assert_eq!(
         value(
             &after,
-            "tokend_grpc_requests_total{method=\"unknown\",code=\"Unimplemented\"}"
+            "grpc_server_handled_total{grpc_service=\"unknown\",grpc_method=\"unknown\",grpc_type=\"unknown\",grpc_code=\"Unimplemented\"}"
         ),
         Some(501.0),
         "{after}"
@@ -211,7 +267,7 @@ async fn requests_to_unknown_paths_add_no_metric_series() {
     let grpc_bytes = |scrape: &str| -> usize {
         scrape
             .lines()
-            .filter(|l| l.starts_with("tokend_grpc_"))
+            .filter(|l| l.starts_with("grpc_server_"))
             .map(str::len)
             .sum()
     };

@@ -555,7 +555,11 @@ async fn list_and_get_show_records_with_their_state() {
     assert_eq!(got.labels.get("team").map(String::as_str), Some("blue"));
     assert_eq!(got.audiences, vec!["vault".to_owned()]);
     assert_eq!(got.expiration_time, first.expiration_time);
-    assert!(got.issued_at.is_some());
+    assert!(got.issue_time.is_some());
+    // The deprecated name still carries the same time for callers that read it.
+    #[allow(deprecated)]
+    let old_name = got.issued_at;
+    assert_eq!(old_name, got.issue_time);
 
     // Deleting the ServiceAccount orphans its tokens.
     Api::<ServiceAccount>::namespaced(env.kube.clone(), &ns)

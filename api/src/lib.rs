@@ -1,5 +1,5 @@
 //! tokend's API as both sides share it: the code generated once from
-//! `proto/tokend/v1/token_service.proto` ([`v1`]: messages, enums, the server trait, the client,
+//! `proto/tokend/v1/*.proto` ([`v1`]: messages, enums, the server trait, the client,
 //! and the descriptor set for reflection) and the API's duration grammar ([`duration`]).
 
 pub mod duration;

@@ -24,7 +24,7 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the bearer token comes from.
 #[derive(Clone, Default)]
-enum Credentials {
+pub(crate) enum Credentials {
     /// No `authorization` metadata is sent.
     #[default]
     None,
@@ -75,7 +75,7 @@ fn bearer_header(token: &str) -> std::io::Result<MetadataValue<Ascii>> {
 /// methods of [`TokendClient`] read it before the call instead and return [`Error::Credentials`].
 #[derive(Clone, Default)]
 pub struct BearerAuth {
-    credentials: Credentials,
+    pub(crate) credentials: Credentials,
 }
 
 impl std::fmt::Debug for BearerAuth {
@@ -222,7 +222,8 @@ impl TokendClientBuilder {
 #[derive(Clone)]
 pub struct TokendClient {
     inner: RawClient,
-    credentials: Credentials,
+    pub(crate) channel: Channel,
+    pub(crate) credentials: Credentials,
 }
 
 impl std::fmt::Debug for TokendClient {
@@ -281,7 +282,8 @@ impl TokendClient {
             credentials: credentials.clone(),
         };
         TokendClient {
-            inner: TokenServiceClient::with_interceptor(channel, interceptor),
+            inner: TokenServiceClient::with_interceptor(channel.clone(), interceptor),
+            channel,
             credentials,
         }
     }
@@ -292,7 +294,7 @@ impl TokendClient {
     }
 
     /// Wraps a message in a request carrying the bearer token read now.
-    fn request<T>(&self, message: T) -> Result<tonic::Request<T>> {
+    pub(crate) fn request<T>(&self, message: T) -> Result<tonic::Request<T>> {
         let mut request = tonic::Request::new(message);
         if let Some(value) = self.credentials.header()? {
             request.metadata_mut().insert(AUTHORIZATION, value);

@@ -1,4 +1,11 @@
-//! The client's error type: gRPC statuses with their code and message, and local failures.
+//! The client's error type: gRPC statuses with their code, message and `google.rpc.Status`
+//! details (the stable reason, every bad field, the retry delay), and local failures.
+
+use tonic_types::StatusExt as _;
+pub use tonic_types::{ErrorDetails, FieldViolation};
+
+/// The ErrorInfo domain of tokend's errors.
+pub const DOMAIN: &str = "tokend.io";
 
 /// What went wrong talking to tokend.
 #[derive(Debug, thiserror::Error)]
@@ -10,6 +17,9 @@ pub enum Error {
         code: tonic::Code,
         /// The server's message.
         message: String,
+        /// The `google.rpc.Status` details the server sent (empty when it sent none); see
+        /// [`Error::reason`], [`Error::field_violations`] and [`Error::retry_delay`].
+        details: Box<ErrorDetails>,
     },
     /// The connection to the server could not be made or TLS could not be set up.
     #[error("cannot connect to tokend at {endpoint}: {source}")]
@@ -61,6 +71,58 @@ impl Error {
         }
     }
 
+    /// The server's stable reason (`ErrorInfo.reason` in domain `tokend.io`), e.g.
+    /// `"DURATION_OVER_MAXIMUM"`: what a program should branch on. The reasons are listed in
+    /// `proto/tokend/v1/errors.proto` (and as [`v1::ErrorReason`](crate::v1::ErrorReason)).
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Error::Status { details, .. } => details
+                .error_info()
+                .filter(|info| info.domain == DOMAIN)
+                .map(|info| info.reason.as_str()),
+            _ => None,
+        }
+    }
+
+    /// The reason as the generated enum; None when absent or newer than this client.
+    pub fn error_reason(&self) -> Option<crate::v1::ErrorReason> {
+        self.reason()
+            .and_then(crate::v1::ErrorReason::from_str_name)
+    }
+
+    /// A fact from `ErrorInfo.metadata`, e.g. `"maximum_seconds"` with
+    /// `DURATION_OVER_MAXIMUM`, or `"fields"` with `INVALID_FIELDS`.
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        match self {
+            Error::Status { details, .. } => details
+                .error_info()
+                .and_then(|info| info.metadata.get(key))
+                .map(String::as_str),
+            _ => None,
+        }
+    }
+
+    /// Every bad field of an `INVALID_ARGUMENT` (`BadRequest.field_violations`), each with its
+    /// field, reason and description; empty otherwise.
+    pub fn field_violations(&self) -> &[FieldViolation] {
+        match self {
+            Error::Status { details, .. } => details
+                .bad_request()
+                .map(|b| b.field_violations.as_slice())
+                .unwrap_or_default(),
+            _ => &[],
+        }
+    }
+
+    /// How long to wait before retrying, when the server says a retry may succeed
+    /// (`RetryInfo`, sent with `UNAVAILABLE` when the Kubernetes API is unreachable).
+    pub fn retry_delay(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Status { details, .. } => details.retry_info().and_then(|r| r.retry_delay),
+            _ => None,
+        }
+    }
+
     /// Builds the error for an unreadable or unusable token, naming where it came from.
     pub(crate) fn credentials(origin: impl Into<String>, source: std::io::Error) -> Self {
         Error::Credentials {
@@ -80,6 +142,7 @@ impl From<tonic::Status> for Error {
         Error::Status {
             code: status.code(),
             message: status.message().to_owned(),
+            details: Box::new(status.get_error_details()),
         }
     }
 }

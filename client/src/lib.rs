@@ -1,9 +1,10 @@
 //! Typed client for tokend, the gRPC service that issues, revokes, validates and lists Kubernetes
 //! ServiceAccount tokens and renders kubeconfigs for them.
 //!
-//! - [`v1`]: the types and client generated from `proto/tokend/v1/token_service.proto`.
+//! - [`v1`]: the types and client generated from `proto/tokend/v1/*.proto`.
 //! - [`TokendClient`]: connection setup (bearer token or token file, TLS) and one method per RPC,
-//!   with errors that keep the gRPC code and the server's message ([`Error`]).
+//!   with errors that keep the gRPC code, the server's message and its `google.rpc.Status`
+//!   details ([`Error::reason`], [`Error::field_violations`], [`Error::retry_delay`]).
 //! - [`duration`]: the API's duration strings (`"2h45m"`) to and from [`std::time::Duration`].
 //!
 //! The `cli` feature (on by default) adds the `tokenctl` command line; turn default features off
@@ -142,10 +143,36 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Errors a program can act on
+//!
+//! ```no_run
+//! use tokend_client::{v1, Error, TokendClient};
+//!
+//! # async fn example(client: TokendClient, request: v1::IssueTokenRequest) -> Result<(), Error> {
+//! match client.issue_token(request).await {
+//!     Ok(issued) => println!("granted {:?}", issued.granted_lifetime),
+//!     Err(error) if error.reason() == Some("DURATION_OVER_MAXIMUM") => {
+//!         println!("at most {:?} seconds", error.metadata("maximum_seconds"));
+//!     }
+//!     Err(error) if error.error_reason() == Some(v1::ErrorReason::InvalidFields) => {
+//!         for v in error.field_violations() {
+//!             println!("{}: {} ({})", v.field, v.description, v.reason);
+//!         }
+//!     }
+//!     Err(error) => match error.retry_delay() {
+//!         Some(delay) => println!("try again in {delay:?}"),
+//!         None => return Err(error),
+//!     },
+//! }
+//! # Ok(())
+//! # }
+//! ```
 #![warn(missing_docs)]
 
 mod client;
 mod error;
+mod node_credentials;
 #[cfg(feature = "source")]
 mod token_source;
 
@@ -153,7 +180,7 @@ mod token_source;
 pub mod cli;
 
 pub use client::{BearerAuth, RawClient, TokendClient, TokendClientBuilder};
-pub use error::{Error, Result};
+pub use error::{DOMAIN, Error, ErrorDetails, FieldViolation, Result};
 #[cfg(feature = "source")]
 pub use token_source::{CurrentToken, RenewalPolicy, TokenSource};
 

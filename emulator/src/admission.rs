@@ -61,8 +61,16 @@ pub(crate) fn prepare(
     obj: &mut Value,
     old: Option<&Value>,
 ) -> Result<(), ApiError> {
+    if let crate::resources::Handling::Custom { status_subresource } = rt.handling {
+        crate::custom_resources::prepare(obj, old, status_subresource);
+        return Ok(());
+    }
     match rt.plural {
         "secrets" => prepare_secret(obj, old),
+        "customresourcedefinitions" => crate::custom_resources::prepare_crd(obj, old),
+        "mutatingwebhookconfigurations" | "validatingwebhookconfigurations" => {
+            crate::webhooks::prepare_config(rt, obj)
+        }
         "namespaces" => {
             if let Some(m) = obj.as_object_mut() {
                 m.entry("spec")

@@ -1,4 +1,5 @@
-//! Authentication: who a bearer token belongs to (the admin token or a token the emulator issued).
+//! Authentication: who a bearer token belongs to (the admin token, a bootstrap token, or a token
+//! the emulator issued).
 
 use http::HeaderMap;
 
@@ -79,6 +80,11 @@ pub fn authenticate_token(
 ) -> Result<(UserInfo, Vec<String>), Rejection> {
     if same_secret(token, &shared.admin_token) {
         return Ok((UserInfo::admin(), audiences.to_vec()));
+    }
+    if let Some(found) = crate::bootstrap_tokens::authenticate(shared, token) {
+        return found
+            .map(|user| (user, audiences.to_vec()))
+            .ok_or(Rejection::NotOurs);
     }
     let claims = shared.signer.verify(token, audiences)?;
     let user = check_bound_objects(shared, &claims)?;

@@ -6,9 +6,13 @@
 mod admission;
 mod authn;
 mod bootstrap_policy;
+mod bootstrap_tokens;
+mod certificates;
 mod clock;
+mod custom_resources;
 mod discovery;
 mod error;
+mod garbage_collector;
 mod patch;
 mod protobuf;
 mod rbac;
@@ -25,6 +29,8 @@ mod tls;
 mod token_request;
 mod tokens;
 mod validation;
+mod watches;
+mod webhooks;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -120,6 +126,8 @@ fn seed(shared: &Shared) {
             let _ = rest::create(shared, &mut store, rt, "", obj);
         }
     }
+    let seeded = store.revision();
+    store.events.forget_history(seeded);
 }
 
 impl Emulator {
@@ -145,12 +153,14 @@ impl Emulator {
             signer,
             admin_token: random_token(),
             ca_pem: tls.ca_pem,
+            ca: tls.ca,
             anonymous_auth: opts.anonymous_auth,
             max_token_seconds: opts
                 .max_token_expiration
                 .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
         });
         seed(&shared);
+        garbage_collector::spawn(&shared);
         let host = if addr.ip().is_unspecified() {
             IpAddr::V4(Ipv4Addr::LOCALHOST)
         } else {

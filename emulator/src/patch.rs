@@ -37,7 +37,20 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 /// Applies an RFC 6902 JSON patch to `doc`; the error is the message for a 422 answer. Nothing
 /// is changed when an operation fails.
 pub fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), String> {
-    let ops: json_patch::Patch = serde_json::from_value(ops.clone())
+    // The API server's JSON patch library (evanphx/json-patch) passes a `test` of null against a
+    // missing path; kube-runtime's finalizer helper relies on it (`test /metadata/finalizers
+    // null`, then `add`). The json-patch crate fails it, so such tests are dropped first.
+    let mut ops = ops.clone();
+    if let Some(list) = ops.as_array_mut() {
+        list.retain(|op| {
+            !(op["op"] == "test"
+                && op["value"].is_null()
+                && op["path"]
+                    .as_str()
+                    .is_some_and(|p| doc.pointer(p).is_none()))
+        });
+    }
+    let ops: json_patch::Patch = serde_json::from_value(ops)
         .map_err(|e| format!("a JSON patch must be an array of operations: {e}"))?;
     json_patch::patch(doc, &ops).map_err(|e| e.to_string())
 }
@@ -46,6 +59,20 @@ pub fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_test_of_null_passes_on_a_missing_path_as_on_the_api_server() {
+        let mut doc = json!({"metadata": {"name": "x"}});
+        let ops = json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": ["f"]}
+        ]);
+        assert_eq!(json_patch(&mut doc, &ops), Ok(()));
+        assert_eq!(doc["metadata"]["finalizers"], json!(["f"]));
+        // A test of null on a path that has a value still fails.
+        let again = json!([{"op": "test", "path": "/metadata/finalizers", "value": null}]);
+        assert!(json_patch(&mut doc, &again).is_err());
+    }
 
     #[test]
     fn merge_patch_sets_and_removes() {

@@ -9,6 +9,11 @@ pub enum Handling {
     Review,
     /// A subresource handled by its own endpoint (serviceaccounts/token).
     Subresource,
+    /// A custom resource served for a CustomResourceDefinition (see `custom_resources`).
+    Custom {
+        /// Whether the `status` subresource is enabled.
+        status_subresource: bool,
+    },
 }
 
 /// One resource type of the Kubernetes API.
@@ -61,8 +66,11 @@ const CRUD: &[&str] = &[
     "list",
     "patch",
     "update",
+    "watch",
 ];
-const NS_VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update"];
+const NS_VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
 const CREATE: &[&str] = &["create"];
 
 const fn stored(
@@ -177,6 +185,53 @@ pub const RESOURCES: &[ResourceType] = &[
         false,
     ),
     stored(
+        "certificates.k8s.io",
+        "certificatesigningrequests",
+        "certificatesigningrequest",
+        "CertificateSigningRequest",
+        false,
+        &["csr"],
+        CRUD,
+    ),
+    ResourceType {
+        group: "certificates.k8s.io",
+        version: "v1",
+        plural: "certificatesigningrequests/approval",
+        singular: "",
+        kind: "CertificateSigningRequest",
+        namespaced: false,
+        short_names: &[],
+        verbs: &["get", "patch", "update"],
+        handling: Handling::Subresource,
+    },
+    stored(
+        "admissionregistration.k8s.io",
+        "mutatingwebhookconfigurations",
+        "mutatingwebhookconfiguration",
+        "MutatingWebhookConfiguration",
+        false,
+        &[],
+        CRUD,
+    ),
+    stored(
+        "admissionregistration.k8s.io",
+        "validatingwebhookconfigurations",
+        "validatingwebhookconfiguration",
+        "ValidatingWebhookConfiguration",
+        false,
+        &[],
+        CRUD,
+    ),
+    stored(
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        "customresourcedefinition",
+        "CustomResourceDefinition",
+        false,
+        &["crd", "crds"],
+        CRUD,
+    ),
+    stored(
         "coordination.k8s.io",
         "leases",
         "lease",
@@ -225,8 +280,11 @@ pub const RESOURCES: &[ResourceType] = &[
 
 /// The API groups served besides the core group, with their one version.
 pub const GROUPS: &[(&str, &str)] = &[
+    ("admissionregistration.k8s.io", "v1"),
+    ("apiextensions.k8s.io", "v1"),
     ("authentication.k8s.io", "v1"),
     ("authorization.k8s.io", "v1"),
+    ("certificates.k8s.io", "v1"),
     ("coordination.k8s.io", "v1"),
     ("rbac.authorization.k8s.io", "v1"),
 ];

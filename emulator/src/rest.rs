@@ -82,7 +82,7 @@ pub fn handle(shared: &Shared, r: &RestRequest<'_>) -> Result<Reply, ApiError> {
         }
         (M::PUT, false) => update(shared, rt, ns, name, r.body),
         (M::PATCH, false) => patch(shared, rt, ns, name, r.content_type, r.body),
-        (M::DELETE, false) => ok(delete(shared, rt, ns, name, r.body)?),
+        (M::DELETE, false) => ok(delete(shared, rt, ns, name, r.body, r.query)?),
         (M::DELETE, true) => ok(delete_collection(shared, rt, ns, r.query)?),
         _ => Err(ApiError::method_not_allowed(rt.group, rt.plural)),
     }
@@ -363,10 +363,49 @@ fn finish_update(
         };
     }
     meta.insert("resourceVersion".into(), old_rv.into());
+    if meta.contains_key("deletionTimestamp") {
+        if let Some(grace) = old.pointer("/metadata/deletionGracePeriodSeconds") {
+            meta.insert("deletionGracePeriodSeconds".into(), grace.clone());
+        }
+    } else {
+        meta.remove("deletionGracePeriodSeconds");
+    }
     prepare(rt, &mut new, Some(old))?;
     validate(rt, name, &new, Some(old))?;
+    let deleting = meta_str(old, "deletionTimestamp").is_some();
+    let had = finalizers(old);
+    let added: Vec<String> = finalizers(&new)
+        .into_iter()
+        .filter(|f| !had.contains(f))
+        .collect();
+    if deleting && !added.is_empty() {
+        return Err(ApiError::invalid(
+            rt.group,
+            rt.kind,
+            name,
+            &[FieldError::forbidden(
+                "metadata.finalizers",
+                &format!(
+                    "no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                    added
+                        .iter()
+                        .map(|f| crate::status::go_quote(f))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )],
+        ));
+    }
     if without_resource_version(&new) == without_resource_version(old) {
         return Ok(old.clone());
+    }
+    if deleting && finalizers(&new).is_empty() {
+        // The last finalizer is gone: the object is deleted, as a real registry does on update.
+        if rt.plural == "namespaces" {
+            return Ok(store.replace(rt, ns, name, new));
+        }
+        let removed = store.remove(rt, ns, name);
+        return Ok(removed.map(|_| new).unwrap_or_default());
     }
     Ok(store.replace(rt, ns, name, new))
 }
@@ -492,6 +531,7 @@ fn delete(
     ns: &str,
     name: &str,
     body: &[u8],
+    query: &HashMap<String, String>,
 ) -> Result<Value, ApiError> {
     if rt.plural == "namespaces" && PROTECTED_NAMESPACES.contains(&name) {
         return Err(ApiError::forbidden(
@@ -504,6 +544,96 @@ fn delete(
         return Err(ApiError::not_found(rt.group_resource(), name));
     };
     check_preconditions(rt, name, existing, body)?;
+    let policy = propagation_policy(body, query)?;
+    match delete_object(&mut store, rt, ns, name, policy)? {
+        Deleted::Pending(obj) => Ok(obj),
+        Deleted::Removed(obj) if returns_deleted_object(rt) => Ok(obj),
+        Deleted::Removed(obj) => Ok(success_status(
+            rt,
+            name,
+            meta_str(&obj, "uid").unwrap_or(""),
+        )),
+    }
+}
+
+/// DeleteOptions.propagationPolicy, from the body or the query.
+fn propagation_policy(
+    body: &[u8],
+    query: &HashMap<String, String>,
+) -> Result<crate::garbage_collector::Propagation, ApiError> {
+    let from_body = serde_json::from_slice::<Value>(body).ok().and_then(|o| {
+        o.get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    let text = from_body.or_else(|| query.get("propagationPolicy").cloned());
+    crate::garbage_collector::Propagation::parse(text.as_deref())
+}
+
+/// What deleting an object did.
+#[derive(Debug)]
+pub enum Deleted {
+    /// It has finalizers (or waits for dependents): it now has a deletionTimestamp and stays.
+    Pending(Value),
+    /// It is gone.
+    Removed(Value),
+}
+
+fn finalizers(obj: &Value) -> Vec<String> {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Deletes one object as a real registry does: an object with finalizers only gets
+/// `deletionTimestamp` (and `deletionGracePeriodSeconds: 0`) and stays until its finalizers are
+/// removed; others are removed at once. Used by DELETE, deletecollection and the garbage collector.
+pub fn delete_object(
+    store: &mut Store,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    policy: crate::garbage_collector::Propagation,
+) -> Result<Deleted, ApiError> {
+    use crate::garbage_collector::Propagation;
+    let Some(existing) = store.get(rt, ns, name).cloned() else {
+        return Err(ApiError::not_found(rt.group_resource(), name));
+    };
+    let mut wanted = finalizers(&existing);
+    match policy {
+        Propagation::Foreground
+            if rt.plural != "namespaces"
+                && !wanted
+                    .iter()
+                    .any(|f| f == crate::garbage_collector::FOREGROUND) =>
+        {
+            wanted.push(crate::garbage_collector::FOREGROUND.into());
+        }
+        Propagation::Orphan => {
+            if let Some(uid) = meta_str(&existing, "uid") {
+                crate::garbage_collector::orphan_dependents(store, uid);
+            }
+        }
+        _ => {}
+    }
+    if !wanted.is_empty() {
+        let mut obj = existing.clone();
+        if let Some(meta) = metadata_mut(&mut obj) {
+            if !meta.contains_key("deletionTimestamp") {
+                meta.insert("deletionTimestamp".into(), clock::now_rfc3339().into());
+                meta.insert("deletionGracePeriodSeconds".into(), 0.into());
+            }
+            meta.insert("finalizers".into(), json!(wanted));
+        }
+        if obj == existing {
+            return Ok(Deleted::Pending(existing));
+        }
+        return Ok(Deleted::Pending(store.replace(rt, ns, name, obj)));
+    }
     let mut obj = store
         .remove(rt, ns, name)
         .ok_or_else(|| ApiError::not_found(rt.group_resource(), name))?;
@@ -516,14 +646,10 @@ fn delete(
             m.insert("status".into(), json!({"phase": "Terminating"}));
         }
     }
-    if returns_deleted_object(rt) {
-        return Ok(obj);
+    if rt.group == crate::custom_resources::GROUP && rt.plural == crate::custom_resources::PLURAL {
+        crate::custom_resources::remove_all(store, &obj);
     }
-    Ok(success_status(
-        rt,
-        name,
-        meta_str(&obj, "uid").unwrap_or(""),
-    ))
+    Ok(Deleted::Removed(obj))
 }
 
 fn success_status(rt: &ResourceType, name: &str, uid: &str) -> Value {
@@ -558,8 +684,12 @@ fn delete_collection(
         .collect();
     let items = names
         .iter()
-        .filter_map(|(n, name)| store.remove(rt, n, name))
-        .map(|o| list_item(&o))
+        .filter_map(
+            |(n, name)| match delete_object(&mut store, rt, n, name, Default::default()) {
+                Ok(Deleted::Removed(o) | Deleted::Pending(o)) => Some(list_item(&o)),
+                Err(_) => None,
+            },
+        )
         .collect();
     Ok(list_body(rt, store.revision(), items))
 }

@@ -17,6 +17,8 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::authn::{self, Caller, UserInfo};
+use crate::certificates;
+use crate::custom_resources::{self, CustomRequest};
 use crate::discovery;
 use crate::protobuf;
 use crate::rbac::{self, Attributes};
@@ -27,6 +29,7 @@ use crate::reviews::{self, AccessReview};
 use crate::state::Shared;
 use crate::status::ApiError;
 use crate::token_request;
+use crate::{watches, webhooks};
 
 /// The largest request body accepted (a real server takes 3 MiB).
 const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -133,6 +136,10 @@ fn check_escalation(
     ))
 }
 
+/// The DER of the client certificate a connection presented (and the CA verified).
+#[derive(Clone)]
+struct PeerCertificate(Vec<u8>);
+
 /// Answers one request: authentication, authorisation and the handler. (Faults are the test
 /// harness's fault proxy's business: it sits in front of this server and of a real one alike.)
 async fn handle(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Response {
@@ -152,7 +159,17 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
         Err(e) => return error_response(&ApiError::bad_request(e.body_text())),
     };
 
-    let user = match authn::authenticate_request(&shared, &parts.headers) {
+    // A verified client certificate names the caller first, as the API server's x509
+    // authenticator comes before its token authenticators.
+    let certificate_user = parts
+        .extensions
+        .get::<PeerCertificate>()
+        .and_then(|peer| certificates::user_of_certificate(&peer.0));
+    let caller = match certificate_user {
+        Some(user) => Caller::User(user),
+        None => authn::authenticate_request(&shared, &parts.headers),
+    };
+    let user = match caller {
         Caller::User(u) => u,
         Caller::Anonymous if shared.anonymous_auth => UserInfo::anonymous(),
         Caller::Anonymous | Caller::Rejected => return error_response(&ApiError::unauthorized()),
@@ -163,6 +180,13 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
     let decision = rbac::authorize(&shared.store(), &attrs);
     if !decision.allowed {
         return error_response(&rbac::forbidden(&attrs));
+    }
+    if info.verb == "watch" {
+        return match watched_type(&shared, &info) {
+            Some(rt) => watches::serve(&shared, rt, &info.namespace, &info.name, &query)
+                .unwrap_or_else(|e| error_response(&e)),
+            None => error_response(&ApiError::no_such_path()),
+        };
     }
 
     let content_type = parts
@@ -188,6 +212,15 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
     if let Err(e) = check_escalation(&shared, &info, &parts.method, &body, &user) {
         return error_response(&e);
     }
+    let admitted =
+        match webhooks::admit(&shared, &info, &parts.method, content_type, &body, &user).await {
+            Ok(admitted) => admitted,
+            Err(e) => return error_response(&e),
+        };
+    let (method, content_type, body) = match &admitted {
+        Some(a) => (&a.method, a.content_type, &a.body),
+        None => (&parts.method, content_type, &body),
+    };
     let host = parts
         .headers
         .get(header::HOST)
@@ -196,17 +229,9 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
         .unwrap_or("")
         .to_string();
     let result = if info.resource_request {
-        serve_resource(
-            &shared,
-            &info,
-            &parts.method,
-            &query,
-            content_type,
-            &body,
-            &user,
-        )
+        serve_resource(&shared, &info, method, &query, content_type, body, &user)
     } else {
-        match serve_path(&path, &host) {
+        match serve_path(&shared, &path, &host) {
             Ok(PathReply::Text(t)) => return text_response(t),
             Ok(PathReply::Json(v)) => Ok((200, v)),
             Err(e) => Err(e),
@@ -264,8 +289,25 @@ enum PathReply {
     Json(Value),
 }
 
-/// Non-resource paths: health checks and discovery.
-fn serve_path(path: &str, host: &str) -> Result<PathReply, ApiError> {
+/// The stored or custom resource type a watch addresses (no subresource watches).
+fn watched_type(shared: &Shared, info: &RequestInfo) -> Option<&'static resources::ResourceType> {
+    if !info.subresource.is_empty() {
+        return None;
+    }
+    match resources::find(&info.api_group, &info.api_version, &info.resource) {
+        Some(rt) if rt.handling == Handling::Stored => Some(rt),
+        Some(_) => None,
+        None => custom_resources::find(
+            &shared.store(),
+            &info.api_group,
+            &info.api_version,
+            &info.resource,
+        ),
+    }
+}
+
+/// Non-resource paths: health checks and discovery (custom groups from established CRDs).
+fn serve_path(shared: &Shared, path: &str, host: &str) -> Result<PathReply, ApiError> {
     let trimmed = path.trim_end_matches('/');
     let parts: Vec<&str> = trimmed.trim_start_matches('/').split('/').collect();
     let found = match parts.as_slice() {
@@ -273,9 +315,17 @@ fn serve_path(path: &str, host: &str) -> Result<PathReply, ApiError> {
         ["version"] => Some(discovery::version()),
         ["api"] => Some(discovery::core_versions(host)),
         ["api", version] => discovery::resource_list("", version),
-        ["apis"] => Some(discovery::groups()),
-        ["apis", group] => discovery::group(group),
-        ["apis", group, version] => discovery::resource_list(group, version),
+        ["apis"] => {
+            let mut doc = discovery::groups();
+            if let Some(groups) = doc["groups"].as_array_mut() {
+                groups.extend(custom_resources::discovery_groups(&shared.store()));
+            }
+            Some(doc)
+        }
+        ["apis", group] => discovery::group(group)
+            .or_else(|| custom_resources::discovery_group(&shared.store(), group)),
+        ["apis", group, version] => discovery::resource_list(group, version)
+            .or_else(|| custom_resources::discovery_resources(&shared.store(), group, version)),
         ["openapi", "v3"] => Some(discovery::openapi_v3_index()),
         ["openapi", "v3", "api", version] => discovery::openapi_v3_document("", version),
         ["openapi", "v3", "apis", group, version] => discovery::openapi_v3_document(group, version),
@@ -296,17 +346,38 @@ fn serve_resource(
     body: &[u8],
     user: &UserInfo,
 ) -> Result<(u16, Value), ApiError> {
-    if info.verb == "watch" {
-        return Err(ApiError::method_not_allowed(
+    if resources::find(&info.api_group, &info.api_version, &info.resource).is_none() {
+        let custom = custom_resources::find(
+            &shared.store(),
             &info.api_group,
+            &info.api_version,
             &info.resource,
-        ));
+        );
+        if let Some(rt) = custom {
+            let request = CustomRequest {
+                info,
+                method,
+                query,
+                content_type,
+                body,
+            };
+            return custom_resources::handle(shared, rt, &request);
+        }
     }
     if !info.subresource.is_empty() {
         let combined = format!("{}/{}", info.resource, info.subresource);
         let rt = resources::find(&info.api_group, &info.api_version, &combined)
             .ok_or_else(ApiError::no_such_path)?;
-        if rt.handling != Handling::Subresource || info.namespace.is_empty() {
+        if rt.handling != Handling::Subresource {
+            return Err(ApiError::no_such_path());
+        }
+        if combined == "certificatesigningrequests/approval" {
+            return Ok((
+                200,
+                certificates::approve(shared, user, &info.name, method, body)?,
+            ));
+        }
+        if info.namespace.is_empty() {
             return Err(ApiError::no_such_path());
         }
         if *method != http::Method::POST {
@@ -320,6 +391,13 @@ fn serve_resource(
     let rt = resources::find(&info.api_group, &info.api_version, &info.resource)
         .ok_or_else(ApiError::no_such_path)?;
     match rt.handling {
+        Handling::Stored
+            if rt.group == certificates::GROUP
+                && *method == http::Method::POST
+                && info.name.is_empty() =>
+        {
+            Ok((201, certificates::create(shared, user, body)?))
+        }
         Handling::Stored => {
             let reply = rest::handle(
                 shared,
@@ -359,7 +437,7 @@ fn serve_resource(
             };
             Ok((201, body))
         }
-        Handling::Subresource => Err(ApiError::no_such_path()),
+        Handling::Subresource | Handling::Custom { .. } => Err(ApiError::no_such_path()),
     }
 }
 
@@ -387,6 +465,11 @@ pub async fn serve(
             let connection = async {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
+                };
+                // The handshake verified any client certificate against the CA.
+                let router = match tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+                    Some(cert) => router.layer(axum::Extension(PeerCertificate(cert.to_vec()))),
+                    None => router,
                 };
                 let service = TowerToHyperService::new(router);
                 let _ = auto::Builder::new(TokioExecutor::new())

@@ -16,6 +16,8 @@ pub struct Shared {
     pub admin_token: String,
     /// PEM of the emulator's CA.
     pub ca_pem: String,
+    /// The CA's certificate and key, for the CSR API's signers.
+    pub ca: crate::certificates::ClusterCa,
     /// Whether requests without credentials are treated as `system:anonymous` (else 401).
     pub anonymous_auth: bool,
     /// Like `--service-account-max-token-expiration`: longer TokenRequests are silently shortened.

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::clock;
 use crate::resources::ResourceType;
+use crate::watches::{EventLog, EventType};
 
 /// A random RFC 4122 version-4 UUID in its usual text form, as the API server's uids are.
 pub fn new_uid() -> String {
@@ -29,11 +30,22 @@ pub fn metadata_mut(obj: &mut Value) -> Option<&mut Map<String, Value>> {
     meta.as_object_mut()
 }
 
-/// All stored objects, and the revision counter their resourceVersions come from.
+/// Where a resource type's objects are kept: its group and plural name (custom resources of
+/// different groups may share a plural).
+type TypeKey = (&'static str, &'static str);
+
+fn type_key(rt: &ResourceType) -> TypeKey {
+    (rt.group, rt.plural)
+}
+
+/// All stored objects, the revision counter their resourceVersions come from, and the log of
+/// recent changes that watches read.
 #[derive(Debug, Default)]
 pub struct Store {
-    objects: HashMap<&'static str, BTreeMap<(String, String), Value>>,
+    objects: HashMap<TypeKey, BTreeMap<(String, String), Value>>,
     revision: u64,
+    /// Recent changes, for watches.
+    pub events: EventLog,
 }
 
 impl Store {
@@ -50,14 +62,14 @@ impl Store {
     /// One object by namespace ("" for cluster-scoped) and name.
     pub fn get(&self, rt: &ResourceType, ns: &str, name: &str) -> Option<&Value> {
         self.objects
-            .get(rt.plural)?
+            .get(&type_key(rt))?
             .get(&(ns.to_string(), name.to_string()))
     }
 
     /// Whether the namespace exists.
     pub fn namespace_exists(&self, ns: &str) -> bool {
         self.objects
-            .get("namespaces")
+            .get(&("", "namespaces"))
             .is_some_and(|m| m.contains_key(&(String::new(), ns.to_string())))
     }
 
@@ -68,7 +80,7 @@ impl Store {
         ns: Option<&'a str>,
     ) -> impl Iterator<Item = &'a Value> + 'a {
         self.objects
-            .get(rt.plural)
+            .get(&type_key(rt))
             .into_iter()
             .flat_map(|m| m.iter())
             .filter(move |((n, _), _)| ns.is_none_or(|want| want == n))
@@ -91,9 +103,11 @@ impl Store {
             meta.insert("creationTimestamp".into(), clock::now_rfc3339().into());
         }
         self.objects
-            .entry(rt.plural)
+            .entry(type_key(rt))
             .or_default()
             .insert((ns.to_string(), name.to_string()), obj.clone());
+        self.events
+            .record(EventType::Added, rt, ns, &obj, None, self.revision);
         obj
     }
 
@@ -103,10 +117,13 @@ impl Store {
         if let Some(meta) = metadata_mut(&mut obj) {
             meta.insert("resourceVersion".into(), rv.into());
         }
-        self.objects
-            .entry(rt.plural)
+        let old = self
+            .objects
+            .entry(type_key(rt))
             .or_default()
             .insert((ns.to_string(), name.to_string()), obj.clone());
+        self.events
+            .record(EventType::Modified, rt, ns, &obj, old, self.revision);
         obj
     }
 
@@ -114,22 +131,58 @@ impl Store {
     pub fn remove(&mut self, rt: &ResourceType, ns: &str, name: &str) -> Option<Value> {
         let removed = self
             .objects
-            .get_mut(rt.plural)?
+            .get_mut(&type_key(rt))?
             .remove(&(ns.to_string(), name.to_string()));
-        if removed.is_some() {
+        if let Some(obj) = &removed {
             self.revision += 1;
+            self.events
+                .record_deleted(rt.group, rt.plural, ns, obj, self.revision);
         }
         removed
     }
 
     /// Removes every namespaced object in `ns`.
     pub fn remove_namespace_contents(&mut self, ns: &str) {
-        for (plural, map) in self.objects.iter_mut() {
+        let mut removed = Vec::new();
+        for ((group, plural), map) in self.objects.iter_mut() {
             if *plural != "namespaces" {
-                map.retain(|(n, _), _| n != ns);
+                let keys: Vec<(String, String)> = map
+                    .range((ns.to_string(), String::new())..)
+                    .take_while(|((n, _), _)| n == ns)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for key in keys {
+                    if let Some(obj) = map.remove(&key) {
+                        removed.push((*group, *plural, obj));
+                    }
+                }
             }
         }
         self.revision += 1;
+        for (group, plural, obj) in removed {
+            self.revision += 1;
+            self.events
+                .record_deleted(group, plural, ns, &obj, self.revision);
+        }
+    }
+
+    /// Every stored object with its group and plural, for the garbage collector's rebuilds.
+    pub fn all(&self) -> impl Iterator<Item = (&'static str, &'static str, &Value)> + '_ {
+        self.objects
+            .iter()
+            .flat_map(|((g, p), m)| m.values().map(move |v| (*g, *p, v)))
+    }
+
+    /// Removes every object of one type (a deleted CustomResourceDefinition's resources).
+    pub fn remove_type(&mut self, group: &'static str, plural: &'static str) {
+        let Some(map) = self.objects.remove(&(group, plural)) else {
+            return;
+        };
+        for ((ns, _), obj) in map {
+            self.revision += 1;
+            self.events
+                .record_deleted(group, plural, &ns, &obj, self.revision);
+        }
     }
 }
 

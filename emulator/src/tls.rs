@@ -15,8 +15,12 @@ use crate::error::Error;
 pub struct Tls {
     /// PEM of the CA certificate clients should trust.
     pub ca_pem: String,
-    /// rustls configuration serving the CA-signed certificate, with h2 and http/1.1 ALPN.
+    /// rustls configuration serving the CA-signed certificate, with h2 and http/1.1 ALPN, and
+    /// asking for (not requiring) a client certificate signed by the CA, as kube-apiserver's
+    /// `--client-ca-file` does.
     pub config: Arc<ServerConfig>,
+    /// The CA, which also signs client certificates (the CSR API's signers).
+    pub ca: crate::certificates::ClusterCa,
 }
 
 /// Generates a CA and a server certificate for 127.0.0.1, ::1 and localhost.
@@ -34,6 +38,7 @@ pub fn generate() -> Result<Tls, Error> {
     ];
     let ca_cert = ca_params.self_signed(&ca_key)?;
     let ca_pem = ca_cert.pem();
+    let ca = crate::certificates::ClusterCa::new(ca_cert.der().to_vec(), &ca_key)?;
     let issuer = Issuer::new(ca_params, ca_key);
 
     let server_key = KeyPair::generate()?;
@@ -60,13 +65,23 @@ pub fn generate() -> Result<Tls, Error> {
     ];
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from(ca_cert.der().to_vec()))?;
+    let client_verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
+        .with_client_cert_verifier(client_verifier)
         .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Tls {
         ca_pem,
         config: Arc::new(config),
+        ca,
     })
 }

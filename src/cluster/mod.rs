@@ -2,12 +2,16 @@
 //! It speaks Kubernetes objects and knows nothing of gRPC or of tokend's request shapes.
 
 mod accounts;
+mod bootstrap_tokens;
+mod certificates;
 mod error;
 mod lease;
 mod rbac;
 mod reviews;
 mod secrets;
 
+pub use bootstrap_tokens::SecretPage;
+pub use certificates::Signed;
 pub use error::Error;
 
 use std::collections::BTreeMap;

@@ -1,10 +1,14 @@
 //! The gRPC layer: tonic's TokenService, translating proto messages to the service layer and
 //! its answers and errors back. It holds no logic of its own.
 
+mod bootstrap_tokens;
+mod client_certificates;
 mod convert;
 mod status;
 
-pub use status::to_status;
+pub use bootstrap_tokens::BootstrapTokenServiceGrpc;
+pub use client_certificates::ClientCertificateServiceGrpc;
+pub use status::{DOMAIN, auth_status, to_status};
 
 use tonic::{Request, Response, Status};
 
@@ -53,7 +57,7 @@ impl TokenServiceRpc for TokenServiceGrpc {
         request: Request<v1::IssueTokenRequest>,
     ) -> Result<Response<v1::IssueTokenResponse>, Status> {
         let caller = caller(&request);
-        let issue = convert::issue_request(request.into_inner())?;
+        let issue = convert::issue_request(request.into_inner());
         let issued = self
             .service
             .issue(&caller, issue)
@@ -66,6 +70,7 @@ impl TokenServiceRpc for TokenServiceGrpc {
             expiration_time: Some(convert::timestamp(issued.expiration)),
             namespace: issued.namespace,
             service_account: issued.service_account,
+            granted_lifetime: Some(convert::duration(issued.granted_lifetime)),
         }))
     }
 
@@ -80,6 +85,7 @@ impl TokenServiceRpc for TokenServiceGrpc {
             None => {
                 return Err(to_status(service::Error::invalid(
                     "target",
+                    service::Reason::FieldRequired,
                     "set token_id or token",
                 )));
             }
@@ -110,7 +116,7 @@ impl TokenServiceRpc for TokenServiceGrpc {
             );
         let source = match request.source {
             Some(v1::get_kubeconfig_request::Source::Issue(issue)) => {
-                KubeconfigSource::Issue(convert::issue_request(issue)?)
+                KubeconfigSource::Issue(convert::issue_request(issue))
             }
             Some(v1::get_kubeconfig_request::Source::Token(token)) => {
                 KubeconfigSource::Token(token)
@@ -118,6 +124,7 @@ impl TokenServiceRpc for TokenServiceGrpc {
             None => {
                 return Err(to_status(service::Error::invalid(
                     "source",
+                    service::Reason::FieldRequired,
                     "set issue (to issue a fresh token) or token (to wrap one)",
                 )));
             }
@@ -149,6 +156,7 @@ impl TokenServiceRpc for TokenServiceGrpc {
                 .map(|id| id.to_string())
                 .unwrap_or_default(),
             expiration_time: rendered.expiration.map(convert::timestamp),
+            granted_lifetime: rendered.granted_lifetime.map(convert::duration),
         }))
     }
 
@@ -181,11 +189,8 @@ impl TokenServiceRpc for TokenServiceGrpc {
     ) -> Result<Response<v1::ListTokensResponse>, Status> {
         let caller = caller(&request);
         let request = request.into_inner();
-        let states = request
-            .states
-            .iter()
-            .map(|&state| convert::state_filter(state))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut untranslatable = service::Violations::default();
+        let states = convert::state_filter(&request.states, &mut untranslatable);
         let query = ListQuery {
             namespace: request.namespace,
             service_account: (!request.service_account.is_empty())
@@ -195,6 +200,7 @@ impl TokenServiceRpc for TokenServiceGrpc {
             page_token: request.page_token,
             label_selector: request.label_selector,
             states,
+            untranslatable,
         };
         let page = self
             .service

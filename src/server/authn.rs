@@ -15,7 +15,9 @@ use crate::caller::Caller;
 use crate::cluster::Cluster;
 use crate::metrics::Metrics;
 use crate::server::peer_limit::PeerFailures;
-use tokend_api::v1::token_service_server::SERVICE_NAME;
+
+/// Calls to the services of this package are authenticated.
+const GUARDED_PACKAGE: &str = "/tokend.v1.";
 
 /// How callers prove who they are.
 #[derive(Clone)]
@@ -47,15 +49,9 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// The status the caller sees.
+    /// The status the caller sees (mapped, with its details, in `grpc::status`).
     pub fn into_status(self) -> Status {
-        let code = match &self {
-            AuthError::Unauthenticated(_) => tonic::Code::Unauthenticated,
-            AuthError::Forbidden(_) => tonic::Code::PermissionDenied,
-            AuthError::Throttled(_) => tonic::Code::ResourceExhausted,
-            AuthError::Unavailable(_) => tonic::Code::Unavailable,
-        };
-        Status::new(code, self.to_string())
+        crate::grpc::auth_status(self)
     }
 }
 
@@ -219,7 +215,7 @@ fn fingerprint(token: &str) -> [u8; 32] {
     key
 }
 
-/// The tower layer that authenticates calls to TokenService (health and reflection stay open,
+/// The tower layer that authenticates calls to tokend's services (health and reflection stay open,
 /// as kubelet probes and `grpcurl list` carry no credentials).
 #[derive(Clone)]
 pub struct AuthLayer {
@@ -274,10 +270,9 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let authentication = self.authentication.clone();
         Box::pin(async move {
-            let guarded = request
-                .uri()
-                .path()
-                .starts_with(&format!("/{SERVICE_NAME}/"));
+            // Every service of tokend's package (TokenService, BootstrapTokenService,
+            // ClientCertificateService); health and reflection live in other packages.
+            let guarded = request.uri().path().starts_with(GUARDED_PACKAGE);
             match authentication {
                 Authentication::Kubernetes(authenticator) if guarded => {
                     let token = match bearer_token(&request) {

@@ -17,7 +17,8 @@ use tokio::net::TcpListener;
 
 use crate::cluster::Cluster;
 use crate::config::{AuthMode, ServeArgs};
-use crate::grpc::{TokenServiceGrpc, v1};
+use crate::controller::{Clock, ControllerOptions};
+use crate::grpc::{BootstrapTokenServiceGrpc, ClientCertificateServiceGrpc, TokenServiceGrpc, v1};
 use crate::metrics::{self, KubeMetricsLayer, Metrics};
 use crate::server::authn::{
     AuthLayer, Authentication, CertificateIdentity, FailureLimit, TokenAuthenticator,
@@ -25,7 +26,9 @@ use crate::server::authn::{
 use crate::server::rpc_layer::{KnownMethods, RpcLayer};
 use crate::server::tls::{ReloadingTls, TlsError, TlsFiles};
 use crate::service::policy::Policy;
-use crate::service::{KeySource, RecordKeys, Settings, TokenService};
+use crate::service::{
+    BootstrapPolicy, CertificatePolicy, KeySource, RecordKeys, Settings, TokenService,
+};
 use crate::sweeper::{self, SweeperOptions};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
@@ -130,6 +133,19 @@ pub struct ServerOptions {
     pub limits: ConnectionLimits,
     /// The sweeper of expired records; off when None.
     pub sweeper: Option<SweeperOptions>,
+    /// The ServiceAccountToken controller; off when None.
+    pub controller: Option<ControllerOptions>,
+    /// The admission webhook; off when None.
+    pub webhook: Option<WebhookOptions>,
+}
+
+/// Where and with which certificate the admission webhook is served.
+#[derive(Debug, Clone)]
+pub struct WebhookOptions {
+    /// Listen address.
+    pub listen: std::net::SocketAddr,
+    /// Serving certificate and key.
+    pub tls: TlsFiles,
 }
 
 impl Default for ServerOptions {
@@ -154,6 +170,8 @@ impl Default for ServerOptions {
             metrics_listen: None,
             limits: ConnectionLimits::default(),
             sweeper: None,
+            controller: None,
+            webhook: None,
         }
     }
 }
@@ -198,6 +216,26 @@ impl ServerOptions {
             })?),
             None => None,
         };
+        if args.bootstrap_token_default_duration > args.bootstrap_token_max_duration {
+            return Err(ServerError::Config(
+                "--bootstrap-token-default-duration is longer than --bootstrap-token-max-duration"
+                    .into(),
+            ));
+        }
+        if args.client_cert_max_duration.as_secs() < crate::vocabulary::MIN_CERTIFICATE_SECONDS {
+            return Err(ServerError::Config(
+                "--client-cert-max-duration is shorter than the CSR API's minimum of 10m".into(),
+            ));
+        }
+        if args
+            .client_cert_allowed_system_identities
+            .iter()
+            .any(|n| n == crate::vocabulary::MASTERS_GROUP)
+        {
+            return Err(ServerError::Config(
+                "--client-cert-allowed-system-identities may not name system:masters".into(),
+            ));
+        }
         if args.default_duration > args.max_duration {
             return Err(ServerError::Config(
                 "--default-duration is longer than --max-duration".into(),
@@ -220,6 +258,15 @@ impl ServerOptions {
                         namespace: args.lease_namespace.clone(),
                         name: crate::vocabulary::RECORD_KEY_SECRET.into(),
                     },
+                },
+                bootstrap: BootstrapPolicy {
+                    default_duration: args.bootstrap_token_default_duration,
+                    max_duration: args.bootstrap_token_max_duration,
+                },
+                certificates: CertificatePolicy {
+                    max_duration: args.client_cert_max_duration,
+                    allowed_system_identities: args.client_cert_allowed_system_identities.clone(),
+                    ..CertificatePolicy::default()
                 },
                 ..Settings::default()
             },
@@ -262,6 +309,42 @@ impl ServerOptions {
                 concurrency: usize::try_from(args.sweep_concurrency).unwrap_or(1),
                 delete_rate: args.sweep_delete_rate,
             }),
+            controller: args.controller.then(|| ControllerOptions {
+                lease_namespace: args.lease_namespace.clone(),
+                lease_name: crate::controller::LEASE_NAME.into(),
+                identity: replica_identity(),
+                label_selector: args.controller_label_selector.clone(),
+                rotation_grace: args.rotation_grace,
+                clock: Clock::default(),
+            }),
+            webhook: match args.webhook_listen {
+                None => None,
+                Some(listen) => {
+                    let cert = args
+                        .webhook_tls_cert
+                        .clone()
+                        .or_else(|| args.tls_cert.clone());
+                    let key = args
+                        .webhook_tls_key
+                        .clone()
+                        .or_else(|| args.tls_key.clone());
+                    let (Some(cert), Some(key)) = (cert, key) else {
+                        return Err(ServerError::Config(
+                            "--webhook-listen needs a certificate: --webhook-tls-cert and \
+                             --webhook-tls-key (or --tls-cert and --tls-key)"
+                                .into(),
+                        ));
+                    };
+                    Some(WebhookOptions {
+                        listen,
+                        tls: TlsFiles {
+                            cert,
+                            key,
+                            client_ca: None,
+                        },
+                    })
+                }
+            },
         })
     }
 }
@@ -317,6 +400,12 @@ pub async fn run_with_metrics(
                 .collect::<Vec<_>>(),
         )
     });
+    // Watches legitimately pause (up to the watch timeout, 290 s): the controller's client
+    // bounds connects and writes like every call, and reads by more than the watch timeout.
+    let mut watch_config = kube_config.clone();
+    watch_config.connect_timeout = Some(options.kube_timeout);
+    watch_config.write_timeout = Some(options.kube_timeout);
+    watch_config.read_timeout = Some(Duration::from_secs(330));
     // A stalled API server (a proxy that accepts and never answers) must fail calls, not hang
     // them: each connect, read and write is bounded. No call tokend makes is a watch, so no
     // answer legitimately pauses this long.
@@ -375,16 +464,44 @@ pub async fn run_with_metrics(
         ..options.settings.clone()
     };
     let service = TokenService::with_keys(cluster.clone(), settings, keys);
+    let controller = match options.controller.clone() {
+        Some(controller_options) => {
+            let watch_client = kube::client::ClientBuilder::try_from(watch_config)?
+                .with_layer(&KubeMetricsLayer::new(metrics.clone()))
+                .build();
+            Some(tokio::spawn(crate::controller::run(
+                watch_client,
+                cluster.clone(),
+                service.clone(),
+                controller_options,
+                metrics.controller.clone(),
+            )))
+        }
+        None => None,
+    };
+    let webhook = match options.webhook.clone() {
+        Some(webhook) => {
+            let tls = crate::controller::admission::load_tls(webhook.tls)?;
+            let listener = TcpListener::bind(webhook.listen).await?;
+            tracing::info!(listen = %listener.local_addr()?, "admission webhook serving");
+            Some(tokio::spawn(crate::controller::admission::serve(
+                listener,
+                tls,
+                options.tls_reload_interval,
+                std::future::pending(),
+            )))
+        }
+        None => None,
+    };
 
     let (reporter, health_service) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status("", tonic_health::ServingStatus::NotServing)
-        .await;
+    health::starting(&reporter).await;
     let watcher = tokio::spawn(health::watch(
         reporter,
         cluster,
         options.health_interval,
         options.kube_timeout,
+        metrics.kube_api_reachable.clone(),
     ));
 
     // grpcurl 1.8.6 speaks only v1alpha reflection; newer clients use v1.
@@ -431,6 +548,8 @@ pub async fn run_with_metrics(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
+        .add_service(BootstrapTokenServiceGrpc::new(service.clone()).into_server())
+        .add_service(ClientCertificateServiceGrpc::new(service.clone()).into_server())
         .add_service(TokenServiceGrpc::new(service, metrics).into_server());
     let result = match tls {
         Some(tls) => {
@@ -453,7 +572,7 @@ pub async fn run_with_metrics(
         }
     };
     watcher.abort();
-    if let Some(task) = sweeper {
+    for task in [sweeper, controller, webhook].into_iter().flatten() {
         task.abort();
     }
     if let Some(task) = metrics_server {

@@ -1,9 +1,10 @@
 //! The layer every gRPC request passes: it gives the request an id (the caller's `x-request-id`
 //! or a fresh one), runs it inside a tracing span carrying that id, returns the id in the
-//! response metadata, and records the RPC's code and latency under the method's name — only for
-//! methods tokend serves, so unknown paths cannot grow the metric series.
+//! response metadata, and records the RPC under go-grpc-prometheus' names and labels
+//! (`grpc_server_started_total`, `grpc_server_handled_total`, `grpc_server_handling_seconds`) —
+//! by name only for methods tokend serves, so unknown paths cannot grow the metric series.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -14,36 +15,57 @@ use futures::future::BoxFuture;
 use http::HeaderValue;
 use tracing::Instrument as _;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RpcMethod};
 
 /// Header carrying the request id both ways.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// The label of every path that is not a method tokend serves: one series, however many paths.
-pub const UNKNOWN_METHOD: &str = "unknown";
+/// The tracing target of spans that are logged but not sent to OpenTelemetry (health probes).
+pub const UNTRACED_TARGET: &str = "tokend::untraced";
 
-/// The gRPC methods of the services tokend serves, as request paths (`/pkg.Service/Method`).
+/// grpc.health.v1's service, whose calls are probes.
+const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+
+/// The gRPC methods of the services tokend serves, by request path (`/pkg.Service/Method`),
+/// with their metric labels.
 #[derive(Debug, Clone, Default)]
-pub struct KnownMethods(Arc<HashSet<String>>);
+pub struct KnownMethods(Arc<HashMap<String, RpcMethod>>);
 
 impl KnownMethods {
     /// Every method of every service in these encoded FileDescriptorSets (the ones reflection
     /// serves), so the list cannot drift from the proto.
     pub fn from_descriptor_sets(sets: &[&[u8]]) -> Result<Self, prost::DecodeError> {
-        let mut methods = HashSet::new();
+        let mut methods = HashMap::new();
         for set in sets {
             let set = prost_types::FileDescriptorSet::decode(*set)?;
             for file in set.file {
                 let package = file.package.unwrap_or_default();
                 for service in file.service {
                     let service_name = service.name.unwrap_or_default();
+                    let qualified = if package.is_empty() {
+                        service_name.clone()
+                    } else {
+                        format!("{package}.{service_name}")
+                    };
                     for method in service.method {
-                        let qualified = if package.is_empty() {
-                            service_name.clone()
-                        } else {
-                            format!("{package}.{service_name}")
+                        let name = method.name.unwrap_or_default();
+                        let grpc_type = match (
+                            method.client_streaming.unwrap_or(false),
+                            method.server_streaming.unwrap_or(false),
+                        ) {
+                            (false, false) => "unary",
+                            (true, false) => "client_stream",
+                            (false, true) => "server_stream",
+                            (true, true) => "bidi_stream",
                         };
-                        methods.insert(format!("/{qualified}/{}", method.name.unwrap_or_default()));
+                        methods.insert(
+                            format!("/{qualified}/{name}"),
+                            RpcMethod {
+                                grpc_service: qualified.clone(),
+                                grpc_method: name,
+                                grpc_type,
+                            },
+                        );
                     }
                 }
             }
@@ -51,13 +73,9 @@ impl KnownMethods {
         Ok(Self(Arc::new(methods)))
     }
 
-    /// The path itself when it is a known method, else [`UNKNOWN_METHOD`].
-    pub fn label<'a>(&self, path: &'a str) -> &'a str {
-        if self.0.contains(path) {
-            path
-        } else {
-            UNKNOWN_METHOD
-        }
+    /// The labels of the method at `path` when tokend serves it, else the one `unknown` set.
+    pub fn labels(&self, path: &str) -> RpcMethod {
+        self.0.get(path).cloned().unwrap_or_else(RpcMethod::unknown)
     }
 }
 
@@ -126,7 +144,7 @@ where
         let metrics = self.metrics.clone();
         let path = request.uri().path();
         let reflection = path.starts_with("/grpc.reflection.");
-        let method = self.methods.label(path).to_owned();
+        let method = self.methods.labels(path);
         let request_id = request
             .headers()
             .get(REQUEST_ID_HEADER)
@@ -134,8 +152,36 @@ where
             .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
             .map(str::to_owned)
             .unwrap_or_else(new_request_id);
-        let span = tracing::info_span!("rpc", request_id = %request_id, method = %method);
+        // The span is the server span of the caller's trace (W3C `traceparent`), named as
+        // OpenTelemetry names gRPC server spans; its trace id is in every log line inside it.
+        let name = format!("{}/{}", method.grpc_service, method.grpc_method);
+        macro_rules! rpc_span {
+            ($target:expr) => {
+                tracing::info_span!(
+                    target: $target,
+                    "rpc",
+                    request_id = %request_id,
+                    method = %name,
+                    trace_id = tracing::field::Empty,
+                    otel.name = %name,
+                    otel.kind = "server",
+                    otel.status_code = tracing::field::Empty,
+                    rpc.system = "grpc",
+                    rpc.grpc.status_code = tracing::field::Empty,
+                )
+            };
+        }
+        // Probes come every few seconds from every kubelet: logged like any call, not traced.
+        let span = if method.grpc_service == HEALTH_SERVICE {
+            rpc_span!(UNTRACED_TARGET)
+        } else {
+            rpc_span!(module_path!())
+        };
+        crate::telemetry::otel::adopt_remote_parent(&span, request.headers());
         let started = Instant::now();
+        if !reflection {
+            metrics.rpc_started(&method);
+        }
         let timeout = self.timeout;
         Box::pin(
             async move {
@@ -172,7 +218,12 @@ where
                     response.headers_mut().insert(REQUEST_ID_HEADER, value);
                 }
                 if !reflection {
-                    metrics.record_rpc(&method, code, started);
+                    metrics.rpc_handled(&method, code, started);
+                }
+                let span = tracing::Span::current();
+                span.record("rpc.grpc.status_code", code as i32);
+                if is_server_error(code) {
+                    span.record("otel.status_code", "ERROR");
                 }
                 if code != tonic::Code::Ok {
                     tracing::info!(code = ?code, "rpc failed");
@@ -182,6 +233,21 @@ where
             .instrument(span),
         )
     }
+}
+
+/// Whether `code` is the server's failure rather than an answer about the request (the
+/// OpenTelemetry convention for gRPC server spans).
+fn is_server_error(code: tonic::Code) -> bool {
+    use tonic::Code;
+    matches!(
+        code,
+        Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::Unavailable
+            | Code::DataLoss
+    )
 }
 
 /// Whether a trailers-only error answer is tonic's "message too large" refusal.
@@ -210,12 +276,41 @@ mod tests {
             tonic_health::pb::FILE_DESCRIPTOR_SET,
         ])
         .expect("descriptors decode");
-        for known in [
-            "/tokend.v1.TokenService/IssueToken",
-            "/tokend.v1.TokenService/GetKubeconfig",
-            "/grpc.health.v1.Health/Check",
+        for (known, service, method, grpc_type) in [
+            (
+                "/tokend.v1.TokenService/IssueToken",
+                "tokend.v1.TokenService",
+                "IssueToken",
+                "unary",
+            ),
+            (
+                "/tokend.v1.TokenService/GetKubeconfig",
+                "tokend.v1.TokenService",
+                "GetKubeconfig",
+                "unary",
+            ),
+            (
+                "/grpc.health.v1.Health/Check",
+                "grpc.health.v1.Health",
+                "Check",
+                "unary",
+            ),
+            (
+                "/grpc.health.v1.Health/Watch",
+                "grpc.health.v1.Health",
+                "Watch",
+                "server_stream",
+            ),
         ] {
-            assert_eq!(methods.label(known), known);
+            let labels = methods.labels(known);
+            assert_eq!(
+                (
+                    labels.grpc_service.as_str(),
+                    labels.grpc_method.as_str(),
+                    labels.grpc_type
+                ),
+                (service, method, grpc_type)
+            );
         }
         for unknown in [
             "/tokend.v1.TokenService/Nope",
@@ -223,7 +318,7 @@ mod tests {
             "/",
             "/grpc.health.v1.Health/",
         ] {
-            assert_eq!(methods.label(unknown), UNKNOWN_METHOD);
+            assert_eq!(methods.labels(unknown), RpcMethod::unknown());
         }
     }
 }

@@ -71,6 +71,12 @@ pub struct ReloadingTls {
 impl ReloadingTls {
     /// Loads the files; fails if any is unusable, so a bad start is loud.
     pub fn load(files: TlsFiles) -> Result<Self, TlsError> {
+        Self::load_with_alpn(files, vec![b"h2".to_vec()])
+    }
+
+    /// [`ReloadingTls::load`], offering the ALPN protocols `alpn` (the webhook port speaks
+    /// HTTP/1.1 too, as API servers' webhook clients may).
+    pub fn load_with_alpn(files: TlsFiles, alpn: Vec<Vec<u8>>) -> Result<Self, TlsError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let cert = Arc::new(ReloadingCert {
             current: RwLock::new(Arc::new(load_certified_key(&files, &provider)?)),
@@ -92,7 +98,7 @@ impl ReloadingTls {
             None => (builder.with_no_client_auth(), None),
         };
         let mut config = builder.with_cert_resolver(cert.clone());
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        config.alpn_protocols = alpn;
         Ok(Self {
             files,
             cert,

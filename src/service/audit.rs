@@ -81,3 +81,90 @@ fn caller_name(caller: &Caller) -> &str {
         &caller.username
     }
 }
+
+/// Logs a bootstrap token issued (its id and facts; never its secret).
+pub fn bootstrap_issued(caller: &Caller, info: &super::BootstrapTokenInfo) {
+    tracing::info!(
+        target: "tokend::service::audit",
+        action = "issue",
+        kind = "bootstrap-token",
+        outcome = "issued",
+        caller = %caller_name(caller),
+        bootstrap_token_id = %info.token_id,
+        expiration = %info.expiration.map(|t| t.to_string()).unwrap_or_default(),
+        extra_groups = ?info.extra_groups,
+        usages = ?info.usages,
+    );
+}
+
+/// Logs a bootstrap token issue that failed.
+pub fn bootstrap_issue_failed(caller: &Caller, id: &str, error: &Error) {
+    tracing::info!(
+        target: "tokend::service::audit",
+        action = "issue",
+        kind = "bootstrap-token",
+        outcome = "failed",
+        caller = %caller_name(caller),
+        bootstrap_token_id = id,
+        error = %error,
+    );
+}
+
+/// Logs a bootstrap token deleted again because nobody received it.
+pub fn bootstrap_taken_back(caller: &Caller, id: &str, revoked: bool) {
+    tracing::info!(
+        target: "tokend::service::audit",
+        action = "revoke",
+        kind = "bootstrap-token",
+        outcome = if revoked { "revoked: caller left" } else { "revoke failed: caller left; delete the Secret or let it expire" },
+        caller = %caller_name(caller),
+        bootstrap_token_id = id,
+    );
+}
+
+/// Logs a bootstrap token revoked.
+pub fn bootstrap_revoked(caller: &Caller, id: &str) {
+    tracing::info!(
+        target: "tokend::service::audit",
+        action = "revoke",
+        kind = "bootstrap-token",
+        outcome = "revoked",
+        caller = %caller_name(caller),
+        bootstrap_token_id = id,
+    );
+}
+
+/// Logs a client certificate issued, with its serial number: it cannot be revoked, so this line
+/// is what ties a certificate in use back to the caller who asked for it.
+pub fn certificate_issued(
+    caller: &Caller,
+    user: &str,
+    groups: &[String],
+    serial: &str,
+    not_after: &str,
+) {
+    tracing::info!(
+        target: "tokend::service::audit",
+        action = "issue",
+        kind = "client-certificate",
+        outcome = "issued",
+        caller = %caller_name(caller),
+        user,
+        groups = ?groups,
+        serial_number = serial,
+        not_after,
+    );
+}
+
+/// Logs a client certificate issue that failed.
+pub fn certificate_issue_failed(caller: &Caller, user: &str, error: &Error) {
+    tracing::info!(
+        target: "tokend::service::audit",
+        action = "issue",
+        kind = "client-certificate",
+        outcome = "failed",
+        caller = %caller_name(caller),
+        user,
+        error = %error,
+    );
+}

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Caller, Error, Result, TokenService};
+use super::{Caller, Error, Failure, Reason, Result, TokenService};
 use crate::cluster::ResourceAccess;
 
 impl TokenService {
@@ -32,7 +32,7 @@ impl TokenService {
             self.allowed.insert(key, ());
             return Ok(());
         }
-        Err(Error::PermissionDenied(format!(
+        let message = format!(
             "{} may not {}{}",
             if caller.username.is_empty() {
                 "the caller"
@@ -45,7 +45,20 @@ impl TokenService {
             } else {
                 format!(" ({})", decision.reason)
             },
-        )))
+        );
+        let mut failure = Failure::new(Reason::PermissionDenied, message)
+            .with("verb", access.verb)
+            .with("resource", access.resource);
+        if !access.group.is_empty() {
+            failure = failure.with("group", access.group);
+        }
+        if let Some(sub) = access.subresource {
+            failure = failure.with("subresource", sub);
+        }
+        if let Some(ns) = access.namespace {
+            failure = failure.with("namespace", ns);
+        }
+        Err(Error::PermissionDenied(failure))
     }
 }
 

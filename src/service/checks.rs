@@ -1,7 +1,7 @@
 //! Checks several use cases share: token ids, audiences, and the record-Secret access that
 //! revoking, getting and listing amount to.
 
-use super::{Error, Result};
+use super::{Error, Failure, Reason, Result, Violations};
 use crate::cluster::ResourceAccess;
 use crate::token_id::TokenId;
 use crate::vocabulary;
@@ -24,51 +24,55 @@ pub(super) fn secret_access<'a>(
 
 pub(super) fn parse_token_id(text: &str) -> Result<TokenId> {
     if text.is_empty() {
-        return Err(Error::invalid("token_id", "must not be empty"));
+        return Err(Error::invalid(
+            "token_id",
+            Reason::FieldRequired,
+            "must not be empty",
+        ));
     }
-    TokenId::parse(text).map_err(|rule| Error::invalid("token_id", rule))
+    TokenId::parse(text).map_err(|rule| Error::invalid("token_id", Reason::TokenIdInvalid, rule))
 }
 
 pub(super) fn not_found_token(id: &TokenId) -> Error {
-    Error::NotFound(format!(
-        "token {id} not found: never issued, already revoked, or swept"
-    ))
+    Error::NotFound(
+        Failure::new(
+            Reason::TokenNotFound,
+            format!("token {id} not found: never issued, already revoked, or swept"),
+        )
+        .with("token_id", id.to_string()),
+    )
 }
 
 /// Audiences: at most [`vocabulary::MAX_AUDIENCES`], each non-empty, printable, without spaces.
-pub(super) fn check_audiences(field: &str, audiences: &[String]) -> Result<()> {
+/// Every bad audience is recorded in `violations`.
+pub(super) fn check_audiences(field: &str, audiences: &[String], violations: &mut Violations) {
     if audiences.len() > vocabulary::MAX_AUDIENCES {
-        return Err(Error::invalid(
+        violations.add(
             field,
+            Reason::TooManyValues,
             format!(
                 "at most {} audiences (got {})",
                 vocabulary::MAX_AUDIENCES,
                 audiences.len()
             ),
-        ));
+        );
+        return;
     }
     for (i, audience) in audiences.iter().enumerate() {
-        if audience.is_empty() {
-            return Err(Error::invalid(format!("{field}[{i}]"), "must not be empty"));
-        }
-        if audience.len() > vocabulary::MAX_AUDIENCE_LEN {
-            return Err(Error::invalid(
-                format!("{field}[{i}]"),
-                format!(
-                    "must be at most {} characters",
-                    vocabulary::MAX_AUDIENCE_LEN
-                ),
-            ));
-        }
-        if !audience.chars().all(|c| c.is_ascii_graphic()) {
-            return Err(Error::invalid(
-                format!("{field}[{i}]"),
-                "must be printable ASCII without spaces",
-            ));
-        }
-        if audiences[..i].contains(audience) {
-            return Err(Error::invalid(format!("{field}[{i}]"), "is listed twice"));
-        }
+        let rule = if audience.is_empty() {
+            "must not be empty".to_owned()
+        } else if audience.len() > vocabulary::MAX_AUDIENCE_LEN {
+            format!(
+                "must be at most {} characters",
+                vocabulary::MAX_AUDIENCE_LEN
+            )
+        } else if !audience.chars().all(|c| c.is_ascii_graphic()) {
+            "must be printable ASCII without spaces".to_owned()
+        } else if audiences[..i].contains(audience) {
+            "is listed twice".to_owned()
+        } else {
+            continue;
+        };
+        violations.add(format!("{field}[{i}]"), Reason::AudienceInvalid, rule);
     }
-    Ok(())
 }

@@ -10,9 +10,10 @@ use tokio::sync::oneshot;
 
 use super::audit;
 use super::checks::check_audiences;
+use super::policy::GivenLifetime;
 use super::record::{BindingScope, TokenRecord};
 use super::undo::{Created, Undo};
-use super::{Caller, Claims, Error, Result, TokenService};
+use super::{Caller, Claims, Error, Failure, Reason, Result, TokenService, Violations};
 use crate::cluster::{Ensured, ResourceAccess};
 use crate::names;
 use crate::token_id::TokenId;
@@ -28,8 +29,10 @@ pub struct IssueRequest {
     pub namespace: String,
     /// The ServiceAccount.
     pub service_account: String,
-    /// Lifetime in the duration grammar; empty means the default.
+    /// Lifetime in the duration grammar; empty means `lifetime`, or the default.
     pub duration: String,
+    /// Lifetime as a google.protobuf.Duration's parts; at most one of this and `duration`.
+    pub lifetime: Option<GivenLifetime>,
     /// Audiences; empty means the API server's.
     pub audiences: Vec<String>,
     /// Create the ServiceAccount when it is missing.
@@ -42,6 +45,9 @@ pub struct IssueRequest {
     pub labels: BTreeMap<String, String>,
     /// The token this one replaces (RenewToken); never taken from a caller's field.
     pub replaces: Option<TokenId>,
+    /// Fields the gRPC layer could not translate (unknown enum numbers), reported together with
+    /// every other bad field.
+    pub untranslatable: Violations,
 }
 
 /// A token just issued.
@@ -53,6 +59,8 @@ pub struct IssuedToken {
     pub token_id: TokenId,
     /// Expiry as the API server set it.
     pub expiration: Timestamp,
+    /// The lifetime the API server granted: expiry less the time of issue.
+    pub granted_lifetime: Duration,
     /// Namespace of the ServiceAccount.
     pub namespace: String,
     /// The ServiceAccount.
@@ -129,7 +137,7 @@ impl TokenService {
             tracing::Span::current(),
         ));
         rx.await
-            .map_err(|_| Error::Internal("the issuing task ended without an answer".into()))?
+            .map_err(|_| Error::internal("the issuing task ended without an answer"))?
     }
 
     /// Revokes a minted token nobody holds, by undoing its issue, and says so in the audit.
@@ -163,10 +171,17 @@ impl TokenService {
                     };
                     audit::issued(caller, &record, outcome);
                     let expiration = record.expiration.unwrap_or_else(Timestamp::now);
+                    let granted_lifetime = record
+                        .issued_at
+                        .and_then(|issued| {
+                            Duration::try_from(expiration.duration_since(issued)).ok()
+                        })
+                        .unwrap_or_default();
                     return Ok(IssuedToken {
                         token,
                         token_id: record.token_id,
                         expiration,
+                        granted_lifetime,
                         namespace: request.namespace,
                         service_account: request.service_account,
                         undo,
@@ -188,25 +203,19 @@ impl TokenService {
         }
     }
 
-    /// Every check that needs no API call: names, duration, audiences, labels, policy.
+    /// Every check that needs no API call: names, duration, audiences, labels, policy. Every
+    /// bad field is reported at once; then the first policy refusal.
     pub(super) fn check_issue(&self, request: &IssueRequest) -> Result<Plan> {
-        names::check_dns1123_label(&request.namespace)
-            .map_err(|rule| Error::invalid("namespace", rule))?;
-        names::check_dns1123_subdomain(&request.service_account)
-            .map_err(|rule| Error::invalid("service_account", rule))?;
-        let lifetime = self.settings.policy.token_lifetime(&request.duration)?;
-        check_audiences("audiences", &request.audiences)?;
-        check_labels(&request.labels)?;
-        if request.cluster_role.is_empty() && request.binding_scope.is_some() {
-            return Err(Error::invalid(
-                "binding_scope",
-                "may only be set together with cluster_role",
-            ));
-        }
-        if !request.cluster_role.is_empty() {
-            names::check_role_name(&request.cluster_role)
-                .map_err(|rule| Error::invalid("cluster_role", rule))?;
-        }
+        let mut violations = Violations::default();
+        let lifetime = self.issue_violations(request, &mut violations);
+        violations.into_result()?;
+        let lifetime = lifetime.unwrap_or(self.settings.policy.default_duration);
+        let field = if request.duration.is_empty() && request.lifetime.is_some() {
+            "lifetime"
+        } else {
+            "duration"
+        };
+        self.settings.policy.check_maximum(lifetime, field)?;
         self.settings.policy.check_namespace(&request.namespace)?;
         if !request.cluster_role.is_empty() {
             self.settings
@@ -214,6 +223,50 @@ impl TokenService {
                 .check_cluster_role(&request.cluster_role)?;
         }
         Ok(Plan { lifetime })
+    }
+
+    /// Records every field of an IssueToken request that breaks a rule; the lifetime asked for
+    /// when its fields are good.
+    pub(super) fn issue_violations(
+        &self,
+        request: &IssueRequest,
+        violations: &mut Violations,
+    ) -> Option<Duration> {
+        violations
+            .0
+            .extend(request.untranslatable.0.iter().cloned());
+        violations.check(
+            "namespace",
+            Reason::NameInvalid,
+            names::check_dns1123_label(&request.namespace),
+        );
+        violations.check(
+            "service_account",
+            Reason::NameInvalid,
+            names::check_dns1123_subdomain(&request.service_account),
+        );
+        let lifetime = self.settings.policy.requested_lifetime(
+            ("duration", &request.duration),
+            ("lifetime", request.lifetime),
+            violations,
+        );
+        check_audiences("audiences", &request.audiences, violations);
+        check_labels(&request.labels, violations);
+        if request.cluster_role.is_empty() && request.binding_scope.is_some() {
+            violations.add(
+                "binding_scope",
+                Reason::FieldNeedsAnother,
+                "may only be set together with cluster_role",
+            );
+        }
+        if !request.cluster_role.is_empty() {
+            violations.check(
+                "cluster_role",
+                Reason::NameInvalid,
+                names::check_role_name(&request.cluster_role),
+            );
+        }
+        lifetime
     }
 
     async fn issue_steps(
@@ -251,9 +304,9 @@ impl TokenService {
         // The API server sets expiry to its clock plus the lifetime, in whole seconds; recording
         // the same guess saves a write in the usual case, and a wrong guess is corrected below.
         let now = Timestamp::from_second(Timestamp::now().as_second())
-            .map_err(|e| Error::Internal(format!("clock: {e}")))?;
+            .map_err(|e| Error::internal(format!("clock: {e}")))?;
         let asked = SignedDuration::try_from(plan.lifetime)
-            .map_err(|_| Error::invalid("duration", "is too long"))?;
+            .map_err(|_| Error::invalid("duration", Reason::DurationOverMaximum, "is too long"))?;
         let mut record = TokenRecord {
             token_id: TokenId::generate(ns),
             namespace: ns.to_owned(),
@@ -283,7 +336,7 @@ impl TokenService {
         });
 
         let seconds = i64::try_from(plan.lifetime.as_secs())
-            .map_err(|_| Error::invalid("duration", "is too long"))?;
+            .map_err(|_| Error::invalid("duration", Reason::DurationOverMaximum, "is too long"))?;
         let issued = self
             .cluster
             .request_token(ns, sa_name, seconds, &request.audiences, &secret)
@@ -416,9 +469,13 @@ impl TokenService {
         undo: &mut Undo,
     ) -> Result<()> {
         if !self.cluster.cluster_role_exists(role).await? {
-            return Err(Error::NotFound(format!(
-                "cluster_role: clusterroles \"{role}\" not found"
-            )));
+            return Err(Error::NotFound(
+                Failure::new(
+                    Reason::ClusterRoleNotFound,
+                    format!("cluster_role: clusterroles \"{role}\" not found"),
+                )
+                .with("cluster_role", role),
+            ));
         }
         match scope {
             BindingScope::Namespace => {
@@ -453,11 +510,24 @@ impl TokenService {
     /// NotFound naming what is missing: the namespace or only the ServiceAccount.
     pub(super) async fn missing_service_account(&self, ns: &str, sa: &str) -> Error {
         match self.cluster.namespace_exists(ns).await {
-            Ok(false) => Error::NotFound(format!("namespace: namespaces \"{ns}\" not found")),
-            Ok(true) => Error::NotFound(format!(
-                "service_account: serviceaccounts \"{sa}\" not found in namespace \"{ns}\" \
-                 (set create_service_account to create it)"
-            )),
+            Ok(false) => Error::NotFound(
+                Failure::new(
+                    Reason::NamespaceNotFound,
+                    format!("namespace: namespaces \"{ns}\" not found"),
+                )
+                .with("namespace", ns),
+            ),
+            Ok(true) => Error::NotFound(
+                Failure::new(
+                    Reason::ServiceAccountNotFound,
+                    format!(
+                        "service_account: serviceaccounts \"{sa}\" not found in namespace \"{ns}\" \
+                         (set create_service_account to create it)"
+                    ),
+                )
+                .with("namespace", ns)
+                .with("service_account", sa),
+            ),
             Err(e) => e.into(),
         }
     }
@@ -468,23 +538,26 @@ pub(super) struct Plan {
     lifetime: Duration,
 }
 
-fn check_labels(labels: &BTreeMap<String, String>) -> Result<()> {
+fn check_labels(labels: &BTreeMap<String, String>, violations: &mut Violations) {
     if labels.len() > MAX_LABELS {
-        return Err(Error::invalid(
+        violations.add(
             "labels",
+            Reason::TooManyValues,
             format!("at most {MAX_LABELS} labels (got {})", labels.len()),
-        ));
+        );
+        return;
     }
     for (key, value) in labels {
         // The key names the field; a long one is shortened there, as every echoed value is.
         let field = || format!("labels[{:?}]", names::echo(key));
-        names::check_label_key(key)
-            .map_err(|rule| Error::invalid(field(), format!("key {rule}")))?;
-        if key.starts_with(RESERVED_PREFIX) || key.starts_with("app.kubernetes.io/managed-by") {
-            return Err(Error::invalid(field(), "key is reserved for tokend"));
+        if let Err(rule) = names::check_label_key(key) {
+            violations.add(field(), Reason::LabelInvalid, format!("key {rule}"));
+        } else if key.starts_with(RESERVED_PREFIX)
+            || key.starts_with("app.kubernetes.io/managed-by")
+        {
+            violations.add(field(), Reason::LabelInvalid, "key is reserved for tokend");
+        } else if let Err(rule) = names::check_label_value(value) {
+            violations.add(field(), Reason::LabelInvalid, format!("value {rule}"));
         }
-        names::check_label_value(value)
-            .map_err(|rule| Error::invalid(field(), format!("value {rule}")))?;
     }
-    Ok(())
 }

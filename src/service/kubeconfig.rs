@@ -3,7 +3,7 @@
 
 use k8s_openapi::jiff::Timestamp;
 
-use super::{Claims, Error, IssueRequest, Result, TokenService};
+use super::{Claims, Error, IssueRequest, Reason, Result, TokenService, Violations};
 use crate::caller::Caller;
 use crate::kubeconfig::{self, KubeconfigParts};
 use crate::names;
@@ -11,6 +11,8 @@ use crate::token_id::TokenId;
 use kube::config::{ExecConfig, ExecInteractiveMode};
 
 /// Where the token in a kubeconfig comes from.
+// One per request, moved not copied around: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum KubeconfigSource {
     /// Issue a fresh token.
@@ -55,6 +57,8 @@ pub struct RenderedKubeconfig {
     pub token_id: Option<TokenId>,
     /// When the token expires, when known.
     pub expiration: Option<Timestamp>,
+    /// The lifetime the API server granted, when tokend issued the token.
+    pub granted_lifetime: Option<std::time::Duration>,
 }
 
 impl TokenService {
@@ -66,19 +70,46 @@ impl TokenService {
         caller: &Caller,
         request: KubeconfigRequest,
     ) -> Result<RenderedKubeconfig> {
-        let server = self.kubeconfig_server(&request.server)?;
+        let mut violations = Violations::default();
+        let server = violations.check(
+            "server",
+            Reason::ServerUrlInvalid,
+            self.kubeconfig_server(&request.server),
+        );
         if !request.context_name.is_empty() {
-            names::check_role_name(&request.context_name)
-                .map_err(|rule| Error::invalid("context_name", rule))?;
+            violations.check(
+                "context_name",
+                Reason::NameInvalid,
+                names::check_role_name(&request.context_name),
+            );
         }
+        match &request.source {
+            KubeconfigSource::Issue(issue) => {
+                // Named by their path in GetKubeconfigRequest, as BadRequest field paths are.
+                let mut of_issue = Violations::default();
+                self.issue_violations(issue, &mut of_issue);
+                for mut violation in of_issue.0 {
+                    violation.field = format!("issue.{}", violation.field);
+                    violations.0.push(violation);
+                }
+            }
+            KubeconfigSource::Token(token) if token.is_empty() => {
+                violations.add("token", Reason::FieldRequired, "must not be empty");
+            }
+            KubeconfigSource::Token(_) => {}
+        }
+        if let Some(exec) = &request.exec {
+            exec_violations(exec, &request.source, &mut violations);
+        }
+        violations.into_result()?;
+        let server = server.unwrap_or_default();
         match (request.source, request.exec) {
             (KubeconfigSource::Issue(issue), Some(exec)) => {
                 self.exec_kubeconfig(caller, issue, exec, &server, request.context_name)
                     .await
             }
-            (KubeconfigSource::Token(_), Some(_)) => Err(Error::invalid(
-                "exec",
-                "needs issue (what the plugin asks for), not token",
+            (KubeconfigSource::Token(_), Some(_)) => Err(Error::internal(
+                "an exec kubeconfig for a token passed the checks",
             )),
             (KubeconfigSource::Issue(issue), None) => {
                 let context_name = kubeconfig_context_name(
@@ -95,6 +126,7 @@ impl TokenService {
                         yaml,
                         token_id: Some(issued.token_id),
                         expiration: Some(issued.expiration),
+                        granted_lifetime: Some(issued.granted_lifetime),
                     })
                 })
                 .await
@@ -104,6 +136,7 @@ impl TokenService {
                 if !validation.authenticated {
                     return Err(Error::invalid(
                         "token",
+                        Reason::TokenNotAuthenticated,
                         format!(
                             "the API server rejects it: {}",
                             names::echo(&validation.error)
@@ -121,6 +154,7 @@ impl TokenService {
                     yaml,
                     token_id: validation.token_id,
                     expiration: validation.expiration,
+                    granted_lifetime: None,
                 })
             }
         }
@@ -137,15 +171,7 @@ impl TokenService {
         server: &str,
         context_name: String,
     ) -> Result<RenderedKubeconfig> {
-        if issue.create_service_account || !issue.cluster_role.is_empty() {
-            return Err(Error::invalid(
-                "exec",
-                "the plugin only issues tokens: create the ServiceAccount and its binding once \
-                 with IssueToken, then ask for an exec kubeconfig without create_service_account \
-                 and cluster_role",
-            ));
-        }
-        let exec_config = exec_config(&exec, &issue)?;
+        let exec_config = exec_config(&exec, &issue);
         self.check_issue(&issue)?;
         self.authorize_issue(caller, &issue, super::BindingScope::Namespace)
             .await?;
@@ -170,15 +196,16 @@ impl TokenService {
             namespace: &issue.namespace,
             context_name: &context_name,
         })
-        .map_err(|e| Error::Internal(e.to_string()))?;
+        .map_err(|e| Error::internal(e.to_string()))?;
         Ok(RenderedKubeconfig {
             yaml,
             token_id: None,
             expiration: None,
+            granted_lifetime: None,
         })
     }
 
-    async fn render_kubeconfig(
+    pub(super) async fn render_kubeconfig(
         &self,
         server: &str,
         token: &str,
@@ -194,10 +221,13 @@ impl TokenService {
             namespace,
             context_name,
         })
-        .map_err(|e| Error::Internal(e.to_string()))
+        .map_err(|e| Error::internal(e.to_string()))
     }
 
-    fn kubeconfig_server(&self, requested: &str) -> Result<String> {
+    pub(super) fn kubeconfig_server(
+        &self,
+        requested: &str,
+    ) -> std::result::Result<String, &'static str> {
         let server = if !requested.is_empty() {
             requested.to_owned()
         } else if let Some(public) = &self.settings.public_server {
@@ -205,14 +235,9 @@ impl TokenService {
         } else {
             self.settings.api_server_url.clone()
         };
-        let uri: http::Uri = server
-            .parse()
-            .map_err(|_| Error::invalid("server", "must be an https:// URL"))?;
+        let uri: http::Uri = server.parse().map_err(|_| "must be an https:// URL")?;
         if uri.scheme_str() != Some("https") || uri.host().is_none() {
-            return Err(Error::invalid(
-                "server",
-                "must be an https:// URL with a host",
-            ));
+            return Err("must be an https:// URL with a host");
         }
         Ok(server.trim_end_matches('/').to_owned())
     }
@@ -220,7 +245,7 @@ impl TokenService {
     /// The CA for kubeconfigs, from sources tokend trusts: configured, then `kube-root-ca.crt` in
     /// tokend's own namespace, then the CA tokend itself trusts for the API server. Never the
     /// target namespace's copy: anyone who may edit ConfigMaps there could replace it.
-    async fn kubeconfig_ca(&self) -> Result<Option<String>> {
+    pub(super) async fn kubeconfig_ca(&self) -> Result<Option<String>> {
         if let Some(ca) = &self.settings.ca_pem {
             return Ok(Some(ca.clone()));
         }
@@ -235,56 +260,106 @@ impl TokenService {
 
 /// The context name a kubeconfig will carry (the caller's, or `NAMESPACE-SERVICEACCOUNT`), after
 /// checking that kubectl will read it, and the namespace, back as the same strings.
-fn kubeconfig_context_name(requested: String, namespace: &str, sa: &str) -> Result<String> {
-    kubeconfig::check_name(namespace).map_err(|rule| Error::invalid("namespace", rule))?;
+pub(super) fn kubeconfig_context_name(
+    requested: String,
+    namespace: &str,
+    sa: &str,
+) -> Result<String> {
+    kubeconfig::check_name(namespace)
+        .map_err(|rule| Error::invalid("namespace", Reason::NameInvalid, rule))?;
     let name = if requested.is_empty() {
         format!("{namespace}-{sa}")
     } else {
         requested
     };
-    kubeconfig::check_name(&name).map_err(|rule| Error::invalid("context_name", rule))?;
+    kubeconfig::check_name(&name)
+        .map_err(|rule| Error::invalid("context_name", Reason::NameInvalid, rule))?;
     Ok(name)
+}
+
+/// Records every way an exec request breaks a rule: it needs `issue` (what the plugin asks for)
+/// without create_service_account and cluster_role (the plugin only issues tokens), an http(s)
+/// tokend address, and a printable command and extra arguments.
+fn exec_violations(exec: &KubeconfigExec, source: &KubeconfigSource, violations: &mut Violations) {
+    match source {
+        KubeconfigSource::Token(_) => violations.add(
+            "exec",
+            Reason::FieldsMutuallyExclusive,
+            "needs issue (what the plugin asks for), not token",
+        ),
+        KubeconfigSource::Issue(issue) => {
+            const ONLY_ISSUES: &str = "may not be set with exec: the plugin only issues tokens; \
+                 create the ServiceAccount and its binding once with IssueToken, then ask for an \
+                 exec kubeconfig without create_service_account and cluster_role";
+            if issue.create_service_account {
+                violations.add(
+                    "issue.create_service_account",
+                    Reason::FieldsMutuallyExclusive,
+                    ONLY_ISSUES,
+                );
+            }
+            if !issue.cluster_role.is_empty() {
+                violations.add(
+                    "issue.cluster_role",
+                    Reason::FieldsMutuallyExclusive,
+                    ONLY_ISSUES,
+                );
+            }
+        }
+    }
+    if exec.tokend_address.is_empty() {
+        violations.add(
+            "exec.tokend_address",
+            Reason::FieldRequired,
+            "must not be empty",
+        );
+    } else {
+        let good = exec
+            .tokend_address
+            .parse::<http::Uri>()
+            .is_ok_and(|a| matches!(a.scheme_str(), Some("http" | "https")) && a.host().is_some());
+        if !good {
+            violations.add(
+                "exec.tokend_address",
+                Reason::ServerUrlInvalid,
+                "must be an http:// or https:// URL with a host",
+            );
+        }
+    }
+    if exec.command.len() > MAX_EXEC_ARG_LEN || exec.command.chars().any(char::is_control) {
+        violations.add(
+            "exec.command",
+            Reason::TextInvalid,
+            format!("must be at most {MAX_EXEC_ARG_LEN} printable characters"),
+        );
+    }
+    if exec.extra_args.len() > MAX_EXEC_ARGS {
+        violations.add(
+            "exec.extra_args",
+            Reason::TooManyValues,
+            format!("at most {MAX_EXEC_ARGS} arguments"),
+        );
+    }
+    for (i, arg) in exec.extra_args.iter().enumerate() {
+        if arg.len() > MAX_EXEC_ARG_LEN || arg.chars().any(char::is_control) {
+            violations.add(
+                format!("exec.extra_args[{i}]"),
+                Reason::TextInvalid,
+                format!("must be at most {MAX_EXEC_ARG_LEN} printable characters"),
+            );
+        }
+    }
 }
 
 /// The kubeconfig `exec:` entry: `COMMAND --addr ADDRESS EXTRA... credential NS/SA --duration D
 /// --audience A... --label K=V...`, never interactive, with a hint for kubectl to show when the
-/// command is missing.
-fn exec_config(exec: &KubeconfigExec, issue: &IssueRequest) -> Result<ExecConfig> {
-    let address: http::Uri = exec
-        .tokend_address
-        .parse()
-        .map_err(|_| Error::invalid("exec.tokend_address", "must be an http:// or https:// URL"))?;
-    if !matches!(address.scheme_str(), Some("http" | "https")) || address.host().is_none() {
-        return Err(Error::invalid(
-            "exec.tokend_address",
-            "must be an http:// or https:// URL with a host",
-        ));
-    }
+/// command is missing. The fields were checked by [`exec_violations`].
+fn exec_config(exec: &KubeconfigExec, issue: &IssueRequest) -> ExecConfig {
     let command = if exec.command.is_empty() {
         "tokenctl".to_owned()
     } else {
         exec.command.clone()
     };
-    if command.len() > MAX_EXEC_ARG_LEN || command.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "exec.command",
-            format!("must be at most {MAX_EXEC_ARG_LEN} printable characters"),
-        ));
-    }
-    if exec.extra_args.len() > MAX_EXEC_ARGS
-        || exec
-            .extra_args
-            .iter()
-            .any(|a| a.len() > MAX_EXEC_ARG_LEN || a.chars().any(char::is_control))
-    {
-        return Err(Error::invalid(
-            "exec.extra_args",
-            format!(
-                "at most {MAX_EXEC_ARGS} arguments of at most {MAX_EXEC_ARG_LEN} printable \
-                 characters"
-            ),
-        ));
-    }
     let mut args = vec!["--addr".to_owned(), exec.tokend_address.clone()];
     args.extend(exec.extra_args.iter().cloned());
     args.push("credential".into());
@@ -301,7 +376,7 @@ fn exec_config(exec: &KubeconfigExec, issue: &IssueRequest) -> Result<ExecConfig
         args.push("--label".into());
         args.push(format!("{key}={value}"));
     }
-    Ok(ExecConfig {
+    ExecConfig {
         api_version: Some("client.authentication.k8s.io/v1".into()),
         command: Some(command.clone()),
         args: Some(args),
@@ -315,5 +390,5 @@ fn exec_config(exec: &KubeconfigExec, issue: &IssueRequest) -> Result<ExecConfig
         provide_cluster_info: false,
         cluster: None,
         other: Default::default(),
-    })
+    }
 }

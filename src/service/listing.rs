@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::checks::secret_access;
 use super::label_selector;
 use super::record::{self, TokenRecord, TokenState};
-use super::{Caller, Error, Result, TokenService};
+use super::{Caller, Error, Reason, Result, TokenService, Violations};
 use crate::names;
 use crate::vocabulary::{MANAGED_BY_LABEL, RESERVED_PREFIX};
 
@@ -41,6 +41,9 @@ pub struct ListQuery {
     pub label_selector: String,
     /// Only these states, when not empty.
     pub states: Vec<TokenState>,
+    /// Fields the gRPC layer could not translate (unknown states), reported together with every
+    /// other bad field.
+    pub untranslatable: Violations,
 }
 
 /// One page of records.
@@ -89,27 +92,49 @@ impl ListQuery {
 impl TokenService {
     /// One page of the records of a namespace (or of one ServiceAccount), with their states.
     pub async fn list(&self, caller: &Caller, query: &ListQuery) -> Result<ListPage> {
-        names::check_dns1123_label(&query.namespace)
-            .map_err(|rule| Error::invalid("namespace", rule))?;
+        let mut violations = query.untranslatable.clone();
+        violations.check(
+            "namespace",
+            Reason::NameInvalid,
+            names::check_dns1123_label(&query.namespace),
+        );
         if let Some(sa) = &query.service_account {
-            names::check_dns1123_subdomain(sa)
-                .map_err(|rule| Error::invalid("service_account", rule))?;
+            violations.check(
+                "service_account",
+                Reason::NameInvalid,
+                names::check_dns1123_subdomain(sa),
+            );
         }
         let page_size = match query.page_size {
-            n if n < 0 => return Err(Error::invalid("page_size", "must not be negative")),
+            n if n < 0 => {
+                violations.add("page_size", Reason::ValueOutOfRange, "must not be negative");
+                DEFAULT_PAGE_SIZE
+            }
             0 => DEFAULT_PAGE_SIZE,
             n => u32::try_from(n).unwrap_or(MAX_PAGE_SIZE).min(MAX_PAGE_SIZE),
         };
-        let callers_selector = label_selector::parse(&query.label_selector, |key| {
-            key.starts_with(RESERVED_PREFIX) || key == MANAGED_BY_LABEL
-        })
-        .map_err(|rule| Error::invalid("label_selector", rule))?
-        .to_string();
-        let fingerprint = query.fingerprint(&callers_selector);
-        let continue_token = match query.page_token.as_str() {
-            "" => None,
-            text => Some(read_page_token(text, &fingerprint)?),
+        let callers_selector = violations
+            .check(
+                "label_selector",
+                Reason::LabelSelectorInvalid,
+                label_selector::parse(&query.label_selector, |key| {
+                    key.starts_with(RESERVED_PREFIX) || key == MANAGED_BY_LABEL
+                }),
+            )
+            .map(|selector| selector.to_string());
+        let continue_token = match (query.page_token.as_str(), &callers_selector) {
+            ("", _) | (_, None) => None,
+            (text, Some(selector)) => match read_page_token(text, &query.fingerprint(selector)) {
+                Ok(continue_token) => Some(continue_token),
+                Err(e) => {
+                    violations.absorb(Err(e))?;
+                    None
+                }
+            },
         };
+        violations.into_result()?;
+        let callers_selector = callers_selector.unwrap_or_default();
+        let fingerprint = query.fingerprint(&callers_selector);
         self.require(caller, secret_access("list", &query.namespace, None))
             .await?;
 
@@ -129,9 +154,11 @@ impl TokenService {
             .await
             .map_err(|e| match e {
                 // A real server forgets continue tokens after etcd compaction (minutes).
-                crate::cluster::Error::Api { code: 410, .. } => {
-                    Error::invalid("page_token", "has expired; list again from the first page")
-                }
+                crate::cluster::Error::Api { code: 410, .. } => Error::invalid(
+                    "page_token",
+                    Reason::PageTokenInvalid,
+                    "has expired; list again from the first page",
+                ),
                 other => other.into(),
             })?;
         let key = self.key().await?;
@@ -201,6 +228,7 @@ fn read_page_token(text: &str, fingerprint: &str) -> Result<String> {
     let invalid = || {
         Error::invalid(
             "page_token",
+            Reason::PageTokenInvalid,
             "is not a next_page_token this server returned",
         )
     };
@@ -209,6 +237,7 @@ fn read_page_token(text: &str, fingerprint: &str) -> Result<String> {
     if token.q != fingerprint {
         return Err(Error::invalid(
             "page_token",
+            Reason::PageTokenInvalid,
             "belongs to a different query: keep namespace, service_account, include_expired, \
              label_selector and states as they were for the first page",
         ));

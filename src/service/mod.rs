@@ -3,8 +3,11 @@
 
 pub mod audit;
 mod authz;
+mod bootstrap_tokens;
 mod checks;
 mod claims;
+mod client_certificates;
+mod declared;
 mod error;
 mod get;
 mod issue;
@@ -12,6 +15,7 @@ mod kubeconfig;
 pub mod label_selector;
 mod listing;
 pub mod policy;
+mod reason;
 mod record;
 mod renew;
 mod revoke;
@@ -21,11 +25,17 @@ mod undo;
 mod validate;
 
 pub use crate::caller::Caller;
+pub use bootstrap_tokens::{
+    BootstrapIssue, BootstrapPolicy, BootstrapTokenInfo, BootstrapTokenPage, IssuedBootstrapToken,
+};
 pub use claims::Claims;
-pub use error::Error;
+pub use client_certificates::{CertificateIssue, CertificatePolicy, IssuedCertificate};
+pub use declared::Credentials;
+pub use error::{Error, Failure, RETRY_DELAY, Violation, Violations};
 pub use issue::{IssueRequest, IssuedToken};
 pub use kubeconfig::{KubeconfigExec, KubeconfigRequest, KubeconfigSource, RenderedKubeconfig};
 pub use listing::{DEFAULT_PAGE_SIZE, ListPage, ListQuery, MAX_PAGE_SIZE};
+pub use reason::Reason;
 pub use record::{BindingScope, TokenRecord, TokenState};
 pub use renew::{MAX_REVOKE_GRACE, RenewRequest, Renewed};
 pub use revoke::RevokeTarget;

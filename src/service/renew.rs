@@ -7,7 +7,9 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use tokend_api::duration::parse_duration;
 
 use super::checks::{not_found_token, parse_token_id, secret_access};
-use super::{Error, IssueRequest, IssuedToken, Result, RevokeTarget, TokenService};
+use super::{
+    Error, IssueRequest, IssuedToken, Reason, Result, RevokeTarget, TokenService, Violations,
+};
 use crate::caller::Caller;
 use crate::token_id::TokenId;
 
@@ -46,8 +48,22 @@ impl TokenService {
     /// needs what issuing needs and what revoking the old token needs, whether or not it asks
     /// for the revocation: renewing is issuing in the old token's name.
     pub async fn renew(&self, caller: &Caller, request: RenewRequest) -> Result<Renewed> {
-        let id = parse_token_id(&request.token_id)?;
-        let grace = revoke_grace(&request)?;
+        // Every bad field at once: the token_id and the grace.
+        let mut violations = Violations::default();
+        let id = match parse_token_id(&request.token_id) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                violations.absorb(Err(e))?;
+                None
+            }
+        };
+        let grace = revoke_grace(&request, &mut violations);
+        violations.into_result()?;
+        let (Some(id), Some(grace)) = (id, grace) else {
+            return Err(Error::internal(
+                "renew: a field was refused without a violation",
+            ));
+        };
         // Checked before anything is read, so a refused caller learns nothing about records.
         self.require(
             caller,
@@ -62,6 +78,8 @@ impl TokenService {
             namespace: old.namespace.clone(),
             service_account: old.service_account.clone(),
             duration: request.duration,
+            lifetime: None,
+            untranslatable: Violations::default(),
             audiences: old.audiences.clone(),
             create_service_account: false,
             cluster_role: old.cluster_role.clone().unwrap_or_default(),
@@ -126,24 +144,35 @@ impl TokenService {
     }
 }
 
-/// The grace before the old token is revoked: None when it is not to be revoked.
-fn revoke_grace(request: &RenewRequest) -> Result<Option<Duration>> {
+/// The grace before the old token is revoked (`Some(None)` when it is not to be revoked); None
+/// when `revoke_grace` or `revoke_old` breaks a rule, recorded in `violations`.
+fn revoke_grace(request: &RenewRequest, violations: &mut Violations) -> Option<Option<Duration>> {
     if !request.revoke_old {
         if !request.revoke_grace.is_empty() {
-            return Err(Error::invalid(
+            violations.add(
                 "revoke_grace",
+                Reason::FieldNeedsAnother,
                 "may only be set together with revoke_old",
-            ));
+            );
+            return None;
         }
-        return Ok(None);
+        return Some(None);
     }
     if request.revoke_grace.is_empty() {
-        return Ok(Some(Duration::ZERO));
+        return Some(Some(Duration::ZERO));
     }
-    let grace = parse_duration(&request.revoke_grace)
-        .map_err(|e| Error::invalid("revoke_grace", format!("{e} (e.g. 30s, 5m)")))?;
+    let grace = violations.check(
+        "revoke_grace",
+        Reason::DurationInvalid,
+        parse_duration(&request.revoke_grace).map_err(|e| format!("{e} (e.g. 30s, 5m)")),
+    )?;
     if grace > MAX_REVOKE_GRACE {
-        return Err(Error::invalid("revoke_grace", "must be at most 1h"));
+        violations.add(
+            "revoke_grace",
+            Reason::DurationOverMaximum,
+            "must be at most 1h",
+        );
+        return None;
     }
-    Ok(Some(grace))
+    Some(Some(grace))
 }

@@ -1,7 +1,7 @@
 //! RevokeToken: by token_id, or by the token itself once the API server vouches for it.
 
 use super::checks::{not_found_token, parse_token_id, secret_access};
-use super::{Claims, Error, Result, TokenRecord, TokenService, audit};
+use super::{Claims, Error, Reason, Result, TokenRecord, TokenService, audit};
 use crate::caller::Caller;
 use crate::token_id::TokenId;
 
@@ -64,6 +64,7 @@ impl TokenService {
         }
         Err(Error::invalid(
             "token",
+            Reason::TokenNotAuthenticated,
             format!(
                 "the API server rejects it ({}): a revoked, expired or foreign token cannot be \
                  revoked by value; use its token_id",
@@ -76,13 +77,23 @@ impl TokenService {
 /// The record a token's claims name; only a hint until the API server confirms the token.
 fn claimed_token_id(token: &str) -> Result<TokenId> {
     if token.is_empty() {
-        return Err(Error::invalid("token", "must not be empty"));
+        return Err(Error::invalid(
+            "token",
+            Reason::FieldRequired,
+            "must not be empty",
+        ));
     }
-    let claims = Claims::read(token)
-        .ok_or_else(|| Error::invalid("token", "is not a ServiceAccount token (JWT)"))?;
+    let claims = Claims::read(token).ok_or_else(|| {
+        Error::invalid(
+            "token",
+            Reason::TokenMalformed,
+            "is not a ServiceAccount token (JWT)",
+        )
+    })?;
     claims.token_id().ok_or_else(|| {
         Error::invalid(
             "token",
+            Reason::TokenMalformed,
             "is not bound to a tokend record, so tokend did not issue it",
         )
     })

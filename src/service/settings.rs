@@ -26,6 +26,10 @@ pub struct Settings {
     pub account_cache_ttl: std::time::Duration,
     /// Where the key that seals records is kept.
     pub record_key: KeySource,
+    /// Limits on bootstrap tokens.
+    pub bootstrap: super::BootstrapPolicy,
+    /// Limits on client certificates.
+    pub certificates: super::CertificatePolicy,
 }
 
 impl Default for Settings {
@@ -41,6 +45,8 @@ impl Default for Settings {
             access_cache_ttl: std::time::Duration::from_secs(10),
             account_cache_ttl: std::time::Duration::from_secs(30),
             record_key: KeySource::default(),
+            bootstrap: super::BootstrapPolicy::default(),
+            certificates: super::CertificatePolicy::default(),
         }
     }
 }

@@ -3,7 +3,7 @@
 use k8s_openapi::jiff::Timestamp;
 
 use super::checks::check_audiences;
-use super::{Claims, Error, Result, TokenService};
+use super::{Claims, Reason, Result, TokenService, Violations};
 use crate::caller::Caller;
 use crate::cluster::ResourceAccess;
 use crate::token_id::TokenId;
@@ -37,10 +37,12 @@ impl TokenService {
         token: &str,
         audiences: &[String],
     ) -> Result<Validation> {
+        let mut violations = Violations::default();
         if token.is_empty() {
-            return Err(Error::invalid("token", "must not be empty"));
+            violations.add("token", Reason::FieldRequired, "must not be empty");
         }
-        check_audiences("audiences", audiences)?;
+        check_audiences("audiences", audiences, &mut violations);
+        violations.into_result()?;
         let review = ResourceAccess {
             verb: "create",
             group: "authentication.k8s.io",

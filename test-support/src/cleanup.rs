@@ -4,6 +4,7 @@
 
 use std::sync::Mutex;
 
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::Api;
@@ -17,6 +18,7 @@ pub struct Cleanup {
     namespaces: Mutex<Vec<String>>,
     cluster_roles: Mutex<Vec<String>>,
     cluster_role_bindings: Mutex<Vec<String>>,
+    mutating_webhooks: Mutex<Vec<String>>,
 }
 
 impl Cleanup {
@@ -36,6 +38,7 @@ impl Cleanup {
             namespaces: Mutex::default(),
             cluster_roles: Mutex::default(),
             cluster_role_bindings: Mutex::default(),
+            mutating_webhooks: Mutex::default(),
         }
     }
 
@@ -54,15 +57,21 @@ impl Cleanup {
         push(&self.cluster_role_bindings, name);
     }
 
+    /// Deletes MutatingWebhookConfiguration `name` at the end.
+    pub fn mutating_webhook(&self, name: &str) {
+        push(&self.mutating_webhooks, name);
+    }
+
     /// Deletes everything registered so far; errors other than "already gone" are printed.
     pub fn run(&self) {
         let namespaces = take(&self.namespaces);
         let roles = take(&self.cluster_roles);
         let bindings = take(&self.cluster_role_bindings);
+        let webhooks = take(&self.mutating_webhooks);
         let Some(config) = self.config.clone() else {
             return;
         };
-        if namespaces.is_empty() && roles.is_empty() && bindings.is_empty() {
+        if namespaces.is_empty() && roles.is_empty() && bindings.is_empty() && webhooks.is_empty() {
             return;
         }
         let worker = std::thread::spawn(move || {
@@ -79,6 +88,17 @@ impl Cleanup {
                     return;
                 };
                 let dp = DeleteParams::background();
+                // The webhooks first: one left pointing at a stopped tokend refuses creates.
+                for name in webhooks {
+                    report(
+                        "MutatingWebhookConfiguration",
+                        &name,
+                        Api::<MutatingWebhookConfiguration>::all(client.clone())
+                            .delete(&name, &dp)
+                            .await
+                            .map(|_| ()),
+                    );
+                }
                 for name in bindings {
                     report(
                         "ClusterRoleBinding",

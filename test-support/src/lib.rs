@@ -9,6 +9,7 @@ pub mod backend;
 pub mod cleanup;
 pub mod contract;
 pub mod control_plane;
+pub mod declarative;
 pub mod fault_proxy;
 pub mod least_privilege;
 pub mod names;
@@ -21,6 +22,7 @@ pub mod tokend;
 use std::path::PathBuf;
 
 pub use backend::{Backend, Cluster, emulator_options};
+pub use declarative::{crd_served, start_declarative, start_declarative_as};
 pub use fault_proxy::{FailRule, FaultProxy, Faults};
 pub use names::unique_name;
 pub use polling::{EVENTUALLY, eventually, eventually_ok, eventually_some, eventually_within};

@@ -102,3 +102,18 @@ pub fn write(dir: &Path) -> Result<String> {
     }
     Ok(cluster.cert_pem)
 }
+
+/// A serving certificate for 127.0.0.1 (and localhost) from a fresh CA, written into `dir` as
+/// `webhook.crt` and `webhook.key`; answers the CA's PEM (the caBundle callers trust).
+pub fn write_loopback_serving(dir: &Path) -> Result<String> {
+    let authority = ca("tokend-test-webhook-ca")?;
+    let (cert, key) = leaf(
+        &authority,
+        "tokend-webhook",
+        vec!["127.0.0.1".into(), "localhost".into()],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    )?;
+    std::fs::write(dir.join("webhook.crt"), cert).context("writing webhook.crt")?;
+    std::fs::write(dir.join("webhook.key"), key).context("writing webhook.key")?;
+    Ok(authority.cert_pem)
+}

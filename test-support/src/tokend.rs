@@ -43,6 +43,8 @@ pub struct TestEnv {
     pub kube: Client,
     /// Admin kubeconfig of the Kubernetes API, as a file.
     pub admin_kubeconfig: PathBuf,
+    /// The controller and webhook additions (start_declarative).
+    pub declarative: Option<crate::declarative::Declarative>,
     shutdown: Option<oneshot::Sender<()>>,
     // Dropped in this order: tokend stops (above), then the proxy, then the cleanup runs, then
     // the backend goes.
@@ -101,6 +103,9 @@ async fn start_behind_proxy(
             if let Some(sweeper) = options.sweeper.as_mut() {
                 sweeper.lease_namespace = account.namespace.clone();
             }
+            if let Some(controller) = options.controller.as_mut() {
+                controller.lease_namespace = account.namespace.clone();
+            }
             options.settings.record_key = KeySource::Secret {
                 namespace: account.namespace.clone(),
                 name: RECORD_KEY_SECRET.into(),
@@ -113,6 +118,12 @@ async fn start_behind_proxy(
             account.config
         }
         None => {
+            // As admin, the controller's Lease is in a namespace every backend has, under a
+            // name of its own (envs run in parallel).
+            if let Some(controller) = options.controller.as_mut() {
+                controller.lease_namespace = ADMIN_KEY_NAMESPACE.into();
+                controller.lease_name = unique_name("tokend-controller");
+            }
             // As admin, the record key lives in a namespace every backend has.
             if options.settings.record_key == KeySource::default() {
                 options.settings.record_key = KeySource::Secret {
@@ -143,6 +154,7 @@ async fn start_behind_proxy(
         tokend_namespace,
         kube: cluster.client.clone(),
         admin_kubeconfig: cluster.admin_kubeconfig.clone(),
+        declarative: None,
         shutdown: Some(shutdown),
         proxy,
         cleanup,
@@ -163,10 +175,20 @@ impl TestEnv {
     /// ServiceAccount and the `kube-root-ca.crt` ConfigMap), as namespaces in use are: tests
     /// then see no object appear behind their back.
     pub async fn fresh_namespace(&self) -> String {
+        self.fresh_namespace_labelled(Default::default()).await
+    }
+
+    /// [`TestEnv::fresh_namespace`], created with `labels` (present from its first moment, so
+    /// no admission decision ever sees it without them).
+    pub async fn fresh_namespace_labelled(
+        &self,
+        labels: std::collections::BTreeMap<String, String>,
+    ) -> String {
         let name = unique_name("tokend-test");
         let ns = Namespace {
             metadata: kube::api::ObjectMeta {
                 name: Some(name.clone()),
+                labels: (!labels.is_empty()).then_some(labels),
                 ..Default::default()
             },
             ..Default::default()
@@ -223,6 +245,11 @@ impl TestEnv {
     /// The fault knobs of the proxy between tokend and its API server (both backends).
     pub fn faults(&self) -> &Faults {
         self.proxy.faults()
+    }
+
+    /// What is deleted when the env is dropped.
+    pub(crate) fn cleanup(&self) -> &Cleanup {
+        &self.cleanup
     }
 
     /// The backend's admin access.

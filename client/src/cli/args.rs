@@ -137,7 +137,9 @@ pub(crate) enum Command {
     #[command(
         after_help = "Examples:\n  tokenctl kubeconfig team-a/ci --duration 8h > kc\n  \
         tokenctl kubeconfig ci -n team-a --merge --use\n  \
-        tokenctl kubeconfig team-a/ci --merge --kubeconfig ./other-config --context ci"
+        tokenctl kubeconfig team-a/ci --merge --kubeconfig ./other-config --context ci\n  \
+        tokenctl kubeconfig --client-cert system:kube-proxy [--group O] [--duration 1h] [-f FILE]\n    \
+        (a client-certificate kubeconfig; the key is made locally; not revocable before expiry)"
     )]
     Kubeconfig(KubeconfigArgs),
     /// Revoke a token by its id, or by the token itself read from stdin.
@@ -175,6 +177,8 @@ pub(crate) enum Command {
         after its last successful check."
     )]
     Credential(super::credential::CredentialArgs),
+    /// Bootstrap tokens for joining nodes: create (with --print-join-command), list, revoke.
+    Bootstrap(super::bootstrap::BootstrapArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  tokenctl completions bash > /etc/bash_completion.d/tokenctl"

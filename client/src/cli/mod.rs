@@ -8,6 +8,8 @@
 //! usage messages say `kubectl tokend`.
 
 mod args;
+mod bootstrap;
+mod client_cert;
 mod credential;
 mod exit;
 mod jsonpath;
@@ -137,6 +139,11 @@ fn token_file_flag_given(matches: &ArgMatches) -> bool {
 
 /// Runs tokenctl with the process's arguments and returns its exit code.
 pub fn main() -> ExitCode {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    if client_cert::requested(&argv) {
+        // `kubeconfig --client-cert` has arguments of its own (no SERVICEACCOUNT), parsed apart.
+        return run_blocking(client_cert::run(argv));
+    }
     let matches = match command().try_get_matches() {
         Ok(matches) => matches,
         Err(error) => {
@@ -154,6 +161,14 @@ pub fn main() -> ExitCode {
         }
     };
     let token_file_flag = token_file_flag_given(&matches);
+    run_blocking(run(cli, token_file_flag))
+}
+
+/// Runs a command to completion on a current-thread runtime and turns its outcome into the exit
+/// code.
+fn run_blocking(
+    command: impl std::future::Future<Output = Result<ExitStatus, CliError>>,
+) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -164,7 +179,7 @@ pub fn main() -> ExitCode {
             return ExitStatus::Failure.into();
         }
     };
-    match runtime.block_on(run(cli, token_file_flag)) {
+    match runtime.block_on(command) {
         Ok(status) => status.into(),
         Err(CliError::Usage(error)) => {
             let _ = error.print();
@@ -260,6 +275,7 @@ async fn run(cli: Cli, token_file_flag: bool) -> Result<ExitStatus, CliError> {
             )
             .await
         }
+        Command::Bootstrap(args) => bootstrap::run(connection, token_file_flag, args).await,
         Command::Completions { .. } | Command::Man { .. } => Ok(ExitStatus::Success),
     }
 }
@@ -346,6 +362,7 @@ fn issue_request(spec: TokenSpec, namespace: String) -> v1::IssueTokenRequest {
         cluster_role: spec.role.unwrap_or_default(),
         binding_scope: binding_scope.into(),
         labels: spec.labels.into_iter().collect(),
+        ..Default::default()
     }
 }
 
@@ -703,6 +720,7 @@ async fn get(
         return Err(ClientError::Status {
             code: tonic::Code::NotFound,
             message: format!("tokend returned no record for token {}", args.token_id),
+            details: Box::default(),
         }
         .into());
     };

@@ -166,7 +166,7 @@ mod tests {
             namespace: "team-a".into(),
             service_account: sa.into(),
             state: state.into(),
-            issued_at: Some(at(1_000)),
+            issue_time: Some(at(1_000)),
             expiration_time: Some(expiration),
             issued_by: if sa == "ci" {
                 "system:serviceaccount:ops:deployer".into()

@@ -1,0 +1,220 @@
+//! The ServiceAccountToken controller: tokens declared as objects. One replica at a time runs it
+//! (a coordination.k8s.io Lease, as the sweeper does); it issues through the token service as
+//! the object's requester, writes the Secret, keeps `Ready` true to the facts, rotates before
+//! expiry, and revokes on deletion (a finalizer). The admission webhook that stamps the
+//! requester lives in [`admission`].
+//!
+//! | file | holds |
+//! | --- | --- |
+//! | `resource.rs` | the custom resource's Rust types, from which the CRD is generated |
+//! | `reconcile.rs` | one reconciliation: issue, check, rotate, revoke |
+//! | `status.rs` | conditions and their reasons |
+//! | `objects.rs` | the Secret and ServiceAccount the controller owns (kube-rs calls) |
+//! | `admission.rs` | the mutating webhook served over HTTPS |
+
+pub mod admission;
+mod objects;
+mod reconcile;
+pub mod resource;
+pub mod status;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::Controller;
+use kube::runtime::watcher;
+use kube::{Api, Client};
+
+use crate::cluster::Cluster;
+use crate::metrics::ControllerMetrics;
+use crate::service::TokenService;
+pub use resource::{ServiceAccountToken, ServiceAccountTokenSpec, ServiceAccountTokenStatus};
+
+/// Name of the Lease the replicas compete for to run the controller.
+pub const LEASE_NAME: &str = "tokend-controller";
+/// Finalizer that revokes a resource's token before the resource goes.
+pub const FINALIZER: &str = "tokend.io/revoke-token";
+/// Label on the Secret and ServiceAccount made for a resource: the resource's name. The
+/// controller watches only objects carrying it.
+pub const OWNER_LABEL: &str = "tokend.io/serviceaccounttoken";
+
+/// What can go wrong in the controller.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes call failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The token service failed in a way worth retrying.
+    #[error("token service: {0}")]
+    Service(#[from] crate::service::Error),
+    /// The finalizer machinery failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    /// The object lacks what every stored object has (name, namespace, uid).
+    #[error("object: {0}")]
+    Object(String),
+}
+
+/// How the controller runs.
+#[derive(Debug, Clone)]
+pub struct ControllerOptions {
+    /// Namespace of the Lease (tokend's own).
+    pub lease_namespace: String,
+    /// Name of the Lease ([`LEASE_NAME`]; tests sharing a namespace pick their own).
+    pub lease_name: String,
+    /// This replica's name in the Lease.
+    pub identity: String,
+    /// Only resources matching this label selector are reconciled (sharding; tests).
+    pub label_selector: Option<String>,
+    /// How long a token replaced by rotation stays valid, so users of the old Secret content
+    /// can pick up the new one.
+    pub rotation_grace: Duration,
+    /// The controller's clock (tests move it forward to see expiry).
+    pub clock: Clock,
+}
+
+impl Default for ControllerOptions {
+    fn default() -> Self {
+        Self {
+            lease_namespace: "tokend".into(),
+            lease_name: LEASE_NAME.into(),
+            identity: "tokend".into(),
+            label_selector: None,
+            rotation_grace: Duration::from_secs(60),
+            clock: Clock::default(),
+        }
+    }
+}
+
+/// The controller's "now": the system clock plus an offset a test may move forward. Only the
+/// controller's decisions (expired? rotate?) read it; the API server keeps its own time.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset_seconds: Arc<AtomicI64>,
+}
+
+impl Clock {
+    /// The current time as the controller sees it.
+    pub fn now(&self) -> Timestamp {
+        let offset = SignedDuration::from_secs(self.offset_seconds.load(Ordering::Relaxed));
+        Timestamp::now()
+            .checked_add(offset)
+            .unwrap_or_else(|_| Timestamp::now())
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let seconds = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
+        self.offset_seconds.fetch_add(seconds, Ordering::Relaxed);
+    }
+}
+
+/// What a reconciliation needs.
+pub(crate) struct Context {
+    client: Client,
+    service: TokenService,
+    options: ControllerOptions,
+    metrics: ControllerMetrics,
+}
+
+/// Runs forever: take or renew the Lease, run the controller while holding it, stop it when the
+/// Lease is lost. `client` must allow long reads (watches); `service` is tokend's token service.
+pub async fn run(
+    client: Client,
+    cluster: Cluster,
+    service: TokenService,
+    options: ControllerOptions,
+    metrics: ControllerMetrics,
+) {
+    const LEASE_SECONDS: i32 = 15;
+    const RENEW: Duration = Duration::from_secs(5);
+    let context = Arc::new(Context {
+        client,
+        service: service.authorizing(),
+        options,
+        metrics,
+    });
+    loop {
+        let held = cluster
+            .hold_lease(
+                &context.options.lease_namespace,
+                &context.options.lease_name,
+                &context.options.identity,
+                LEASE_SECONDS,
+            )
+            .await;
+        match held {
+            Ok(true) => {
+                tracing::info!("controller lease held: reconciling ServiceAccountTokens");
+                let renew = async {
+                    loop {
+                        tokio::time::sleep(RENEW).await;
+                        match cluster
+                            .hold_lease(
+                                &context.options.lease_namespace,
+                                &context.options.lease_name,
+                                &context.options.identity,
+                                LEASE_SECONDS,
+                            )
+                            .await
+                        {
+                            Ok(true) => {}
+                            Ok(false) => break,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot renew the controller lease");
+                                break;
+                            }
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = control(context.clone()) => {}
+                    () = renew => tracing::warn!("controller lease lost: stopping"),
+                }
+            }
+            Ok(false) => tracing::debug!("another replica holds the controller lease"),
+            Err(e) => tracing::warn!(error = %e, "cannot reach the controller lease"),
+        }
+        tokio::time::sleep(RENEW).await;
+    }
+}
+
+/// The kube-runtime controller: ServiceAccountTokens, and the Secrets and ServiceAccounts they
+/// own (metadata only, selected by [`OWNER_LABEL`], so no other Secret reaches tokend).
+async fn control(context: Arc<Context>) {
+    let client = context.client.clone();
+    let metrics = context.metrics.clone();
+    let mut config = watcher::Config::default();
+    if let Some(selector) = &context.options.label_selector {
+        config = config.labels(selector);
+    }
+    let owned = watcher::Config::default().labels(OWNER_LABEL);
+    // Api<PartialObjectMeta<_>> asks for metadata only: no Secret's data reaches tokend.
+    Controller::new(Api::<ServiceAccountToken>::all(client.clone()), config)
+        .owns(
+            Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+            owned.clone(),
+        )
+        .owns(Api::<PartialObjectMeta<ServiceAccount>>::all(client), owned)
+        .run(reconcile::reconcile, reconcile::error_policy, context)
+        .for_each(|result| {
+            match result {
+                Ok((object, _)) => tracing::debug!(%object, "reconciled"),
+                Err(kube::runtime::controller::Error::QueueError(e)) => {
+                    metrics.watch_errors.inc();
+                    tracing::warn!(error = %e, "a ServiceAccountToken controller watch failed");
+                }
+                Err(e) => {
+                    metrics.reconcile_errors.inc();
+                    tracing::debug!(error = %e, "reconcile failed");
+                }
+            }
+            std::future::ready(())
+        })
+        .await;
+}
