@@ -167,6 +167,38 @@ async fn a_renewal_may_give_a_new_lifetime() {
         .await
         .expect("ListTokens");
     assert_eq!(listed.tokens.len(), 2, "the old token and one renewal");
+    let granted = renewed.granted_lifetime.expect("granted_lifetime").seconds;
+    assert!((granted - 3 * 3600).abs() < 60, "granted {granted} s");
+
+    // The lifetime may be a google.protobuf.Duration instead, but not both at once.
+    let by_duration = client
+        .renew_token(v1::RenewTokenRequest {
+            token_id: old.token_id.clone(),
+            lifetime: Some(prost_types::Duration {
+                seconds: 2 * 3600,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("RenewToken with lifetime");
+    let granted = by_duration
+        .granted_lifetime
+        .expect("granted_lifetime")
+        .seconds;
+    assert!((granted - 2 * 3600).abs() < 60, "granted {granted} s");
+    let both = client
+        .renew_token(v1::RenewTokenRequest {
+            token_id: old.token_id.clone(),
+            duration: "1h".into(),
+            lifetime: Some(prost_types::Duration {
+                seconds: 3600,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await;
+    assert_code(both, Code::InvalidArgument, "lifetime");
 }
 
 #[tokio::test]

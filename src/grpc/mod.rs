@@ -13,6 +13,7 @@ pub use status::{DOMAIN, auth_status, to_status};
 use tonic::{Request, Response, Status};
 
 use crate::metrics::Metrics;
+use crate::service::policy::GivenLifetime;
 use crate::service::{
     self, Caller, KubeconfigRequest, KubeconfigSource, ListQuery, RenewRequest, RevokeTarget,
 };
@@ -245,6 +246,10 @@ impl TokenServiceRpc for TokenServiceGrpc {
                 RenewRequest {
                     token_id: request.token_id,
                     duration: request.duration,
+                    lifetime: request.lifetime.map(|d| GivenLifetime {
+                        seconds: d.seconds,
+                        nanos: d.nanos,
+                    }),
                     revoke_old: request.revoke_old,
                     revoke_grace: request.revoke_grace,
                 },
@@ -263,6 +268,7 @@ impl TokenServiceRpc for TokenServiceGrpc {
             expiration_time: Some(convert::timestamp(issued.expiration)),
             replaced_token_id: renewed.replaced.to_string(),
             old_revoked_at: renewed.old_revoked_at.map(convert::timestamp),
+            granted_lifetime: Some(convert::duration(issued.granted_lifetime)),
         }))
     }
 }

@@ -7,6 +7,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use tokend_api::duration::parse_duration;
 
 use super::checks::{not_found_token, parse_token_id, secret_access};
+use super::policy::GivenLifetime;
 use super::{
     Error, IssueRequest, IssuedToken, Reason, Result, RevokeTarget, TokenService, Violations,
 };
@@ -22,8 +23,10 @@ pub const MAX_REVOKE_GRACE: Duration = Duration::from_secs(3600);
 pub struct RenewRequest {
     /// The token_id to replace.
     pub token_id: String,
-    /// Lifetime of the new token; empty means the default.
+    /// Lifetime of the new token; empty means `lifetime`, or the default.
     pub duration: String,
+    /// Lifetime as a google.protobuf.Duration's parts; at most one of this and `duration`.
+    pub lifetime: Option<GivenLifetime>,
     /// Revoke the old token after `revoke_grace`.
     pub revoke_old: bool,
     /// Grace before the old token is revoked, in the duration grammar; empty means none.
@@ -78,7 +81,7 @@ impl TokenService {
             namespace: old.namespace.clone(),
             service_account: old.service_account.clone(),
             duration: request.duration,
-            lifetime: None,
+            lifetime: request.lifetime,
             untranslatable: Violations::default(),
             audiences: old.audiences.clone(),
             create_service_account: false,
