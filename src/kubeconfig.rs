@@ -3,7 +3,9 @@
 
 use std::sync::LazyLock;
 
-use kube::config::{Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext};
+use kube::config::{
+    Cluster, Context, ExecConfig, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext,
+};
 use regex::Regex;
 use secrecy::SecretString;
 
@@ -13,8 +15,10 @@ pub struct KubeconfigParts<'a> {
     pub server: &'a str,
     /// PEM bundle of the API server's CA; embedded as certificate-authority-data.
     pub ca_pem: Option<&'a str>,
-    /// The bearer token.
+    /// The bearer token; ignored when `exec` is set.
     pub token: &'a str,
+    /// An exec credential plugin the user runs instead of holding a token.
+    pub exec: Option<&'a ExecConfig>,
     /// Namespace the context selects.
     pub namespace: &'a str,
     /// Name of the context, cluster and user entries.
@@ -82,9 +86,15 @@ pub fn render(parts: &KubeconfigParts<'_>) -> Result<String, RenderError> {
         }],
         auth_infos: vec![NamedAuthInfo {
             name: name.clone(),
-            auth_info: Some(kube::config::AuthInfo {
-                token: Some(SecretString::from(parts.token.to_owned())),
-                ..Default::default()
+            auth_info: Some(match parts.exec {
+                Some(exec) => kube::config::AuthInfo {
+                    exec: Some(exec.clone()),
+                    ..Default::default()
+                },
+                None => kube::config::AuthInfo {
+                    token: Some(SecretString::from(parts.token.to_owned())),
+                    ..Default::default()
+                },
             }),
             ..Default::default()
         }],
@@ -134,6 +144,7 @@ mod tests {
             server: "https://k8s.example:6443",
             ca_pem: ca,
             token: "t0ken",
+            exec: None,
             namespace: "team-a",
             context_name: "team-a-deployer",
         }

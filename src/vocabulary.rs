@@ -24,6 +24,8 @@ pub const BINDING_SCOPE_ANNOTATION: &str = "tokend.io/binding-scope";
 /// Annotation: the record's seal (HMAC over its facts and its Secret's uid), written once the
 /// token is issued; a record without a valid one is not shown as tokend's.
 pub const SEAL_ANNOTATION: &str = "tokend.io/seal";
+/// Annotation: the token_id of the token this one replaced (RenewToken).
+pub const REPLACES_ANNOTATION: &str = "tokend.io/replaces";
 /// Label on a record written before its token was issued and not yet confirmed (sealed); one
 /// left pending (its issue failed and the undo could not run) is swept after `--pending-grace`.
 pub const PENDING_LABEL: &str = "tokend.io/pending";

@@ -454,3 +454,108 @@ async fn insecure_no_auth_alone_does_not_turn_authentication_off() {
     .await;
     let _ = server.kill().await;
 }
+
+/// RenewToken needs what issuing needs and what revoking the old token needs, even when the
+/// old token is kept: a caller without `delete` on the record gets no replacement.
+#[tokio::test]
+async fn renewing_needs_the_rights_to_issue_and_to_revoke() {
+    let env = start_authenticated().await;
+    let home = env.fresh_namespace().await;
+    let target = env.fresh_namespace().await;
+    Api::<ServiceAccount>::namespaced(env.kube.clone(), &target)
+        .create(
+            &PostParams::default(),
+            &ServiceAccount {
+                metadata: meta("app", &target),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("create app");
+    let caller = caller_account(&env, &home, None).await;
+    grant(
+        &env,
+        &target,
+        &home,
+        &caller,
+        vec![
+            rule("", &["serviceaccounts/token"], &["create"]),
+            rule("", &["secrets"], &["get", "list"]),
+        ],
+    )
+    .await;
+    let client = as_caller(&env, &caller).await;
+    let mut old = None;
+    for _ in 0..75 {
+        // A real cluster's RBAC cache takes a moment to see the new binding.
+        match client
+            .issue_token(v1::IssueTokenRequest {
+                create_service_account: false,
+                ..issue(&target, "app")
+            })
+            .await
+        {
+            Ok(answer) => {
+                old = Some(answer);
+                break;
+            }
+            Err(e) if e.code() == Code::PermissionDenied => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("IssueToken: {e}"),
+        }
+    }
+    let old = old.expect("the caller may issue");
+    let renew = || {
+        client.renew_token(v1::RenewTokenRequest {
+            token_id: old.token_id.clone(),
+            ..Default::default()
+        })
+    };
+    assert_code(renew().await, Code::PermissionDenied, "secrets");
+    let records = || async {
+        Api::<Secret>::namespaced(env.kube.clone(), &target)
+            .list(&ListParams::default().labels("app.kubernetes.io/managed-by=tokend"))
+            .await
+            .expect("list")
+            .items
+            .len()
+    };
+    assert_eq!(records().await, 1, "no replacement was issued");
+
+    grant(
+        &env,
+        &target,
+        &home,
+        &caller,
+        vec![rule("", &["secrets"], &["delete"])],
+    )
+    .await;
+    let mut renewed = None;
+    for _ in 0..75 {
+        match renew().await {
+            Ok(answer) => {
+                renewed = Some(answer);
+                break;
+            }
+            Err(e) if e.code() == Code::PermissionDenied => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("RenewToken: {e}"),
+        }
+    }
+    let renewed = renewed.expect("with issue and revoke rights the caller may renew");
+    let record = client
+        .get_token(v1::GetTokenRequest {
+            token_id: renewed.token_id,
+        })
+        .await
+        .expect("GetToken")
+        .token
+        .expect("record");
+    assert_eq!(
+        record.issued_by, caller.username,
+        "the renewal is the caller's"
+    );
+    assert_eq!(record.replaces, old.token_id);
+}

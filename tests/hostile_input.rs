@@ -488,6 +488,7 @@ async fn hostile_lookups_and_revokes_are_refused_with_the_field_named_and_change
                 source: Some(v1::get_kubeconfig_request::Source::Issue(issue(&ns, "ci"))),
                 server: server.into(),
                 context_name: String::new(),
+                exec: None,
             }),
             invalid("server"),
         ));
@@ -499,6 +500,7 @@ async fn hostile_lookups_and_revokes_are_refused_with_the_field_named_and_change
                 source: Some(v1::get_kubeconfig_request::Source::Issue(issue(&ns, "ci"))),
                 server: String::new(),
                 context_name: context.into(),
+                exec: None,
             }),
             invalid("context_name"),
         ));

@@ -58,6 +58,7 @@ impl RawIssuer {
             resource_version: String::new(),
             seal: None,
             pending: true,
+            replaces: None,
         };
         let secret = self
             .secrets

@@ -345,6 +345,7 @@ fn record(ns: &str, expiration: &str) -> TokenRecord {
         resource_version: String::new(),
         seal: None,
         pending: true,
+        replaces: None,
     }
 }
 

@@ -329,6 +329,20 @@ impl TokendClient {
         Ok(self.inner().revoke_token(request).await?.into_inner())
     }
 
+    /// Issues a replacement for a token on record, optionally revoking the old one after a
+    /// grace period (`RenewToken`).
+    ///
+    /// # Errors
+    ///
+    /// As [`issue_token`](Self::issue_token); `NotFound` when the old token is not on record.
+    pub async fn renew_token(
+        &self,
+        request: v1::RenewTokenRequest,
+    ) -> Result<v1::RenewTokenResponse> {
+        let request = self.request(request)?;
+        Ok(self.inner().renew_token(request).await?.into_inner())
+    }
+
     /// Issues a token (or wraps a given one) and renders a kubeconfig for it (`GetKubeconfig`).
     ///
     /// # Errors

@@ -84,7 +84,7 @@
 //!             ..Default::default()
 //!         })),
 //!         server: "https://k8s.example.com:6443".into(),
-//!         context_name: String::new(),
+//!         ..Default::default()
 //!     })
 //!     .await?;
 //! std::fs::write("kubeconfig", response.kubeconfig).ok();
@@ -173,12 +173,16 @@
 mod client;
 mod error;
 mod node_credentials;
+#[cfg(feature = "source")]
+mod token_source;
 
 #[cfg(feature = "cli")]
 pub mod cli;
 
 pub use client::{BearerAuth, RawClient, TokendClient, TokendClientBuilder};
 pub use error::{DOMAIN, Error, ErrorDetails, FieldViolation, Result};
+#[cfg(feature = "source")]
+pub use token_source::{CurrentToken, RenewalPolicy, TokenSource};
 
 /// The `tokend.v1` API as generated from `proto/tokend/v1/token_service.proto` (by
 /// [`tokend_api`]): messages, enums and the raw

@@ -21,6 +21,7 @@ struct Parts {
 
 fuzz_target!(|parts: Parts| {
     let yaml = render(&KubeconfigParts {
+        exec: None,
         server: &parts.server,
         ca_pem: parts.ca_pem.as_deref(),
         token: &parts.token,

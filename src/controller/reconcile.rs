@@ -159,6 +159,7 @@ async fn apply(sat: &ServiceAccountToken, ns: &str, context: &Context) -> Result
         labels: Default::default(),
         lifetime: None,
         untranslatable: Default::default(),
+        replaces: None,
     };
     let renew_before = match parse_renew_before(&spec.renew_before) {
         Ok(d) => d,

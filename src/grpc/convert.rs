@@ -36,6 +36,7 @@ pub fn issue_request(request: v1::IssueTokenRequest) -> IssueRequest {
         cluster_role: request.cluster_role,
         binding_scope,
         labels: request.labels.into_iter().collect(),
+        replaces: None,
     }
 }
 
@@ -80,6 +81,7 @@ pub fn record(r: TokenRecord, state: TokenState) -> v1::TokenRecord {
             Some(BindingScope::Namespace) => v1::BindingScope::Namespace,
             Some(BindingScope::Cluster) => v1::BindingScope::Cluster,
         } as i32,
+        replaces: r.replaces.map(|id| id.to_string()).unwrap_or_default(),
     }
 }
 

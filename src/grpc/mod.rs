@@ -13,7 +13,10 @@ pub use status::{DOMAIN, auth_status, to_status};
 use tonic::{Request, Response, Status};
 
 use crate::metrics::Metrics;
-use crate::service::{self, Caller, KubeconfigRequest, KubeconfigSource, ListQuery, RevokeTarget};
+use crate::service::policy::GivenLifetime;
+use crate::service::{
+    self, Caller, KubeconfigRequest, KubeconfigSource, ListQuery, RenewRequest, RevokeTarget,
+};
 
 /// The generated proto code (messages, server and client), compiled once in `tokend-api`.
 pub use tokend_api::v1;
@@ -107,10 +110,11 @@ impl TokenServiceRpc for TokenServiceGrpc {
     ) -> Result<Response<v1::GetKubeconfigResponse>, Status> {
         let caller = caller(&request);
         let request = request.into_inner();
-        let issuing = matches!(
-            request.source,
-            Some(v1::get_kubeconfig_request::Source::Issue(_))
-        );
+        let issuing = request.exec.is_none()
+            && matches!(
+                request.source,
+                Some(v1::get_kubeconfig_request::Source::Issue(_))
+            );
         let source = match request.source {
             Some(v1::get_kubeconfig_request::Source::Issue(issue)) => {
                 KubeconfigSource::Issue(convert::issue_request(issue))
@@ -134,6 +138,11 @@ impl TokenServiceRpc for TokenServiceGrpc {
                     source,
                     server: request.server,
                     context_name: request.context_name,
+                    exec: request.exec.map(|exec| service::KubeconfigExec {
+                        tokend_address: exec.tokend_address,
+                        command: exec.command,
+                        extra_args: exec.extra_args,
+                    }),
                 },
             )
             .await
@@ -221,6 +230,45 @@ impl TokenServiceRpc for TokenServiceGrpc {
             .map_err(to_status)?;
         Ok(Response::new(v1::GetTokenResponse {
             token: Some(convert::record(record, state)),
+        }))
+    }
+
+    async fn renew_token(
+        &self,
+        request: Request<v1::RenewTokenRequest>,
+    ) -> Result<Response<v1::RenewTokenResponse>, Status> {
+        let caller = caller(&request);
+        let request = request.into_inner();
+        let renewed = self
+            .service
+            .renew(
+                &caller,
+                RenewRequest {
+                    token_id: request.token_id,
+                    duration: request.duration,
+                    lifetime: request.lifetime.map(|d| GivenLifetime {
+                        seconds: d.seconds,
+                        nanos: d.nanos,
+                    }),
+                    revoke_old: request.revoke_old,
+                    revoke_grace: request.revoke_grace,
+                },
+            )
+            .await
+            .map_err(to_status)?;
+        self.metrics.tokens_issued.inc();
+        // A revocation after a grace is counted by nobody: it may never happen (tokend stops).
+        if renewed.old_revoked_now {
+            self.metrics.tokens_revoked.inc();
+        }
+        let issued = renewed.issued;
+        Ok(Response::new(v1::RenewTokenResponse {
+            token: issued.token,
+            token_id: issued.token_id.to_string(),
+            expiration_time: Some(convert::timestamp(issued.expiration)),
+            replaced_token_id: renewed.replaced.to_string(),
+            old_revoked_at: renewed.old_revoked_at.map(convert::timestamp),
+            granted_lifetime: Some(convert::duration(issued.granted_lifetime)),
         }))
     }
 }

@@ -18,6 +18,7 @@ pub fn issued(caller: &Caller, record: &TokenRecord, outcome: &str) {
         expiration = %record.expiration.map(|t| t.to_string()).unwrap_or_default(),
         audiences = ?record.audiences,
         cluster_role = record.cluster_role.as_deref().unwrap_or(""),
+        replaces = %record.replaces.as_ref().map(ToString::to_string).unwrap_or_default(),
     );
 }
 

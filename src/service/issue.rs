@@ -43,6 +43,8 @@ pub struct IssueRequest {
     pub binding_scope: Option<BindingScope>,
     /// Labels for the record.
     pub labels: BTreeMap<String, String>,
+    /// The token this one replaces (RenewToken); never taken from a caller's field.
+    pub replaces: Option<TokenId>,
     /// Fields the gRPC layer could not translate (unknown enum numbers), reported together with
     /// every other bad field.
     pub untranslatable: Violations,
@@ -162,7 +164,12 @@ impl TokenService {
                 .await;
             match result {
                 Ok((token, record)) => {
-                    audit::issued(caller, &record, "issued");
+                    let outcome = if record.replaces.is_some() {
+                        "renewed"
+                    } else {
+                        "issued"
+                    };
+                    audit::issued(caller, &record, outcome);
                     let expiration = record.expiration.unwrap_or_else(Timestamp::now);
                     // What the API server granted is in the token itself (exp - iat): the
                     // record's issue time is taken before the TokenRequest, so it can be a
@@ -325,6 +332,7 @@ impl TokenService {
             // Pending until the token is issued and the record sealed: if that never happens
             // and the undo cannot run, nobody is shown it and the sweeper removes it.
             pending: true,
+            replaces: request.replaces.clone(),
         };
         // The key is needed to seal the record: without it, write nothing.
         let key = self.key().await?;
@@ -507,7 +515,7 @@ impl TokenService {
     }
 
     /// NotFound naming what is missing: the namespace or only the ServiceAccount.
-    async fn missing_service_account(&self, ns: &str, sa: &str) -> Error {
+    pub(super) async fn missing_service_account(&self, ns: &str, sa: &str) -> Error {
         match self.cluster.namespace_exists(ns).await {
             Ok(false) => Error::NotFound(
                 Failure::new(

@@ -8,8 +8,11 @@ use crate::caller::Caller;
 use crate::kubeconfig::{self, KubeconfigParts};
 use crate::names;
 use crate::token_id::TokenId;
+use kube::config::{ExecConfig, ExecInteractiveMode};
 
 /// Where the token in a kubeconfig comes from.
+// One per request, moved not copied around: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum KubeconfigSource {
     /// Issue a fresh token.
@@ -27,7 +30,24 @@ pub struct KubeconfigRequest {
     pub server: String,
     /// Context name override.
     pub context_name: String,
+    /// Render a user that runs this exec credential plugin instead of issuing a token.
+    pub exec: Option<KubeconfigExec>,
 }
+
+/// The exec credential plugin an exec-mode kubeconfig runs (`tokenctl credential`).
+#[derive(Debug, Clone, Default)]
+pub struct KubeconfigExec {
+    /// The tokend address the plugin asks.
+    pub tokend_address: String,
+    /// The plugin's command; empty means `tokenctl`.
+    pub command: String,
+    /// Arguments put before the plugin's own.
+    pub extra_args: Vec<String>,
+}
+
+/// Most extra arguments an exec-mode kubeconfig may carry, and the longest one.
+const MAX_EXEC_ARGS: usize = 16;
+const MAX_EXEC_ARG_LEN: usize = 1024;
 
 /// A rendered kubeconfig and what is known of its token.
 pub struct RenderedKubeconfig {
@@ -78,10 +98,20 @@ impl TokenService {
             }
             KubeconfigSource::Token(_) => {}
         }
+        if let Some(exec) = &request.exec {
+            exec_violations(exec, &request.source, &mut violations);
+        }
         violations.into_result()?;
         let server = server.unwrap_or_default();
-        match request.source {
-            KubeconfigSource::Issue(issue) => {
+        match (request.source, request.exec) {
+            (KubeconfigSource::Issue(issue), Some(exec)) => {
+                self.exec_kubeconfig(caller, issue, exec, &server, request.context_name)
+                    .await
+            }
+            (KubeconfigSource::Token(_), Some(_)) => Err(Error::internal(
+                "an exec kubeconfig for a token passed the checks",
+            )),
+            (KubeconfigSource::Issue(issue), None) => {
                 let context_name = kubeconfig_context_name(
                     request.context_name,
                     &issue.namespace,
@@ -101,7 +131,7 @@ impl TokenService {
                 })
                 .await
             }
-            KubeconfigSource::Token(token) => {
+            (KubeconfigSource::Token(token), None) => {
                 let validation = self.validate(caller, &token, &[]).await?;
                 if !validation.authenticated {
                     return Err(Error::invalid(
@@ -130,6 +160,51 @@ impl TokenService {
         }
     }
 
+    /// A kubeconfig whose user runs `tokenctl credential` for the issue request's target: no
+    /// token is issued and nothing secret is written. The request is checked and authorised as
+    /// an issue would be, so a kubeconfig that can only ever fail is refused now.
+    async fn exec_kubeconfig(
+        &self,
+        caller: &Caller,
+        issue: IssueRequest,
+        exec: KubeconfigExec,
+        server: &str,
+        context_name: String,
+    ) -> Result<RenderedKubeconfig> {
+        let exec_config = exec_config(&exec, &issue);
+        self.check_issue(&issue)?;
+        self.authorize_issue(caller, &issue, super::BindingScope::Namespace)
+            .await?;
+        if self
+            .cluster
+            .service_account(&issue.namespace, &issue.service_account)
+            .await?
+            .is_none()
+        {
+            return Err(self
+                .missing_service_account(&issue.namespace, &issue.service_account)
+                .await);
+        }
+        let context_name =
+            kubeconfig_context_name(context_name, &issue.namespace, &issue.service_account)?;
+        let ca = self.kubeconfig_ca().await?;
+        let yaml = kubeconfig::render(&KubeconfigParts {
+            server,
+            ca_pem: ca.as_deref(),
+            token: "",
+            exec: Some(&exec_config),
+            namespace: &issue.namespace,
+            context_name: &context_name,
+        })
+        .map_err(|e| Error::internal(e.to_string()))?;
+        Ok(RenderedKubeconfig {
+            yaml,
+            token_id: None,
+            expiration: None,
+            granted_lifetime: None,
+        })
+    }
+
     pub(super) async fn render_kubeconfig(
         &self,
         server: &str,
@@ -142,6 +217,7 @@ impl TokenService {
             server,
             ca_pem: ca.as_deref(),
             token,
+            exec: None,
             namespace,
             context_name,
         })
@@ -199,4 +275,120 @@ pub(super) fn kubeconfig_context_name(
     kubeconfig::check_name(&name)
         .map_err(|rule| Error::invalid("context_name", Reason::NameInvalid, rule))?;
     Ok(name)
+}
+
+/// Records every way an exec request breaks a rule: it needs `issue` (what the plugin asks for)
+/// without create_service_account and cluster_role (the plugin only issues tokens), an http(s)
+/// tokend address, and a printable command and extra arguments.
+fn exec_violations(exec: &KubeconfigExec, source: &KubeconfigSource, violations: &mut Violations) {
+    match source {
+        KubeconfigSource::Token(_) => violations.add(
+            "exec",
+            Reason::FieldsMutuallyExclusive,
+            "needs issue (what the plugin asks for), not token",
+        ),
+        KubeconfigSource::Issue(issue) => {
+            const ONLY_ISSUES: &str = "may not be set with exec: the plugin only issues tokens; \
+                 create the ServiceAccount and its binding once with IssueToken, then ask for an \
+                 exec kubeconfig without create_service_account and cluster_role";
+            if issue.create_service_account {
+                violations.add(
+                    "issue.create_service_account",
+                    Reason::FieldsMutuallyExclusive,
+                    ONLY_ISSUES,
+                );
+            }
+            if !issue.cluster_role.is_empty() {
+                violations.add(
+                    "issue.cluster_role",
+                    Reason::FieldsMutuallyExclusive,
+                    ONLY_ISSUES,
+                );
+            }
+        }
+    }
+    if exec.tokend_address.is_empty() {
+        violations.add(
+            "exec.tokend_address",
+            Reason::FieldRequired,
+            "must not be empty",
+        );
+    } else {
+        let good = exec
+            .tokend_address
+            .parse::<http::Uri>()
+            .is_ok_and(|a| matches!(a.scheme_str(), Some("http" | "https")) && a.host().is_some());
+        if !good {
+            violations.add(
+                "exec.tokend_address",
+                Reason::ServerUrlInvalid,
+                "must be an http:// or https:// URL with a host",
+            );
+        }
+    }
+    if exec.command.len() > MAX_EXEC_ARG_LEN || exec.command.chars().any(char::is_control) {
+        violations.add(
+            "exec.command",
+            Reason::TextInvalid,
+            format!("must be at most {MAX_EXEC_ARG_LEN} printable characters"),
+        );
+    }
+    if exec.extra_args.len() > MAX_EXEC_ARGS {
+        violations.add(
+            "exec.extra_args",
+            Reason::TooManyValues,
+            format!("at most {MAX_EXEC_ARGS} arguments"),
+        );
+    }
+    for (i, arg) in exec.extra_args.iter().enumerate() {
+        if arg.len() > MAX_EXEC_ARG_LEN || arg.chars().any(char::is_control) {
+            violations.add(
+                format!("exec.extra_args[{i}]"),
+                Reason::TextInvalid,
+                format!("must be at most {MAX_EXEC_ARG_LEN} printable characters"),
+            );
+        }
+    }
+}
+
+/// The kubeconfig `exec:` entry: `COMMAND --addr ADDRESS EXTRA... credential NS/SA --duration D
+/// --audience A... --label K=V...`, never interactive, with a hint for kubectl to show when the
+/// command is missing. The fields were checked by [`exec_violations`].
+fn exec_config(exec: &KubeconfigExec, issue: &IssueRequest) -> ExecConfig {
+    let command = if exec.command.is_empty() {
+        "tokenctl".to_owned()
+    } else {
+        exec.command.clone()
+    };
+    let mut args = vec!["--addr".to_owned(), exec.tokend_address.clone()];
+    args.extend(exec.extra_args.iter().cloned());
+    args.push("credential".into());
+    args.push(format!("{}/{}", issue.namespace, issue.service_account));
+    if !issue.duration.is_empty() {
+        args.push("--duration".into());
+        args.push(issue.duration.clone());
+    }
+    for audience in &issue.audiences {
+        args.push("--audience".into());
+        args.push(audience.clone());
+    }
+    for (key, value) in &issue.labels {
+        args.push("--label".into());
+        args.push(format!("{key}={value}"));
+    }
+    ExecConfig {
+        api_version: Some("client.authentication.k8s.io/v1".into()),
+        command: Some(command.clone()),
+        args: Some(args),
+        env: None,
+        drop_env: None,
+        install_hint: Some(format!(
+            "{command} is tokend's credential plugin: install tokenctl (see tokend's README) and \
+             put it on PATH"
+        )),
+        interactive_mode: Some(ExecInteractiveMode::Never),
+        provide_cluster_info: false,
+        cluster: None,
+        other: Default::default(),
+    }
 }

@@ -28,7 +28,8 @@ pub enum Reason {
     AudienceInvalid,
     /// A label key or value is malformed or reserved for tokend.
     LabelInvalid,
-    /// A free-text field (a bootstrap token's description) is too long or holds control characters.
+    /// A free-text field (a bootstrap token's description, an exec kubeconfig's command or
+    /// extra_args) is too long or holds control characters.
     TextInvalid,
     /// A list or map field holds more entries than allowed.
     TooManyValues,
@@ -47,7 +48,8 @@ pub enum Reason {
     TokenMalformed,
     /// The API server does not accept the token (revoked, expired or foreign).
     TokenNotAuthenticated,
-    /// The kubeconfig server is not an https:// URL with a host.
+    /// The kubeconfig server is not an https:// URL with a host, or an exec kubeconfig's
+    /// tokend_address not an http:// or https:// one.
     ServerUrlInvalid,
     /// A csr is not one PEM CERTIFICATE REQUEST block holding a PKCS#10 request, or is too large.
     CsrInvalid,

@@ -80,6 +80,8 @@ pub struct TokenRecord {
     pub seal: Option<String>,
     /// Written before the token was issued and not confirmed since.
     pub pending: bool,
+    /// The token this one replaced, when it was issued by RenewToken.
+    pub replaces: Option<TokenId>,
 }
 
 impl TokenRecord {
@@ -111,6 +113,9 @@ impl TokenRecord {
         if let (Some(role), Some(scope)) = (&self.cluster_role, self.binding_scope) {
             annotations.insert(CLUSTER_ROLE_ANNOTATION.into(), role.clone());
             annotations.insert(BINDING_SCOPE_ANNOTATION.into(), scope.as_str().into());
+        }
+        if let Some(replaced) = &self.replaces {
+            annotations.insert(REPLACES_ANNOTATION.into(), replaced.to_string());
         }
         Secret {
             metadata: ObjectMeta {
@@ -162,6 +167,9 @@ impl TokenRecord {
             resource_version: meta.resource_version.clone().unwrap_or_default(),
             seal: annotations.get(SEAL_ANNOTATION).cloned(),
             pending,
+            replaces: annotations
+                .get(REPLACES_ANNOTATION)
+                .and_then(|id| TokenId::parse(id).ok()),
         })
     }
 
@@ -226,6 +234,7 @@ mod tests {
             resource_version: String::new(),
             seal: None,
             pending: true,
+            replaces: None,
         }
     }
 

@@ -86,6 +86,9 @@ fn canonical(record: &TokenRecord, object_uid: &str) -> Vec<u8> {
         issued_by: &'a str,
         cluster_role: Option<&'a str>,
         binding_scope: Option<&'a str>,
+        // Absent unless set, so records sealed before renewal existed still verify.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        replaces: Option<String>,
     }
     let sealed = Sealed {
         uid: object_uid,
@@ -99,6 +102,7 @@ fn canonical(record: &TokenRecord, object_uid: &str) -> Vec<u8> {
         issued_by: &record.issued_by,
         cluster_role: record.cluster_role.as_deref(),
         binding_scope: record.binding_scope.map(|s| s.as_str()),
+        replaces: record.replaces.as_ref().map(ToString::to_string),
     };
     serde_json::to_vec(&sealed).unwrap_or_default()
 }
@@ -191,6 +195,7 @@ mod tests {
             resource_version: String::new(),
             seal: None,
             pending: false,
+            replaces: None,
         }
     }
 

@@ -91,5 +91,6 @@ pub fn record_of(ns: &str, sa: &str, expiration: &str) -> TokenRecord {
         resource_version: String::new(),
         seal: None,
         pending: true,
+        replaces: None,
     }
 }

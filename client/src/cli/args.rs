@@ -167,6 +167,16 @@ pub(crate) enum Command {
         tokenctl get TOKEN_ID -o jsonpath='{.token.expirationTime}'"
     )]
     Get(GetArgs),
+    /// kubectl's exec credential plugin: print an ExecCredential with a token from tokend,
+    /// cached (0600, under the kube cache) and reused until a fraction of its lifetime.
+    #[command(
+        after_help = "Examples:\n  tokenctl kubeconfig team-a/ci --exec --merge --use   # writes a user that runs:\n  \
+        tokenctl --addr https://tokend:50051 credential team-a/ci --duration 1h\n\n\
+        A cached token is checked with tokend (GetToken) when its last check is 10s old or more,\n\
+        and dropped when its record is gone; when tokend cannot tell, it is served at most 5m\n\
+        after its last successful check."
+    )]
+    Credential(super::credential::CredentialArgs),
     /// Bootstrap tokens for joining nodes: create (with --print-join-command), list, revoke.
     Bootstrap(super::bootstrap::BootstrapArgs),
     /// Print a shell completion script.
@@ -359,6 +369,13 @@ pub(crate) struct KubeconfigArgs {
     /// Also make the new context the current one (with --merge).
     #[arg(long = "use", requires = "merge")]
     pub(crate) use_context: bool,
+    /// Write a kubeconfig that runs `tokenctl credential` for a fresh short-lived token whenever
+    /// kubectl needs one, instead of embedding a token; nothing secret is written.
+    #[arg(long)]
+    pub(crate) exec: bool,
+    /// The plugin command the exec kubeconfig runs (with --exec); default: tokenctl.
+    #[arg(long, value_name = "COMMAND", requires = "exec")]
+    pub(crate) exec_command: Option<String>,
 }
 
 /// Arguments of `tokenctl revoke`.

@@ -74,7 +74,8 @@ impl ExitStatus {
             | CliError::Context(_)
             | CliError::ProtoJson(_)
             | CliError::Json(_)
-            | CliError::Yaml(_) => ExitStatus::Failure,
+            | CliError::Yaml(_)
+            | CliError::ExecInfo(_) => ExitStatus::Failure,
         }
     }
 

@@ -10,6 +10,7 @@
 mod args;
 mod bootstrap;
 mod client_cert;
+mod credential;
 mod exit;
 mod jsonpath;
 mod kube_context;
@@ -89,6 +90,9 @@ enum CliError {
     /// Rendering YAML failed.
     #[error("rendering YAML: {0}")]
     Yaml(#[from] serde_yaml::Error),
+    /// kubectl's KUBERNETES_EXEC_INFO cannot be answered (`credential`).
+    #[error("{0}")]
+    ExecInfo(String),
 }
 
 /// Whether this process was started as the kubectl plugin.
@@ -263,6 +267,14 @@ async fn run(cli: Cli, token_file_flag: bool) -> Result<ExitStatus, CliError> {
         Command::Validate(args) => validate(connection, token_file_flag, args).await,
         Command::List(args) => list(connection, token_file_flag, args).await,
         Command::Get(args) => get(connection, token_file_flag, args).await,
+        Command::Credential(args) => {
+            credential::credential(
+                async || connect(connection, token_file_flag).await,
+                &connection.addr,
+                args,
+            )
+            .await
+        }
         Command::Bootstrap(args) => bootstrap::run(connection, token_file_flag, args).await,
         Command::Completions { .. } | Command::Man { .. } => Ok(ExitStatus::Success),
     }
@@ -457,6 +469,11 @@ async fn kubeconfig(
         ))),
         server: args.server.unwrap_or_default(),
         context_name: args.context.unwrap_or_default(),
+        exec: args.exec.then(|| v1::KubeconfigExec {
+            tokend_address: connection.addr.clone(),
+            command: args.exec_command.clone().unwrap_or_default(),
+            extra_args: exec_connection_args(connection),
+        }),
     };
     let response = connect(connection, token_file_flag)
         .await?
@@ -481,12 +498,45 @@ async fn kubeconfig(
     } else {
         ""
     };
+    let what = if response.token_id.is_empty() {
+        "exec credential plugin".to_owned()
+    } else {
+        format!("token id {}", response.token_id)
+    };
     print(&format!(
-        "merged context {context:?} into {}{current} (token id {})\n",
+        "merged context {context:?} into {}{current} ({what})\n",
         path.display(),
-        response.token_id
     ))?;
     Ok(ExitStatus::Success)
+}
+
+/// The connection flags an exec kubeconfig's plugin needs to reach tokend as this call did:
+/// paths made absolute (kubectl runs the plugin from anywhere) and the name of a token variable,
+/// never a token. A token from $TOKEND_TOKEN reaches the plugin through kubectl's environment.
+fn exec_connection_args(connection: &Connection) -> Vec<String> {
+    let absolute = |path: &Path| {
+        std::path::absolute(path)
+            .unwrap_or_else(|_| path.to_owned())
+            .display()
+            .to_string()
+    };
+    let mut args = Vec::new();
+    for (flag, path) in [
+        ("--token-file", &connection.token_file),
+        ("--ca", &connection.ca),
+        ("--cert", &connection.cert),
+        ("--key", &connection.key),
+    ] {
+        if let Some(path) = path {
+            args.push(flag.to_owned());
+            args.push(absolute(path));
+        }
+    }
+    if let Some(var) = &connection.token_env {
+        args.push("--token-env".into());
+        args.push(var.clone());
+    }
+    args
 }
 
 /// Reads a token from a file, or stdin for `None` or `-`, trimming surrounding whitespace.
