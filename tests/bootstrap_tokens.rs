@@ -10,7 +10,9 @@ use std::time::Duration;
 use tokend_test_support as common;
 
 use base64::Engine as _;
-use common::{TestEnv, assert_code, eventually_some, eventually_within, unique_name};
+use common::{
+    TestEnv, assert_code, eventually_some, eventually_within, reason_of, unique_name, violations_of,
+};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition, CertificateSigningRequestSpec,
@@ -174,25 +176,6 @@ async fn a_bootstrap_token_authenticates_as_its_node_identity_until_revoked() {
         .await;
     assert_eq!(reason_of(&again), Some("TOKEN_NOT_FOUND"));
     assert_code(again, Code::NotFound, id);
-}
-
-/// The ErrorInfo reason of a failed call.
-fn reason_of<T>(result: &Result<T, tokend_client::Error>) -> Option<&str> {
-    result.as_ref().err().and_then(tokend_client::Error::reason)
-}
-
-/// The (field, reason) of every FieldViolation of a failed call.
-fn violations_of<T>(result: &Result<T, tokend_client::Error>) -> Vec<(String, String)> {
-    result
-        .as_ref()
-        .err()
-        .map(|e| {
-            e.field_violations()
-                .iter()
-                .map(|v| (v.field.clone(), v.reason.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@
 use tokend_test_support as common;
 
 use base64::Engine as _;
-use common::{TestEnv, assert_code, unique_name};
+use common::{TestEnv, assert_code, reason_of, unique_name, violations_of};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
@@ -51,25 +51,6 @@ fn options(allowed: &[&str], auth: AuthMode) -> ServerOptions {
         ..CertificatePolicy::default()
     };
     options
-}
-
-/// The ErrorInfo reason of a failed call.
-fn reason_of<T>(result: &Result<T, tokend_client::Error>) -> Option<&str> {
-    result.as_ref().err().and_then(tokend_client::Error::reason)
-}
-
-/// The (field, reason) of every FieldViolation of a failed call.
-fn violations_of<T>(result: &Result<T, tokend_client::Error>) -> Vec<(String, String)> {
-    result
-        .as_ref()
-        .err()
-        .map(|e| {
-            e.field_violations()
-                .iter()
-                .map(|v| (v.field.clone(), v.reason.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// How many CertificateSigningRequests hold this CSR (other tests' requests do not count).

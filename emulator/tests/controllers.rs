@@ -6,7 +6,7 @@
 use tokend_test_support as common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -1268,14 +1268,6 @@ async fn webhook_failures_follow_the_failure_policy() -> Result<()> {
     Ok(())
 }
 
-/// Finds `kubectl` on PATH.
-fn kubectl_path() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("kubectl"))
-        .find(|p| p.is_file())
-}
-
 fn kubectl(bin: &Path, kubeconfig: &Path, cache: &Path, args: &[&str]) -> Result<String> {
     let out = Command::new(bin)
         .arg("--kubeconfig")
@@ -1298,7 +1290,7 @@ fn kubectl(bin: &Path, kubeconfig: &Path, cache: &Path, args: &[&str]) -> Result
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_applies_and_gets_custom_resources() -> Result<()> {
-    let Some(bin) = kubectl_path() else {
+    let Some(bin) = common::find_on_path("kubectl") else {
         skip(
             "kubectl_applies_and_gets_custom_resources",
             SkipKind::MissingTool,

@@ -2,19 +2,11 @@
 
 use tokend_test_support as common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
 use common::{Cluster, SkipKind, skip, unique_name};
-
-/// Finds `kubectl` on PATH.
-fn kubectl_path() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("kubectl"))
-        .find(|p| p.is_file())
-}
 
 /// Runs kubectl with the given kubeconfig and a private cache dir; returns stdout, failing on a non-zero exit.
 fn kubectl(bin: &Path, kubeconfig: &Path, cache: &Path, args: &[&str]) -> Result<String> {
@@ -39,7 +31,7 @@ fn kubectl(bin: &Path, kubeconfig: &Path, cache: &Path, args: &[&str]) -> Result
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_can_list_create_issue_tokens_and_ask_can_i() -> Result<()> {
-    let Some(bin) = kubectl_path() else {
+    let Some(bin) = common::find_on_path("kubectl") else {
         skip(
             "kubectl_can_list_create_issue_tokens_and_ask_can_i",
             SkipKind::MissingTool,

@@ -331,6 +331,25 @@ pub fn issue(ns: &str, sa: &str) -> tokend_client::v1::IssueTokenRequest {
     }
 }
 
+/// The ErrorInfo reason of a failed call.
+pub fn reason_of<T>(result: &Result<T, tokend_client::Error>) -> Option<&str> {
+    result.as_ref().err().and_then(tokend_client::Error::reason)
+}
+
+/// The (field, reason) of every FieldViolation of a failed call.
+pub fn violations_of<T>(result: &Result<T, tokend_client::Error>) -> Vec<(String, String)> {
+    result
+        .as_ref()
+        .err()
+        .map(|e| {
+            e.field_violations()
+                .iter()
+                .map(|v| (v.field.clone(), v.reason.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Asserts that a call failed with `code` and a message mentioning `mentions`.
 pub fn assert_code(
     result: Result<impl std::fmt::Debug, tokend_client::Error>,
