@@ -1070,6 +1070,11 @@ fn kustomize_renders_base_and_overlay() {
         check_all_rules(&manifests, &what);
         let deployment = the_one::<Deployment>(&manifests);
         check_probes(&deployment, &the_one::<Service>(&manifests), &what);
+        check_policy_opens_the_served_ports(
+            &deployment,
+            &the_one::<NetworkPolicy>(&manifests),
+            &what,
+        );
 
         let service = the_one::<Service>(&manifests);
         for m in &manifests {
@@ -1190,6 +1195,42 @@ fn every_object_carries_the_recommended_labels() {
             check_labels(&m.doc, &m.origin);
         }
     }
+}
+
+/// The rendered NetworkPolicy admits exactly the ports the rendered container serves (by name, or
+/// by number where a port has none): an overlay that adds a port (the webhook's, which the API
+/// server must reach) must open it too.
+fn check_policy_opens_the_served_ports(
+    deployment: &Deployment,
+    policy: &NetworkPolicy,
+    what: &str,
+) {
+    let pod = deployment.spec.template.spec.as_ref().expect("pod spec");
+    let served: BTreeSet<String> = pod.containers[0]
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| {
+            p.name
+                .clone()
+                .unwrap_or_else(|| p.container_port.to_string())
+        })
+        .collect();
+    let opened: BTreeSet<String> = policy
+        .spec
+        .iter()
+        .flat_map(|s| s.ingress.iter().flatten())
+        .flat_map(|rule| rule.ports.iter().flatten())
+        .filter_map(|p| p.port.as_ref())
+        .map(|port| match port {
+            IntOrString::Int(n) => n.to_string(),
+            IntOrString::String(name) => name.clone(),
+        })
+        .collect();
+    assert_eq!(
+        opened, served,
+        "{what}: NetworkPolicy ingress ports vs the container's ports"
+    );
 }
 
 #[test]
