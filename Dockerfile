@@ -1,4 +1,5 @@
-# tokend's container image: `docker build -t tokend:0.1.0 .` from the repository root.
+# tokend's container image, from the repository root:
+#   docker build --build-arg TOKEND_BUILD_COMMIT=$(git rev-parse HEAD) -t tokend:0.1.0 .
 #
 # No Docker engine runs in this project's CI, so this file is not built there: keep it simple
 # and check it by hand when it changes.
@@ -6,6 +7,10 @@
 # Build stage: the full Rust toolchain on Debian 12. protoc comes from the protoc-bin-vendored
 # crate, so nothing else is installed.
 FROM rust:1-bookworm AS build
+# The commit `tokend --version` and tokend_build_info report (build.rs); the context holds no
+# .git, so the builder passes it: --build-arg TOKEND_BUILD_COMMIT=$(git rev-parse HEAD).
+ARG TOKEND_BUILD_COMMIT=""
+ENV TOKEND_BUILD_COMMIT=$TOKEND_BUILD_COMMIT
 WORKDIR /src
 COPY . .
 # --locked: build exactly the dependency versions in Cargo.lock. The cache mounts (BuildKit)

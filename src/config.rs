@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// tokend: issue, revoke, validate and list Kubernetes ServiceAccount tokens over gRPC.
 #[derive(Debug, Parser)]
-#[command(name = "tokend", version, about, long_about = None)]
+#[command(name = "tokend", version, long_version = crate::build_info::LONG_VERSION, about, long_about = None)]
 pub struct Cli {
     /// What to run.
     #[command(subcommand)]

@@ -15,9 +15,10 @@
 //! | [`sweeper`] | the leader-elected job deleting expired and abandoned records |
 //! | [`config`] | command-line flags and environment |
 //! | [`metrics`], [`telemetry`] | Prometheus metrics; tracing setup |
-//! | [`caller`], [`token_id`], [`names`], [`kubeconfig`], [`credential_kubeconfig`], [`vocabulary`], [`cache`] | leaves: the proven caller, token ids, name rules, kubeconfig rendering (token kubeconfigs; bootstrap and client-certificate kubeconfigs), labels and limits, the cache shape |
+//! | [`build_info`], [`caller`], [`token_id`], [`names`], [`kubeconfig`], [`credential_kubeconfig`], [`vocabulary`], [`cache`] | leaves: what the binary is (from build.rs), the proven caller, token ids, name rules, kubeconfig rendering (token kubeconfigs; bootstrap and client-certificate kubeconfigs), labels and limits, the cache shape |
 //! | `dev` | `tokend dev` / `tokend emulator` (feature `dev`) |
 
+pub mod build_info;
 pub mod cache;
 pub mod caller;
 pub mod cluster;

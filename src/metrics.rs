@@ -20,6 +20,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tracing::Instrument as _;
 
+use crate::build_info;
+
 /// The method labels of an RPC, as go-grpc-prometheus names them. Only methods tokend serves
 /// get their own values; every other path is one `unknown` set ([`RpcMethod::unknown`]).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -63,6 +65,12 @@ struct BuildLabels {
     version: &'static str,
     /// Whether the binary holds `tokend dev` and the emulator (`dev`) or not (`server`).
     build: &'static str,
+    /// The commit built, or `unknown` (see build.rs).
+    commit: &'static str,
+    /// The compiler, as `rustc --version` printed it.
+    rustc: &'static str,
+    /// `debug` or `release`.
+    profile: &'static str,
 }
 
 /// Labels of a Kubernetes API call.
@@ -216,12 +224,11 @@ impl Metrics {
             "build",
             "tokend's version and build",
             prometheus_client::metrics::info::Info::new(BuildLabels {
-                version: env!("CARGO_PKG_VERSION"),
-                build: if cfg!(feature = "dev") {
-                    "dev"
-                } else {
-                    "server"
-                },
+                version: build_info::VERSION,
+                build: build_info::FLAVOUR,
+                commit: build_info::COMMIT,
+                rustc: build_info::RUSTC,
+                profile: build_info::PROFILE,
             }),
         );
         r.register(

@@ -113,9 +113,13 @@ async fn counters_follow_the_rpcs_made() {
 async fn build_info_and_process_metrics_are_exported() {
     let env = common::start().await;
     let text = env.scrape_metrics().await;
+    // What build.rs recorded: the compiler that built this very test, the profile, and the
+    // commit the builder named (none here: `unknown`).
     let build = format!(
-        "tokend_build_info{{version=\"{}\",build=\"dev\"}}",
-        env!("CARGO_PKG_VERSION")
+        "tokend_build_info{{version=\"{}\",build=\"dev\",commit=\"{}\",rustc=\"{}\",profile=\"debug\"}}",
+        env!("CARGO_PKG_VERSION"),
+        env!("TOKEND_BUILD_COMMIT"),
+        rustc_version(),
     );
     assert_eq!(value(&text, &build), Some(1.0), "{text}");
     // tokend runs in this test's process here, so its figures are this process's.
@@ -277,4 +281,17 @@ async fn requests_to_unknown_paths_add_no_metric_series() {
         grpc_bytes(&before),
         grpc_bytes(&after)
     );
+}
+
+/// `rustc --version` of the compiler cargo uses, as build.rs asks it.
+fn rustc_version() -> String {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = std::process::Command::new(rustc)
+        .arg("--version")
+        .output()
+        .expect("run rustc --version");
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
 }

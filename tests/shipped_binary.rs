@@ -48,3 +48,33 @@ fn the_dockerfile_builds_without_the_dev_feature() {
         "the image must be built without `tokend dev`"
     );
 }
+
+#[test]
+fn version_says_which_commit_compiler_and_profile_built_the_binary() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .arg("--version")
+        .output()
+        .expect("run tokend --version");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key).map(str::trim))
+            .unwrap_or_else(|| panic!("no `{key}` line in: {text}"))
+            .to_owned()
+    };
+    assert_eq!(
+        text.lines().next(),
+        Some(concat!("tokend ", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    // Named by the builder (CI and the Dockerfile pass TOKEND_BUILD_COMMIT), else `unknown`.
+    let commit = line("commit:");
+    assert!(
+        commit == "unknown" || (commit.len() >= 7 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{commit}"
+    );
+    assert!(line("rustc:").starts_with("rustc 1."), "{text}");
+    assert_eq!(line("profile:"), "debug");
+    assert!(!line("target:").is_empty());
+}
