@@ -214,9 +214,9 @@ async fn an_extra_group_the_operator_did_not_list_is_refused_with_nothing_create
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bootstrap_token_authenticates_as_its_node_identity_until_revoked() {
-    let env = common::start().await;
-    let client = env.client().await;
     let extra = format!("system:bootstrappers:{}", unique_name("nodes"));
+    let env = common::start_with_node_credentials(&[&extra]).await;
+    let client = env.client().await;
 
     // Given a bootstrap token issued through tokend.
     let issued = client
@@ -326,7 +326,7 @@ async fn a_bootstrap_token_authenticates_as_its_node_identity_until_revoked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_bootstrap_token_does_not_authenticate() {
-    let env = common::start().await;
+    let env = common::start_with_node_credentials(&[]).await;
     let client = env.client().await;
     let issued = client
         .issue_bootstrap_token(v1::IssueBootstrapTokenRequest::default())
@@ -389,7 +389,7 @@ async fn the_bootstrap_kubeconfig_equals_what_kubectl_writes_and_works_with_kube
         );
         return;
     }
-    let env = common::start().await;
+    let env = common::start_with_node_credentials(&[]).await;
     let client = env.client().await;
     let issued = client
         .issue_bootstrap_token(v1::IssueBootstrapTokenRequest::default())
@@ -501,7 +501,7 @@ async fn the_bootstrap_kubeconfig_equals_what_kubectl_writes_and_works_with_kube
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_outside_the_bootstrappers_are_refused_with_nothing_created() {
-    let env = common::start().await;
+    let env = common::start_with_node_credentials(&[]).await;
     let client = env.client().await;
     let before = bootstrap_secret_names(&env).await;
     for group in [
@@ -587,9 +587,9 @@ async fn groups_outside_the_bootstrappers_are_refused_with_nothing_created() {
 /// approved, the controller-manager (or the emulator) signs it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kubelet_csr_made_with_a_bootstrap_token_is_signed_once_approved() {
-    let env = common::start().await;
-    let client = env.client().await;
     let group = format!("system:bootstrappers:{}", unique_name("kubelets"));
+    let env = common::start_with_node_credentials(&[&group]).await;
+    let client = env.client().await;
     let issued = client
         .issue_bootstrap_token(v1::IssueBootstrapTokenRequest {
             extra_groups: vec![group.clone()],
@@ -758,7 +758,7 @@ async fn grpcurl_discovers_and_calls_the_bootstrap_service_and_metrics_name_it()
         );
         return;
     };
-    let env = common::start().await;
+    let env = common::start_with_node_credentials(&[]).await;
     let run = |args: &[&str]| {
         let out = std::process::Command::new(&grpcurl)
             .arg("-plaintext")

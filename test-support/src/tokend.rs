@@ -66,8 +66,14 @@ pub async fn start() -> TestEnv {
 /// `--enable-bootstrap-tokens --enable-client-certificates` do, and bootstrap tokens allowed
 /// `extra_groups` besides kubeadm's default one (`--bootstrap-token-allowed-groups`): tests name
 /// groups of their own, so parallel tests' RBAC does not meet.
-pub fn with_node_credentials(options: ServerOptions, extra_groups: &[&str]) -> ServerOptions {
-    let _ = extra_groups;
+pub fn with_node_credentials(mut options: ServerOptions, extra_groups: &[&str]) -> ServerOptions {
+    options.settings.bootstrap.enabled = true;
+    options
+        .settings
+        .bootstrap
+        .allowed_groups
+        .extend(extra_groups.iter().map(|g| (*g).to_owned()));
+    options.settings.certificates.enabled = true;
     options
 }
 
