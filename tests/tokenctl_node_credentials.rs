@@ -9,8 +9,6 @@ use tokend_test_support as common;
 
 use common::{TestEnv, unique_name};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Subject};
-use tokend::config::AuthMode;
-use tokend::server::ServerOptions;
 
 fn tokenctl_path() -> PathBuf {
     if let Some(path) = std::env::var_os("TOKENCTL_BIN") {

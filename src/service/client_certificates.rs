@@ -451,15 +451,15 @@ fn check_csr(
         );
         return None;
     };
-    if let Some((user, groups)) = identity {
-        if let Err(rule) = check_subject(
+    if let Some((user, groups)) = identity
+        && let Err(rule) = check_subject(
             csr.certification_request_info.subject.as_raw(),
             user,
             groups,
-        ) {
-            violations.add("csr", Reason::CsrIdentityMismatch, rule);
-            return None;
-        }
+        )
+    {
+        violations.add("csr", Reason::CsrIdentityMismatch, rule);
+        return None;
     }
     Some(pem::encode_config(
         &pem::Pem::new("CERTIFICATE REQUEST", block.contents()),
