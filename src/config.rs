@@ -92,6 +92,25 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub client_cert_allowed_system_identities: Vec<String>,
+    /// Serve BootstrapTokenService: issue, list and revoke bootstrap tokens, which are Secrets in
+    /// kube-system whatever --allowed-namespaces says. Off unless set; needs the kube-system
+    /// Secret rights deploy/ grants.
+    #[arg(long, env = "TOKEND_ENABLE_BOOTSTRAP_TOKENS")]
+    pub enable_bootstrap_tokens: bool,
+    /// The extra groups a bootstrap token may carry, comma-separated (a request naming none
+    /// asks for kubeadm's default, which must be listed for such requests to work).
+    #[arg(
+        long,
+        env = "TOKEND_BOOTSTRAP_TOKEN_ALLOWED_GROUPS",
+        value_delimiter = ',',
+        default_value = crate::vocabulary::BOOTSTRAP_DEFAULT_EXTRA_GROUP
+    )]
+    pub bootstrap_token_allowed_groups: Vec<String>,
+    /// Serve ClientCertificateService: sign callers' CSRs with the cluster's
+    /// kube-apiserver-client signer (certificates cannot be revoked). Off unless set; needs the
+    /// CertificateSigningRequest rights deploy/ grants.
+    #[arg(long, env = "TOKEND_ENABLE_CLIENT_CERTIFICATES")]
+    pub enable_client_certificates: bool,
     /// How callers authenticate: `kubernetes` (bearer token, TokenReview) or `none`.
     /// `serve` defaults to `kubernetes` and takes `none` only with --insecure-no-auth;
     /// `dev` defaults to `none`.
@@ -261,6 +280,36 @@ mod tests {
         assert_eq!(
             args.allowed_cluster_roles,
             crate::service::policy::Policy::default().allowed_cluster_roles
+        );
+    }
+
+    #[test]
+    fn node_credentials_are_off_unless_switched_on() {
+        let cli = Cli::try_parse_from(["tokend", "serve"]).expect("parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        assert!(!args.enable_bootstrap_tokens && !args.enable_client_certificates);
+        assert_eq!(
+            args.bootstrap_token_allowed_groups,
+            [crate::vocabulary::BOOTSTRAP_DEFAULT_EXTRA_GROUP]
+        );
+        let cli = Cli::try_parse_from([
+            "tokend",
+            "serve",
+            "--enable-bootstrap-tokens",
+            "--enable-client-certificates",
+            "--bootstrap-token-allowed-groups",
+            "system:bootstrappers:a,system:bootstrappers:b",
+        ])
+        .expect("parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        assert!(args.enable_bootstrap_tokens && args.enable_client_certificates);
+        assert_eq!(
+            args.bootstrap_token_allowed_groups,
+            ["system:bootstrappers:a", "system:bootstrappers:b"]
         );
     }
 

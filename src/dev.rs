@@ -30,6 +30,9 @@ pub async fn run_dev(args: ServeArgs) -> Result<(), DevError> {
         std::env::temp_dir().join(format!("tokend-dev-{}.kubeconfig", std::process::id()));
     emulator.write_kubeconfig(&kubeconfig_path).await?;
     let mut options = ServerOptions::from_args(&args, true)?;
+    // The emulator is a playground: every kind of credential is on, as the banner shows.
+    options.settings.bootstrap.enabled = true;
+    options.settings.certificates.enabled = true;
     // ServiceAccountTokens: the CRD, the controller and the webhook, when the emulator serves
     // custom resources and calls webhooks.
     let webhook_dir = tempfile_dir()?;

@@ -22,6 +22,10 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use kube::Api;
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use tokend::config::AuthMode;
+use tokend::server::ServerOptions;
+use tokend::service::Settings;
+use tokend::service::policy::Policy;
 use tokend_client::v1;
 use tonic::Code;
 
@@ -66,11 +70,153 @@ async fn bootstrap_secret_names(env: &TestEnv) -> BTreeSet<String> {
         .collect()
 }
 
+/// How many bootstrap token Secrets in kube-system carry `description` (a test's own, so other
+/// tests' tokens do not count).
+async fn bootstrap_secrets_described(env: &TestEnv, description: &str) -> usize {
+    Api::<Secret>::namespaced(env.kube.clone(), "kube-system")
+        .list(&ListParams::default().fields("type=bootstrap.kubernetes.io/token"))
+        .await
+        .expect("list bootstrap Secrets")
+        .items
+        .into_iter()
+        .filter(|s| {
+            s.data
+                .as_ref()
+                .and_then(|d| d.get("description"))
+                .is_some_and(|v| v.0 == description.as_bytes())
+        })
+        .count()
+}
+
+/// Revokes what a call that should have been refused issued anyway, so a failing test leaves
+/// no working token behind.
+async fn take_back(client: &tokend_client::TokendClient, issued: &v1::IssueBootstrapTokenResponse) {
+    let _ = client
+        .revoke_bootstrap_token(v1::RevokeBootstrapTokenRequest {
+            token_id: issued.token_id.clone(),
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_tokens_are_refused_with_nothing_created_unless_the_operator_turns_them_on() {
+    // Given tokend as `tokend serve --allowed-namespaces team-a` starts it: no
+    // --enable-bootstrap-tokens.
+    let env = common::start_with(ServerOptions {
+        auth: AuthMode::None,
+        settings: Settings {
+            policy: Policy {
+                allowed_namespaces: vec!["team-a".into()],
+                ..Policy::default()
+            },
+            ..Settings::default()
+        },
+        ..ServerOptions::default()
+    })
+    .await;
+    let client = env.client().await;
+    let description = unique_name("switched-off");
+
+    // When a caller asks for a bootstrap token, then it is refused, naming the flag,
+    let refused = client
+        .issue_bootstrap_token(v1::IssueBootstrapTokenRequest {
+            description: description.clone(),
+            ..Default::default()
+        })
+        .await;
+    if let Ok(issued) = &refused {
+        take_back(&client, issued).await;
+    }
+    assert_eq!(reason_of(&refused), Some("FEATURE_DISABLED"));
+    assert_code(
+        refused,
+        Code::FailedPrecondition,
+        "--enable-bootstrap-tokens",
+    );
+    // and nothing was written into kube-system.
+    assert_eq!(bootstrap_secrets_described(&env, &description).await, 0);
+
+    // Nor does tokend list, read or delete bootstrap tokens while they are off.
+    let listed = client
+        .list_bootstrap_tokens(v1::ListBootstrapTokensRequest::default())
+        .await;
+    assert_eq!(reason_of(&listed), Some("FEATURE_DISABLED"));
+    let got = client
+        .get_bootstrap_token(v1::GetBootstrapTokenRequest {
+            token_id: "abcdef".into(),
+        })
+        .await;
+    assert_eq!(reason_of(&got), Some("FEATURE_DISABLED"));
+    let revoked = client
+        .revoke_bootstrap_token(v1::RevokeBootstrapTokenRequest {
+            token_id: "abcdef".into(),
+        })
+        .await;
+    assert_eq!(reason_of(&revoked), Some("FEATURE_DISABLED"));
+    assert_code(
+        revoked,
+        Code::FailedPrecondition,
+        "--enable-bootstrap-tokens",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extra_group_the_operator_did_not_list_is_refused_with_nothing_created() {
+    // Given bootstrap tokens on, allowed kubeadm's default group and one more.
+    let listed = format!("system:bootstrappers:{}", unique_name("listed"));
+    let env = common::start_with_node_credentials(&[&listed]).await;
+    let client = env.client().await;
+    let unlisted = format!("system:bootstrappers:{}", unique_name("unlisted"));
+    let description = unique_name("unlisted-group");
+
+    // When a well-formed bootstrappers group the operator did not list is asked for, alone or
+    // beside a listed one, then the call is refused naming the group and the flag.
+    for groups in [
+        vec![unlisted.clone()],
+        vec![listed.clone(), unlisted.clone()],
+    ] {
+        let refused = client
+            .issue_bootstrap_token(v1::IssueBootstrapTokenRequest {
+                extra_groups: groups,
+                description: description.clone(),
+                ..Default::default()
+            })
+            .await;
+        if let Ok(issued) = &refused {
+            take_back(&client, issued).await;
+        }
+        assert_eq!(reason_of(&refused), Some("GROUP_NOT_ALLOWED"));
+        assert_eq!(
+            refused.as_ref().err().and_then(|e| e.metadata("group")),
+            Some(unlisted.as_str())
+        );
+        assert_code(
+            refused,
+            Code::FailedPrecondition,
+            "--bootstrap-token-allowed-groups",
+        );
+    }
+    assert_eq!(bootstrap_secrets_described(&env, &description).await, 0);
+
+    // The listed group, and kubeadm's default (asked for by naming none), are issued.
+    for groups in [vec![listed.clone()], vec![]] {
+        let issued = client
+            .issue_bootstrap_token(v1::IssueBootstrapTokenRequest {
+                extra_groups: groups,
+                description: description.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("a listed group is issued");
+        take_back(&client, &issued).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bootstrap_token_authenticates_as_its_node_identity_until_revoked() {
-    let env = common::start().await;
-    let client = env.client().await;
     let extra = format!("system:bootstrappers:{}", unique_name("nodes"));
+    let env = common::start_with_node_credentials(&[&extra]).await;
+    let client = env.client().await;
 
     // Given a bootstrap token issued through tokend.
     let issued = client
@@ -180,7 +326,7 @@ async fn a_bootstrap_token_authenticates_as_its_node_identity_until_revoked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_bootstrap_token_does_not_authenticate() {
-    let env = common::start().await;
+    let env = common::start_with_node_credentials(&[]).await;
     let client = env.client().await;
     let issued = client
         .issue_bootstrap_token(v1::IssueBootstrapTokenRequest::default())
@@ -243,7 +389,7 @@ async fn the_bootstrap_kubeconfig_equals_what_kubectl_writes_and_works_with_kube
         );
         return;
     }
-    let env = common::start().await;
+    let env = common::start_with_node_credentials(&[]).await;
     let client = env.client().await;
     let issued = client
         .issue_bootstrap_token(v1::IssueBootstrapTokenRequest::default())
@@ -355,7 +501,7 @@ async fn the_bootstrap_kubeconfig_equals_what_kubectl_writes_and_works_with_kube
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_outside_the_bootstrappers_are_refused_with_nothing_created() {
-    let env = common::start().await;
+    let env = common::start_with_node_credentials(&[]).await;
     let client = env.client().await;
     let before = bootstrap_secret_names(&env).await;
     for group in [
@@ -441,9 +587,9 @@ async fn groups_outside_the_bootstrappers_are_refused_with_nothing_created() {
 /// approved, the controller-manager (or the emulator) signs it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kubelet_csr_made_with_a_bootstrap_token_is_signed_once_approved() {
-    let env = common::start().await;
-    let client = env.client().await;
     let group = format!("system:bootstrappers:{}", unique_name("kubelets"));
+    let env = common::start_with_node_credentials(&[&group]).await;
+    let client = env.client().await;
     let issued = client
         .issue_bootstrap_token(v1::IssueBootstrapTokenRequest {
             extra_groups: vec![group.clone()],
@@ -612,7 +758,7 @@ async fn grpcurl_discovers_and_calls_the_bootstrap_service_and_metrics_name_it()
         );
         return;
     };
-    let env = common::start().await;
+    let env = common::start_with_node_credentials(&[]).await;
     let run = |args: &[&str]| {
         let out = std::process::Command::new(&grpcurl)
             .arg("-plaintext")

@@ -15,7 +15,6 @@ use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use tokend::config::AuthMode;
 use tokend::server::ServerOptions;
-use tokend::service::CertificatePolicy;
 use tokend_client::{TokendClient, v1};
 use tonic::Code;
 
@@ -42,27 +41,68 @@ fn csr(cn: &str, orgs: &[&str]) -> (String, String) {
 }
 
 fn options(allowed: &[&str], auth: AuthMode) -> ServerOptions {
-    let mut options = ServerOptions {
-        auth,
-        ..ServerOptions::default()
-    };
-    options.settings.certificates = CertificatePolicy {
-        allowed_system_identities: allowed.iter().map(|s| (*s).to_owned()).collect(),
-        ..CertificatePolicy::default()
-    };
+    let mut options = common::with_node_credentials(
+        ServerOptions {
+            auth,
+            ..ServerOptions::default()
+        },
+        &[],
+    );
+    options.settings.certificates.allowed_system_identities =
+        allowed.iter().map(|s| (*s).to_owned()).collect();
     options
 }
 
-/// How many CertificateSigningRequests hold this CSR (other tests' requests do not count).
+/// How many CertificateSigningRequests hold this CSR (other tests' requests do not count),
+/// compared by the request's DER, however its PEM text is laid out.
 async fn csrs_for(env: &TestEnv, pem: &str) -> usize {
+    let der = |text: &[u8]| pem::parse(text).map(|b| b.into_contents()).ok();
+    let wanted = der(pem.as_bytes()).expect("the test's CSR is PEM");
     Api::<CertificateSigningRequest>::all(env.kube.clone())
         .list(&Default::default())
         .await
         .expect("list CSRs")
         .items
         .into_iter()
-        .filter(|c| c.spec.request.0 == pem.as_bytes())
+        .filter(|c| der(&c.spec.request.0).as_ref() == Some(&wanted))
         .count()
+}
+
+/// A fresh key's PEM CSR whose subject holds exactly `attributes`, in this order and string
+/// encoding, one per RDN. Attributes of a type already present are written under the same OID
+/// as a "custom" type, as rcgen keeps one value per type: a hostile CSR can hold both.
+fn csr_with_subject(attributes: Vec<(rcgen::DnType, rcgen::DnValue)>) -> String {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let mut seen = Vec::new();
+    for (kind, value) in attributes {
+        let kind = if seen.contains(&kind) {
+            rcgen::DnType::CustomDnType(oid_of(&kind))
+        } else {
+            seen.push(kind.clone());
+            kind
+        };
+        params.distinguished_name.push(kind, value);
+    }
+    params
+        .serialize_request(&key)
+        .expect("CSR")
+        .pem()
+        .expect("PEM")
+}
+
+fn oid_of(kind: &rcgen::DnType) -> Vec<u64> {
+    match kind {
+        rcgen::DnType::CommonName => vec![2, 5, 4, 3],
+        rcgen::DnType::OrganizationName => vec![2, 5, 4, 10],
+        rcgen::DnType::OrganizationalUnitName => vec![2, 5, 4, 11],
+        other => panic!("no OID written down for {other:?}"),
+    }
+}
+
+fn utf8(text: &str) -> rcgen::DnValue {
+    rcgen::DnValue::Utf8String(text.to_owned())
 }
 
 async fn kubectl(args: &[&str]) -> std::process::Output {
@@ -376,4 +416,104 @@ async fn a_caller_without_approve_rights_is_refused_before_any_csr_exists() {
     })
     .await
     .expect("issued once allowed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subject_naming_more_than_the_request_is_refused_with_nothing_created() {
+    use rcgen::{DnType, DnValue};
+    let env = common::start_with(options(&[], AuthMode::None)).await;
+    let client = env.client().await;
+    let user = unique_name("alice");
+    let t61 = |text: &str| DnValue::TeletexString(text.try_into().expect("T.61 text"));
+    // Each CSR asks for {user, groups: [dev]} and names something more, or names it in a way
+    // Go (and so the API server's authenticator) may read differently.
+    let hostile = [
+        (
+            "T61String CN and O after the UTF8String ones (Go keeps the last CN)",
+            vec![
+                (DnType::CommonName, utf8(&user)),
+                (DnType::OrganizationName, utf8("dev")),
+                (DnType::OrganizationName, t61("system:nodes")),
+                (DnType::CommonName, t61("system:kube-controller-manager")),
+            ],
+        ),
+        (
+            "a second UTF8String CN",
+            vec![
+                (DnType::CommonName, utf8(&user)),
+                (DnType::OrganizationName, utf8("dev")),
+                (DnType::CommonName, utf8("mallory")),
+            ],
+        ),
+        (
+            "the group as a BMPString",
+            vec![
+                (DnType::CommonName, utf8(&user)),
+                (
+                    DnType::OrganizationName,
+                    DnValue::BmpString("dev".try_into().expect("BMP text")),
+                ),
+            ],
+        ),
+        (
+            "an OU beside CN and O",
+            vec![
+                (DnType::CommonName, utf8(&user)),
+                (DnType::OrganizationName, utf8("dev")),
+                (DnType::OrganizationalUnitName, utf8("system:masters")),
+            ],
+        ),
+    ];
+    for (what, subject) in hostile {
+        let pem = csr_with_subject(subject);
+        let answer = client
+            .issue_client_certificate(request(&pem, &user, &["dev"]))
+            .await;
+        if let Ok(issued) = &answer {
+            let block = pem::parse(&issued.certificate).expect("PEM");
+            let (_, cert) = x509_parser::parse_x509_certificate(block.contents()).expect("X.509");
+            panic!(
+                "{what}: a certificate was issued for {user}/dev whose subject is {}",
+                cert.subject()
+            );
+        }
+        assert_eq!(
+            violations_of(&answer),
+            [("csr".to_owned(), "CSR_IDENTITY_MISMATCH".to_owned())],
+            "{what}"
+        );
+        assert_code(answer, Code::InvalidArgument, "csr");
+        assert_eq!(csrs_for(&env, &pem).await, 0, "{what}: no CSR was created");
+    }
+
+    // A PrintableString CN and O (what openssl writes by default) read the same everywhere.
+    let printable = |text: &str| DnValue::PrintableString(text.try_into().expect("printable"));
+    let pem = csr_with_subject(vec![
+        (DnType::CommonName, printable(&user)),
+        (DnType::OrganizationName, printable("dev")),
+    ]);
+    client
+        .issue_client_certificate(request(&pem, &user, &["dev"]))
+        .await
+        .expect("a PrintableString subject naming exactly the request is issued");
+    assert_eq!(csrs_for(&env, &pem).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_are_refused_with_nothing_created_unless_the_operator_turns_them_on() {
+    // Given tokend started without --enable-client-certificates.
+    let env = common::start().await;
+    let client = env.client().await;
+    let user = unique_name("alice");
+    let (pem, _) = csr(&user, &[]);
+    let refused = client
+        .issue_client_certificate(request(&pem, &user, &[]))
+        .await;
+    assert_eq!(reason_of(&refused), Some("FEATURE_DISABLED"));
+    assert_code(
+        refused,
+        Code::FailedPrecondition,
+        "--enable-client-certificates",
+    );
+    assert_eq!(csrs_for(&env, &pem).await, 0, "no CSR was created");
 }

@@ -37,8 +37,10 @@ use tonic::Code;
 
 type Outcome = Result<(), String>;
 
+/// Options as deploy/'s Deployment sets them (which switches bootstrap tokens and client
+/// certificates on, as it grants their RBAC).
 fn options() -> ServerOptions {
-    ServerOptions {
+    let options = ServerOptions {
         auth: AuthMode::Kubernetes,
         settings: Settings {
             policy: Policy {
@@ -55,7 +57,8 @@ fn options() -> ServerOptions {
             ..SweeperOptions::default()
         }),
         ..ServerOptions::default()
-    }
+    };
+    common::with_node_credentials(options, &[])
 }
 
 /// A caller allowed everything, so only tokend's own rights can make the scenario fail.

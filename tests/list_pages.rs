@@ -1,12 +1,13 @@
 //! ListTokens in pages (AIP-158) and its filters, through the client crate: pages that together
 //! hold every record once, a label selector over the callers' labels, state filtering, and page
-//! tokens that only continue the query they came from.
+//! tokens that only continue the query they came from and that only tokend can mint (ListTokens'
+//! and ListBootstrapTokens').
 
 use tokend_test_support as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{assert_code, issue, start};
+use common::{assert_code, issue, reason_of, start, unique_name, violations_of};
 use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
@@ -248,4 +249,116 @@ async fn states_filter_orphaned_and_active_records() {
         Code::InvalidArgument,
         "states",
     );
+}
+
+/// A page token with the same meaning as `genuine` that tokend never wrote: its base64 JSON
+/// payload (the part before any `.`) re-serialised with other whitespace and re-encoded, as
+/// someone who read the format would mint one. Page tokens, like the API server's continue
+/// tokens, are unpadded URL-safe base64.
+fn minted_like(genuine: &str) -> String {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let payload = genuine.split('.').next().unwrap_or(genuine);
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("a page token is base64");
+    let value: serde_json::Value = serde_json::from_slice(&bytes).expect("of JSON");
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec_pretty(&value).expect("JSON"))
+}
+
+/// `genuine` with one character of its end changed.
+fn altered(genuine: &str) -> String {
+    let mut text = genuine.to_owned();
+    let last = text.pop().expect("not empty");
+    text.push(if last == 'A' { 'B' } else { 'A' });
+    text
+}
+
+fn assert_page_token_refused<T: std::fmt::Debug>(answer: Result<T, tokend_client::Error>) {
+    assert_eq!(reason_of(&answer), Some("INVALID_FIELDS"), "{answer:?}");
+    assert_eq!(
+        violations_of(&answer),
+        [("page_token".to_owned(), "PAGE_TOKEN_INVALID".to_owned())]
+    );
+    assert_code(answer, Code::InvalidArgument, "page_token");
+}
+
+#[tokio::test]
+async fn a_list_tokens_page_token_tokend_did_not_mint_is_refused() {
+    // Given three records listed one a page,
+    let env = start().await;
+    let ns = env.fresh_namespace().await;
+    let client = env.client().await;
+    for _ in 0..3 {
+        issue_labelled(&client, &ns, "sa", &[]).await;
+    }
+    let page = |page_token: String| {
+        client.list_tokens(v1::ListTokensRequest {
+            namespace: ns.clone(),
+            page_size: 1,
+            page_token,
+            ..Default::default()
+        })
+    };
+    let genuine = page(String::new())
+        .await
+        .expect("first page")
+        .next_page_token;
+    assert!(!genuine.is_empty());
+
+    // when the next page is asked for with a token minted outside tokend or altered, then it is
+    // refused, naming page_token;
+    assert_page_token_refused(page(minted_like(&genuine)).await);
+    assert_page_token_refused(page(altered(&genuine)).await);
+    // and tokend's own token still continues the listing.
+    let second = page(genuine).await.expect("second page");
+    assert_eq!(second.tokens.len(), 1);
+}
+
+#[tokio::test]
+async fn a_list_bootstrap_tokens_page_token_tokend_did_not_mint_is_refused() {
+    // Given two bootstrap tokens (at least: other tests make theirs) listed one a page,
+    let env = common::start_with_node_credentials(&[]).await;
+    let client = env.client().await;
+    let description = unique_name("paged");
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        ids.push(
+            client
+                .issue_bootstrap_token(v1::IssueBootstrapTokenRequest {
+                    description: description.clone(),
+                    ..Default::default()
+                })
+                .await
+                .expect("issue a bootstrap token")
+                .token_id,
+        );
+    }
+    let page = |page_token: String| {
+        client.list_bootstrap_tokens(v1::ListBootstrapTokensRequest {
+            page_size: 1,
+            page_token,
+        })
+    };
+    let genuine = page(String::new())
+        .await
+        .expect("first page")
+        .next_page_token;
+    assert!(!genuine.is_empty());
+
+    // when the next page is asked for with a token minted outside tokend (the API server's own
+    // continue tokens are not signed) or altered, then it is refused, naming page_token;
+    let minted = page(minted_like(&genuine)).await;
+    let altered = page(altered(&genuine)).await;
+    // and tokend's own token still continues the listing.
+    let second = page(genuine).await;
+    for id in ids {
+        client
+            .revoke_bootstrap_token(v1::RevokeBootstrapTokenRequest { token_id: id })
+            .await
+            .expect("revoke");
+    }
+    assert_page_token_refused(minted);
+    assert_page_token_refused(altered);
+    assert_eq!(second.expect("second page").bootstrap_tokens.len(), 1);
 }

@@ -9,8 +9,6 @@ use tokend_test_support as common;
 
 use common::{TestEnv, unique_name};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Subject};
-use tokend::config::AuthMode;
-use tokend::server::ServerOptions;
 
 fn tokenctl_path() -> PathBuf {
     if let Some(path) = std::env::var_os("TOKENCTL_BIN") {
@@ -52,7 +50,7 @@ async fn tokenctl(env: &TestEnv, args: &[&str]) -> (Option<i32>, String, String)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bootstrap_create_prints_a_join_command_then_list_and_revoke() {
-    let env = common::start().await;
+    let env = common::start_with_node_credentials(&[]).await;
     // When a bootstrap token is created with --print-join-command.
     let (code, join, err) = tokenctl(&env, &["bootstrap", "create", "--print-join-command"]).await;
     assert_eq!(code, Some(0), "{err}");
@@ -98,11 +96,7 @@ async fn kubeconfig_client_cert_makes_the_key_locally_and_works_with_kubectl() {
         );
         return;
     }
-    let env = common::start_with(ServerOptions {
-        auth: AuthMode::None,
-        ..ServerOptions::default()
-    })
-    .await;
+    let env = common::start_with_node_credentials(&[]).await;
     let ns = env.fresh_namespace().await;
     let user = unique_name("carol");
     let group = unique_name("ops");

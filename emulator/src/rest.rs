@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use crate::admission::{normalize, prepare, random_suffix, validate};
@@ -209,11 +209,13 @@ fn list(
     Ok(body)
 }
 
-/// The shape of a real server's continue token: base64 of `{"v","rv","start"}`.
+/// The shape of a real server's continue token: unpadded URL-safe base64 (Go's RawURLEncoding,
+/// as apiserver's storage.EncodeContinue writes and DecodeContinue insists on) of
+/// `{"v","rv","start"}`.
 fn encode_continue(revision: u64, (ns, name): &(String, String)) -> String {
     let token =
         json!({"v": "meta.k8s.io/v1", "rv": revision, "start": format!("{ns}/{name}\u{0}")});
-    STANDARD.encode(token.to_string())
+    URL_SAFE_NO_PAD.encode(token.to_string())
 }
 
 fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
@@ -222,7 +224,7 @@ fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
             "continue key is not valid: the continue token is not valid for this list",
         )
     };
-    let bytes = STANDARD.decode(token).map_err(|_| invalid())?;
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
     let value: Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
     let start = value
         .get("start")

@@ -368,7 +368,15 @@ async fn lists_page_with_limit_and_continue_and_answer_metadata_only() -> Result
         ensure!(page.items.len() <= 2, "a page holds at most limit");
         seen.extend(page.items.into_iter().filter_map(|i| i.metadata.name));
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => next = Some(token),
+            Some(token) => {
+                // Go's RawURLEncoding (unpadded, URL-safe) of JSON naming the version, as
+                // apiserver's storage.EncodeContinue writes it: anyone can read and remake it.
+                use base64::Engine as _;
+                let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&token)?;
+                let value: serde_json::Value = serde_json::from_slice(&bytes)?;
+                ensure!(value["v"] == "meta.k8s.io/v1", "{value}");
+                next = Some(token);
+            }
             None => break,
         }
         ensure!(pages < 10, "paging ends");

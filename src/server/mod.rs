@@ -236,6 +236,30 @@ impl ServerOptions {
                 "--client-cert-allowed-system-identities may not name system:masters".into(),
             ));
         }
+        if let Some(group) = args
+            .bootstrap_token_allowed_groups
+            .iter()
+            .find(|g| !crate::service::is_bootstrap_group(g))
+        {
+            return Err(ServerError::Config(format!(
+                "--bootstrap-token-allowed-groups: {group:?} is not a group a bootstrap token can \
+                 carry (system:bootstrappers:[a-z0-9:-]{{0,255}}[a-z0-9])"
+            )));
+        }
+        if args.enable_bootstrap_tokens
+            && !args.allowed_namespaces.is_empty()
+            && !args
+                .allowed_namespaces
+                .iter()
+                .any(|n| n == crate::vocabulary::BOOTSTRAP_TOKEN_NAMESPACE)
+        {
+            // Deliberate: listing kube-system in --allowed-namespaces would open it to
+            // ServiceAccount tokens too; --enable-bootstrap-tokens is the operator's say-so.
+            tracing::info!(
+                "bootstrap tokens are on: they are Secrets in kube-system, which \
+                 --allowed-namespaces (ServiceAccount tokens only) does not list"
+            );
+        }
         if args.default_duration > args.max_duration {
             return Err(ServerError::Config(
                 "--default-duration is longer than --max-duration".into(),
@@ -260,10 +284,13 @@ impl ServerOptions {
                     },
                 },
                 bootstrap: BootstrapPolicy {
+                    enabled: args.enable_bootstrap_tokens,
                     default_duration: args.bootstrap_token_default_duration,
                     max_duration: args.bootstrap_token_max_duration,
+                    allowed_groups: args.bootstrap_token_allowed_groups.clone(),
                 },
                 certificates: CertificatePolicy {
+                    enabled: args.enable_client_certificates,
                     max_duration: args.client_cert_max_duration,
                     allowed_system_identities: args.client_cert_allowed_system_identities.clone(),
                     ..CertificatePolicy::default()

@@ -29,20 +29,34 @@ use crate::vocabulary::{
 /// Limits on bootstrap tokens, set by the operator.
 #[derive(Debug, Clone)]
 pub struct BootstrapPolicy {
+    /// Whether tokend issues, lists, reads and revokes bootstrap tokens at all
+    /// (`--enable-bootstrap-tokens`): they are Secrets in kube-system, whatever
+    /// `--allowed-namespaces` says, so only an operator's explicit choice turns them on.
+    pub enabled: bool,
     /// Lifetime of a token whose request names none (kubeadm's default: 24h).
     pub default_duration: Duration,
     /// Longest lifetime a caller may ask for.
     pub max_duration: Duration,
+    /// The extra groups a token may carry (`--bootstrap-token-allowed-groups`); a request naming
+    /// none gets kubeadm's default, which must be listed too.
+    pub allowed_groups: Vec<String>,
 }
 
 impl Default for BootstrapPolicy {
     fn default() -> Self {
         Self {
+            enabled: false,
             default_duration: Duration::from_secs(24 * 3600),
             max_duration: Duration::from_secs(7 * 24 * 3600),
+            allowed_groups: vec![BOOTSTRAP_DEFAULT_EXTRA_GROUP.to_owned()],
         }
     }
 }
+
+/// The flag that switches bootstrap tokens on.
+pub const ENABLE_BOOTSTRAP_TOKENS_FLAG: &str = "--enable-bootstrap-tokens";
+/// What the tags of ListBootstrapTokens' page tokens are made for.
+const LIST_BOOTSTRAP_TOKENS_PAGES: &str = "tokend.v1.ListBootstrapTokens page token";
 
 /// Longest `description` accepted.
 const MAX_DESCRIPTION: usize = 1024;
@@ -127,6 +141,7 @@ impl TokenService {
         caller: &Caller,
         request: BootstrapIssue,
     ) -> Result<IssuedBootstrapToken> {
+        self.require_bootstrap_tokens()?;
         // Every bad field at once, then this server's policy.
         let mut violations = Violations::default();
         let lifetime = self.bootstrap_lifetime(&request.duration, &mut violations);
@@ -148,6 +163,7 @@ impl TokenService {
         );
         violations.into_result()?;
         let policy = &self.settings.bootstrap;
+        check_allowed_groups(&policy.allowed_groups, &groups)?;
         let lifetime = lifetime.unwrap_or(policy.default_duration);
         if lifetime > policy.max_duration {
             return Err(over_maximum(
@@ -255,6 +271,7 @@ impl TokenService {
         page_size: i32,
         page_token: &str,
     ) -> Result<BootstrapTokenPage> {
+        self.require_bootstrap_tokens()?;
         let limit = match page_size {
             0 => super::DEFAULT_PAGE_SIZE,
             n if n < 0 => {
@@ -280,10 +297,20 @@ impl TokenService {
             },
         )
         .await?;
-        let continue_token = (!page_token.is_empty()).then_some(page_token);
+        let key = self.key().await?;
+        // Only a page token tokend minted reaches the API server (whose own are not signed).
+        let continue_token = match page_token {
+            "" => None,
+            text => Some(super::listing::read_page_token(
+                key,
+                LIST_BOOTSTRAP_TOKENS_PAGES,
+                text,
+                "",
+            )?),
+        };
         let page = self
             .cluster
-            .bootstrap_token_secrets(limit, continue_token)
+            .bootstrap_token_secrets(limit, continue_token.as_deref())
             .await
             .map_err(|e| match Error::from(e) {
                 Error::InvalidArgument(_) => Error::invalid(
@@ -301,7 +328,17 @@ impl TokenService {
                 .filter(|s| id_of(s).is_some())
                 .map(|s| info_of(s, now))
                 .collect(),
-            next_page_token: page.continue_token.unwrap_or_default(),
+            next_page_token: page
+                .continue_token
+                .map(|c| {
+                    super::listing::write_page_token(
+                        key,
+                        LIST_BOOTSTRAP_TOKENS_PAGES,
+                        c,
+                        String::new(),
+                    )
+                })
+                .unwrap_or_default(),
         })
     }
 
@@ -311,6 +348,7 @@ impl TokenService {
         caller: &Caller,
         token_id: &str,
     ) -> Result<BootstrapTokenInfo> {
+        self.require_bootstrap_tokens()?;
         let id = parse_token_id(token_id)?;
         let name = format!("{BOOTSTRAP_TOKEN_SECRET_PREFIX}{id}");
         self.require(caller, secret_access("get", &name)).await?;
@@ -324,6 +362,7 @@ impl TokenService {
 
     /// Revokes a bootstrap token: deletes its Secret.
     pub async fn revoke_bootstrap_token(&self, caller: &Caller, token_id: &str) -> Result<String> {
+        self.require_bootstrap_tokens()?;
         let id = parse_token_id(token_id)?;
         let name = format!("{BOOTSTRAP_TOKEN_SECRET_PREFIX}{id}");
         self.require(caller, secret_access("delete", &name)).await?;
@@ -342,6 +381,15 @@ impl TokenService {
         }
         super::audit::bootstrap_revoked(caller, id);
         Ok(id.to_owned())
+    }
+
+    /// Refuses every bootstrap-token call unless the operator switched them on.
+    fn require_bootstrap_tokens(&self) -> Result<()> {
+        super::policy::require_enabled(
+            self.settings.bootstrap.enabled,
+            "bootstrap tokens (Secrets in kube-system)",
+            ENABLE_BOOTSTRAP_TOKENS_FLAG,
+        )
     }
 
     /// The lifetime asked for (the default when `text` is empty), or None after recording why
@@ -426,8 +474,9 @@ fn parse_token_id(token_id: &str) -> Result<&str> {
     }
 }
 
-/// kubeadm's BootstrapGroupPattern: `system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]`.
-fn valid_group(group: &str) -> bool {
+/// kubeadm's BootstrapGroupPattern: `system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]` (also
+/// what `--bootstrap-token-allowed-groups` is checked against at start).
+pub fn is_bootstrap_group(group: &str) -> bool {
     let Some(rest) = group.strip_prefix(BOOTSTRAP_GROUP_PREFIX) else {
         return false;
     };
@@ -457,7 +506,7 @@ fn extra_groups(groups: Vec<String>, violations: &mut Violations) -> Vec<String>
     }
     let mut unique = Vec::with_capacity(groups.len());
     for (i, group) in groups.into_iter().enumerate() {
-        if !valid_group(&group) {
+        if !is_bootstrap_group(&group) {
             violations.add(
                 format!("extra_groups[{i}]"),
                 Reason::NameInvalid,
@@ -472,6 +521,33 @@ fn extra_groups(groups: Vec<String>, violations: &mut Violations) -> Vec<String>
         }
     }
     unique
+}
+
+/// This server's policy on the extra groups a token carries: each must be one the operator
+/// listed (`allowed`), as a group is what RBAC grants a joining node.
+fn check_allowed_groups(allowed: &[String], groups: &[String]) -> Result<()> {
+    match groups.iter().find(|g| !allowed.contains(g)) {
+        None => Ok(()),
+        Some(group) => Err(Error::FailedPrecondition(
+            Failure::new(
+                Reason::GroupNotAllowed,
+                format!(
+                    "extra_groups: {} is not a group this server issues bootstrap tokens in \
+                     (--bootstrap-token-allowed-groups: {}){}",
+                    echo(group),
+                    allowed.join(","),
+                    if group == BOOTSTRAP_DEFAULT_EXTRA_GROUP {
+                        "; a request naming no group asks for kubeadm's default"
+                    } else {
+                        ""
+                    }
+                ),
+            )
+            .with("field", "extra_groups")
+            .with("group", group.as_str())
+            .with("allowed", allowed.join(",")),
+        )),
+    }
 }
 
 /// The usages to mark (both when none are asked for), in kubeadm's order; every usage kubeadm
@@ -666,6 +742,29 @@ mod tests {
             .map(|i| (format!("extra_groups[{i}]"), Reason::NameInvalid))
             .collect();
         assert_eq!(fields, expected);
+    }
+
+    #[test]
+    fn only_listed_groups_are_issued() {
+        let allowed = vec![
+            BOOTSTRAP_DEFAULT_EXTRA_GROUP.to_owned(),
+            "system:bootstrappers:workers".to_owned(),
+        ];
+        assert!(check_allowed_groups(&allowed, &allowed).is_ok());
+        assert!(matches!(
+            check_allowed_groups(
+                &allowed,
+                &[
+                    "system:bootstrappers:workers".into(),
+                    "system:bootstrappers:other".into()
+                ]
+            ),
+            Err(Error::FailedPrecondition(Failure {
+                reason: Reason::GroupNotAllowed,
+                ..
+            }))
+        ));
+        assert!(check_allowed_groups(&[], &[BOOTSTRAP_DEFAULT_EXTRA_GROUP.into()]).is_err());
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! Kubernetes cannot revoke a client certificate before it expires, so the lifetime is capped
 //! (`--client-cert-max-duration`) and every certificate is audited with its serial number.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
@@ -25,6 +24,9 @@ use crate::vocabulary::{
 /// Limits on client certificates, set by the operator.
 #[derive(Debug, Clone)]
 pub struct CertificatePolicy {
+    /// Whether tokend signs client certificates at all (`--enable-client-certificates`): they
+    /// cannot be revoked, so only an operator's explicit choice turns them on.
+    pub enabled: bool,
     /// Longest lifetime, and the lifetime of a request that names none.
     pub max_duration: Duration,
     /// `system:` users and groups a certificate may name (never `system:masters`).
@@ -36,6 +38,7 @@ pub struct CertificatePolicy {
 impl Default for CertificatePolicy {
     fn default() -> Self {
         Self {
+            enabled: false,
             max_duration: Duration::from_secs(3600),
             allowed_system_identities: Vec::new(),
             signing_wait: Duration::from_secs(20),
@@ -43,6 +46,8 @@ impl Default for CertificatePolicy {
     }
 }
 
+/// The flag that switches client certificates on.
+pub const ENABLE_CLIENT_CERTIFICATES_FLAG: &str = "--enable-client-certificates";
 /// Largest CSR accepted, PEM bytes.
 const MAX_CSR_BYTES: usize = 16 * 1024;
 /// Most groups one certificate may name.
@@ -89,11 +94,16 @@ impl TokenService {
         caller: &Caller,
         request: CertificateIssue,
     ) -> Result<IssuedCertificate> {
+        super::policy::require_enabled(
+            self.settings.certificates.enabled,
+            "client certificates (signed by the cluster's kube-apiserver-client signer)",
+            ENABLE_CLIENT_CERTIFICATES_FLAG,
+        )?;
         // Every bad field at once; then this server's policy; then the caller's rights.
         let mut violations = Violations::default();
         let lifetime = self.certificate_lifetime(&request.duration, &mut violations);
         let groups = identity_violations(&request.user, &request.groups, &mut violations);
-        check_csr(
+        let csr = check_csr(
             &request.csr,
             groups
                 .as_deref()
@@ -120,6 +130,7 @@ impl TokenService {
         }
         violations.into_result()?;
         let groups = groups.unwrap_or_default();
+        let csr = csr.unwrap_or_default();
         let server = server.unwrap_or_default();
         let policy = &self.settings.certificates;
         check_system_identities(&policy.allowed_system_identities, &request.user, &groups)?;
@@ -141,7 +152,7 @@ impl TokenService {
         let user = request.user.clone();
         // In a task of its own, so the request object is deleted even if the caller leaves.
         tokio::spawn(async move {
-            let signed = this.sign(&request.csr, lifetime).await;
+            let signed = this.sign(&csr, lifetime).await;
             let answer = signed.and_then(|pem| {
                 let (serial, not_after) = certificate_facts(&pem)?;
                 let kubeconfig = credential_kubeconfig::render(
@@ -390,13 +401,20 @@ fn check_system_identities(allowed: &[String], user: &str, groups: &[String]) ->
     Ok(())
 }
 
-/// Records a CSR that is missing, does not parse, or (when `identity` is known to be well formed)
-/// does not name exactly its user (CN) and groups (O).
-fn check_csr(pem_text: &str, identity: Option<(&str, &[String])>, violations: &mut Violations) {
+/// The CSR as the API server will be sent it: the PEM of exactly the DER checked here, so no
+/// difference between this PEM reader and Go's can make the API server read another request.
+/// None after recording in `violations` a CSR that is missing, is not exactly one PEM block of
+/// one PKCS#10 request, or (when `identity` is known to be well formed) whose subject is not
+/// exactly its user (CN) and groups (O).
+fn check_csr(
+    pem_text: &str,
+    identity: Option<(&str, &[String])>,
+    violations: &mut Violations,
+) -> Option<String> {
     use x509_parser::prelude::FromDer as _;
     if pem_text.is_empty() {
         violations.add("csr", Reason::FieldRequired, "must not be empty");
-        return;
+        return None;
     }
     if pem_text.len() > MAX_CSR_BYTES {
         violations.add(
@@ -404,61 +422,132 @@ fn check_csr(pem_text: &str, identity: Option<(&str, &[String])>, violations: &m
             Reason::CsrInvalid,
             format!("must be at most {MAX_CSR_BYTES} bytes"),
         );
-        return;
+        return None;
     }
-    let Some(block) = pem::parse(pem_text)
-        .ok()
-        .filter(|b| b.tag() == "CERTIFICATE REQUEST")
-    else {
+    let blocks = pem::parse_many(pem_text).unwrap_or_default();
+    let [block] = blocks.as_slice() else {
         violations.add(
             "csr",
             Reason::CsrInvalid,
             "must be one PEM \"CERTIFICATE REQUEST\" block",
         );
-        return;
+        return None;
     };
-    let Ok((_, csr)) =
+    if block.tag() != "CERTIFICATE REQUEST" {
+        violations.add(
+            "csr",
+            Reason::CsrInvalid,
+            "must be one PEM \"CERTIFICATE REQUEST\" block",
+        );
+        return None;
+    }
+    let Ok(([], csr)) =
         x509_parser::certification_request::X509CertificationRequest::from_der(block.contents())
     else {
         violations.add(
             "csr",
             Reason::CsrInvalid,
-            "must hold a PKCS#10 certificate request",
+            "must hold one PKCS#10 certificate request and nothing after it",
         );
-        return;
+        return None;
     };
-    let Some((user, groups)) = identity else {
-        return;
+    if let Some((user, groups)) = identity
+        && let Err(rule) = check_subject(
+            csr.certification_request_info.subject.as_raw(),
+            user,
+            groups,
+        )
+    {
+        violations.add("csr", Reason::CsrIdentityMismatch, rule);
+        return None;
+    }
+    Some(pem::encode_config(
+        &pem::Pem::new("CERTIFICATE REQUEST", block.contents()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    ))
+}
+
+/// Checks a subject (its DER) attribute by attribute, as the API server's x509 authenticator will
+/// read the certificate signed from it (Go's crypto/x509: the last CN is the user, every O a
+/// group, T61String, BMPString, IA5String and the rest decoded as strings too). Accepted are only
+/// RDNs of one CN or O, each a UTF8String or PrintableString (which every reader decodes alike),
+/// with exactly one CN equal to `user` and the O values equal to `groups`; anything else is the
+/// rule broken, so that what tokend checked and audits is what the cluster authenticates. The
+/// DER is walked here to its last byte rather than through x509-parser's Name, which stops at
+/// the first RDN it cannot parse and keeps what came before, where Go would read on.
+fn check_subject(
+    subject_der: &[u8],
+    user: &str,
+    groups: &[String],
+) -> std::result::Result<(), String> {
+    use x509_parser::der_parser::asn1_rs::{Any, FromDer as _, Oid, Sequence, Set, Tag};
+    use x509_parser::oid_registry::{OID_X509_COMMON_NAME, OID_X509_ORGANIZATION_NAME};
+    const RULE: &str = "its subject must be exactly one CN (the user) and one O per group, each a \
+                        UTF8String or PrintableString in an RDN of its own";
+    let unreadable = |what: &str| format!("{RULE} (it has {what})");
+    let name = match Sequence::from_der(subject_der) {
+        Ok(([], name)) => name,
+        _ => return Err(unreadable("a subject that is not one whole DER Name")),
     };
-    let subject = &csr.certification_request_info.subject;
-    let cns: Vec<&str> = subject
-        .iter_common_name()
-        .filter_map(|a| a.as_str().ok())
-        .collect();
+    let mut cns = Vec::new();
+    let mut orgs = Vec::new();
+    let mut rdns: &[u8] = &name.content;
+    while !rdns.is_empty() {
+        let Ok((next, rdn)) = Set::from_der(rdns) else {
+            return Err(unreadable("an RDN that is not a DER SET"));
+        };
+        rdns = next;
+        let Ok(([], attribute)) = Sequence::from_der(&rdn.content) else {
+            return Err(unreadable("a multi-valued, empty or malformed RDN"));
+        };
+        let Ok((after_type, attribute_type)) = Oid::from_der(&attribute.content) else {
+            return Err(unreadable("an attribute without a type"));
+        };
+        let Ok(([], value)) = Any::from_der(after_type) else {
+            return Err(unreadable("an attribute without exactly one value"));
+        };
+        let text = match value.tag() {
+            Tag::Utf8String => std::str::from_utf8(value.data).ok(),
+            Tag::PrintableString => std::str::from_utf8(value.data)
+                .ok()
+                .filter(|t| t.bytes().all(printable)),
+            _ => None,
+        };
+        let Some(text) = text else {
+            return Err(unreadable(&format!(
+                "a value of ASN.1 tag {} that Go may read otherwise",
+                value.tag().0
+            )));
+        };
+        if attribute_type == OID_X509_COMMON_NAME {
+            cns.push(text.to_owned());
+        } else if attribute_type == OID_X509_ORGANIZATION_NAME {
+            orgs.push(text.to_owned());
+        } else {
+            return Err(unreadable(&format!("attribute {attribute_type} too")));
+        }
+    }
     if cns != [user] {
-        violations.add(
-            "csr",
-            Reason::CsrIdentityMismatch,
-            format!(
-                "its subject CN must be exactly the user {} (it names {:?})",
-                echo(user),
-                cns.iter().map(|c| echo(c)).collect::<Vec<_>>()
-            ),
-        );
-        return;
+        return Err(format!(
+            "{RULE}: the CN must be the user {} (it names {:?})",
+            echo(user),
+            cns.iter().map(|c| echo(c)).collect::<Vec<_>>()
+        ));
     }
-    let orgs: BTreeSet<&str> = subject
-        .iter_organization()
-        .filter_map(|a| a.as_str().ok())
-        .collect();
-    let wanted: BTreeSet<&str> = groups.iter().map(String::as_str).collect();
+    orgs.sort_unstable();
+    let mut wanted: Vec<&str> = groups.iter().map(String::as_str).collect();
+    wanted.sort_unstable();
     if orgs != wanted {
-        violations.add(
-            "csr",
-            Reason::CsrIdentityMismatch,
-            "its subject O values must be exactly the groups asked for",
-        );
+        return Err(format!(
+            "{RULE}: the O values must be exactly the groups asked for, each once"
+        ));
     }
+    Ok(())
+}
+
+/// X.680's PrintableString alphabet.
+fn printable(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b)
 }
 
 /// The serial number (hex) and expiry of a signed certificate.
@@ -498,6 +587,108 @@ mod tests {
             .expect("CSR")
             .pem()
             .expect("PEM")
+    }
+
+    /// A DER Name of the given RDNs, each a list of (OID arcs, raw DER of the value).
+    fn name(rdns: &[&[(&[u64], Vec<u8>)]]) -> Vec<u8> {
+        yasna::construct_der(|w| {
+            w.write_sequence(|w| {
+                for rdn in rdns {
+                    w.next().write_set(|w| {
+                        for (oid, value) in *rdn {
+                            w.next().write_sequence(|w| {
+                                w.next()
+                                    .write_oid(&yasna::models::ObjectIdentifier::from_slice(oid));
+                                w.next().write_der(value);
+                            });
+                        }
+                    });
+                }
+            });
+        })
+    }
+
+    /// The DER of a string value of ASN.1 `tag`.
+    fn string(tag: u8, text: &str) -> Vec<u8> {
+        let mut der = vec![tag, u8::try_from(text.len()).expect("short")];
+        der.extend_from_slice(text.as_bytes());
+        der
+    }
+
+    const CN: &[u64] = &[2, 5, 4, 3];
+    const O: &[u64] = &[2, 5, 4, 10];
+    const OU: &[u64] = &[2, 5, 4, 11];
+    const UTF8: u8 = 0x0c;
+    const PRINTABLE: u8 = 0x13;
+    const T61: u8 = 0x14;
+    const IA5: u8 = 0x16;
+
+    fn subject_check(der: &[u8], user: &str, groups: &[&str]) -> bool {
+        let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
+        check_subject(der, user, &groups).is_ok()
+    }
+
+    #[test]
+    fn a_subject_is_read_attribute_by_attribute_as_go_reads_it() {
+        use x509_parser::prelude::FromDer as _;
+        let ok = name(&[
+            &[(CN, string(UTF8, "alice"))],
+            &[(O, string(PRINTABLE, "dev"))],
+            &[(O, string(UTF8, "ops"))],
+        ]);
+        assert!(subject_check(&ok, "alice", &["ops", "dev"]));
+        assert!(!subject_check(&ok, "alice", &["dev"]), "a group more");
+        // What Go reads as strings too, and would take as the last CN or another group.
+        for smuggled in [
+            name(&[&[(CN, string(UTF8, "alice"))], &[(CN, string(T61, "root"))]]),
+            name(&[
+                &[(CN, string(UTF8, "alice"))],
+                &[(O, string(T61, "system:nodes"))],
+            ]),
+            name(&[&[(CN, string(IA5, "alice"))]]),
+            // Two CNs, a multi-valued RDN, another attribute type, an empty RDN.
+            name(&[
+                &[(CN, string(UTF8, "alice"))],
+                &[(CN, string(UTF8, "alice"))],
+            ]),
+            name(&[&[(CN, string(UTF8, "alice")), (O, string(UTF8, "x"))]]),
+            name(&[&[(CN, string(UTF8, "alice"))], &[(OU, string(UTF8, "x"))]]),
+            name(&[
+                &[(CN, string(UTF8, "alice"))],
+                &[],
+                &[(CN, string(UTF8, "root"))],
+            ]),
+            // A PrintableString outside its alphabet, a UTF8String that is not UTF-8.
+            name(&[&[(CN, string(PRINTABLE, "al*ce"))]]),
+            name(&[&[(CN, vec![UTF8, 2, 0xc3, 0x28])]]),
+        ] {
+            assert!(
+                !subject_check(&smuggled, "alice", &[]),
+                "{:?}",
+                x509_parser::x509::X509Name::from_der(&smuggled).map(|(_, n)| n.to_string())
+            );
+        }
+        // Nor does anything after the Name pass.
+        let mut trailing = ok.clone();
+        trailing.push(0);
+        assert!(!subject_check(&trailing, "alice", &["ops", "dev"]));
+    }
+
+    #[test]
+    fn the_csr_sent_on_is_exactly_the_request_checked() {
+        let pem_text = csr("alice", &["dev"]);
+        let mut violations = Violations::default();
+        let sent = check_csr(&pem_text, Some(("alice", &["dev".into()])), &mut violations)
+            .expect("accepted");
+        assert_eq!(
+            pem::parse(&sent).expect("PEM").contents(),
+            pem::parse(&pem_text).expect("PEM").contents()
+        );
+        // Two blocks (Go's reader and this one might pick different ones) are refused.
+        let twice = format!("{pem_text}{}", csr("root", &[]));
+        let mut violations = Violations::default();
+        assert!(check_csr(&twice, Some(("alice", &["dev".into()])), &mut violations).is_none());
+        assert_eq!(reasons(&violations), [("csr", Reason::CsrInvalid)]);
     }
 
     fn reasons(violations: &Violations) -> Vec<(&str, Reason)> {
@@ -563,7 +754,7 @@ mod tests {
     fn the_csr_must_name_exactly_the_identity_asked_for() {
         let check = |pem: &str, user: &str, groups: &[String]| {
             let mut violations = Violations::default();
-            check_csr(pem, Some((user, groups)), &mut violations);
+            let _ = check_csr(pem, Some((user, groups)), &mut violations);
             violations
                 .0
                 .into_iter()

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::checks::secret_access;
 use super::label_selector;
 use super::record::{self, TokenRecord, TokenState};
+use super::seal::RecordKey;
 use super::{Caller, Error, Reason, Result, TokenService, Violations};
 use crate::names;
 use crate::vocabulary::{MANAGED_BY_LABEL, RESERVED_PREFIX};
@@ -56,7 +57,10 @@ pub struct ListPage {
 }
 
 /// What a page token holds: the API server's continue token and a fingerprint of the query it
-/// continues, so a token replayed with another query is refused rather than misread.
+/// continues, so a token replayed with another query is refused rather than misread. It travels
+/// as `<base64url JSON>.<base64url tag>`, the tag the record key's HMAC over the JSON for one
+/// list: only tokend's replicas mint page tokens, so a caller cannot hand the API server a
+/// continue token of their own making, nor one of another list.
 #[derive(Serialize, Deserialize)]
 struct PageToken {
     /// Kubernetes' continue token.
@@ -64,6 +68,9 @@ struct PageToken {
     /// Fingerprint of the query.
     q: String,
 }
+
+/// What the tags of ListTokens' page tokens are made for.
+pub(super) const LIST_TOKENS_PAGES: &str = "tokend.v1.ListTokens page token";
 
 impl ListQuery {
     fn fingerprint(&self, selector: &str) -> String {
@@ -122,15 +129,22 @@ impl TokenService {
                 }),
             )
             .map(|selector| selector.to_string());
-        let continue_token = match (query.page_token.as_str(), &callers_selector) {
-            ("", _) | (_, None) => None,
-            (text, Some(selector)) => match read_page_token(text, &query.fingerprint(selector)) {
-                Ok(continue_token) => Some(continue_token),
-                Err(e) => {
-                    violations.absorb(Err(e))?;
-                    None
+        // Page tokens are checked with the record key, read first only when there is one.
+        let page_key = match query.page_token.as_str() {
+            "" => None,
+            _ => Some(self.key().await?),
+        };
+        let continue_token = match (query.page_token.as_str(), &callers_selector, page_key) {
+            ("", _, _) | (_, None, _) | (_, _, None) => None,
+            (text, Some(selector), Some(key)) => {
+                match read_page_token(key, LIST_TOKENS_PAGES, text, &query.fingerprint(selector)) {
+                    Ok(continue_token) => Some(continue_token),
+                    Err(e) => {
+                        violations.absorb(Err(e))?;
+                        None
+                    }
                 }
-            },
+            }
         };
         violations.into_result()?;
         let callers_selector = callers_selector.unwrap_or_default();
@@ -190,7 +204,7 @@ impl TokenService {
             .filter(|(_, state)| query.wants(*state))
             .collect();
         let next_page_token = match page.continue_token {
-            Some(c) => write_page_token(&PageToken { c, q: fingerprint }),
+            Some(c) => write_page_token(key, LIST_TOKENS_PAGES, c, fingerprint),
             None => String::new(),
         };
         Ok(ListPage {
@@ -220,20 +234,49 @@ impl TokenService {
     }
 }
 
-fn write_page_token(token: &PageToken) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(token).unwrap_or_default())
+/// The page token continuing `continue_token` of the list `purpose` names, for the query with
+/// `fingerprint`, tagged with `key`.
+pub(super) fn write_page_token(
+    key: &RecordKey,
+    purpose: &str,
+    continue_token: String,
+    fingerprint: String,
+) -> String {
+    let json = serde_json::to_vec(&PageToken {
+        c: continue_token,
+        q: fingerprint,
+    })
+    .unwrap_or_default();
+    format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(&json),
+        URL_SAFE_NO_PAD.encode(key.tag(purpose, &json))
+    )
 }
 
-fn read_page_token(text: &str, fingerprint: &str) -> Result<String> {
+/// The API server's continue token in `text`, when `text` is a page token `key` tagged for the
+/// list `purpose` names and the query with `fingerprint`; else INVALID_ARGUMENT on `page_token`.
+pub(super) fn read_page_token(
+    key: &RecordKey,
+    purpose: &str,
+    text: &str,
+    fingerprint: &str,
+) -> Result<String> {
     let invalid = || {
         Error::invalid(
             "page_token",
             Reason::PageTokenInvalid,
-            "is not a next_page_token this server returned",
+            "is not a next_page_token this server returned for this list",
         )
     };
-    let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
-    let token: PageToken = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let (payload, tag) = text.split_once('.').ok_or_else(invalid)?;
+    let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| invalid())?;
+    let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| invalid())?;
+    // The tag first: nothing of a token tokend did not mint is read.
+    if !key.verifies_tag(purpose, &json, &tag) {
+        return Err(invalid());
+    }
+    let token: PageToken = serde_json::from_slice(&json).map_err(|_| invalid())?;
     if token.q != fingerprint {
         return Err(Error::invalid(
             "page_token",
@@ -253,20 +296,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_page_token_only_continues_its_own_query() {
+    fn a_page_token_only_continues_its_own_query_and_only_when_tokend_minted_it() {
+        let key = RecordKey::new(&[7; 32]);
         let query = ListQuery {
             namespace: "a".into(),
             ..Default::default()
         };
-        let token = write_page_token(&PageToken {
-            c: "k8s-continue".into(),
-            q: query.fingerprint(""),
-        });
+        let read = |text: &str, fingerprint: &str| {
+            read_page_token(&key, LIST_TOKENS_PAGES, text, fingerprint)
+        };
+        let token = write_page_token(
+            &key,
+            LIST_TOKENS_PAGES,
+            "k8s-continue".into(),
+            query.fingerprint(""),
+        );
         assert_eq!(
-            read_page_token(&token, &query.fingerprint("")).expect("same query"),
+            read(&token, &query.fingerprint("")).expect("same query"),
             "k8s-continue"
         );
-        assert!(read_page_token(&token, &query.fingerprint("team=x")).is_err());
-        assert!(read_page_token("garbage!", &query.fingerprint("")).is_err());
+        assert!(read(&token, &query.fingerprint("team=x")).is_err());
+        assert!(read("garbage!", &query.fingerprint("")).is_err());
+        // The same content, tagged by another key or for another list, or untagged.
+        let foreign = write_page_token(
+            &RecordKey::new(&[8; 32]),
+            LIST_TOKENS_PAGES,
+            "k8s-continue".into(),
+            query.fingerprint(""),
+        );
+        assert!(read(&foreign, &query.fingerprint("")).is_err());
+        let other_list = write_page_token(
+            &key,
+            "another list",
+            "k8s-continue".into(),
+            query.fingerprint(""),
+        );
+        assert!(read(&other_list, &query.fingerprint("")).is_err());
+        let untagged = token.split('.').next().expect("payload");
+        assert!(read(untagged, &query.fingerprint("")).is_err());
     }
 }

@@ -26,10 +26,13 @@ mod validate;
 
 pub use crate::caller::Caller;
 pub use bootstrap_tokens::{
-    BootstrapIssue, BootstrapPolicy, BootstrapTokenInfo, BootstrapTokenPage, IssuedBootstrapToken,
+    BootstrapIssue, BootstrapPolicy, BootstrapTokenInfo, BootstrapTokenPage,
+    ENABLE_BOOTSTRAP_TOKENS_FLAG, IssuedBootstrapToken, is_bootstrap_group,
 };
 pub use claims::Claims;
-pub use client_certificates::{CertificateIssue, CertificatePolicy, IssuedCertificate};
+pub use client_certificates::{
+    CertificateIssue, CertificatePolicy, ENABLE_CLIENT_CERTIFICATES_FLAG, IssuedCertificate,
+};
 pub use declared::Credentials;
 pub use error::{Error, Failure, RETRY_DELAY, Violation, Violations};
 pub use issue::{IssueRequest, IssuedToken};

@@ -202,6 +202,23 @@ pub(super) fn over_maximum(
     )
 }
 
+/// Refuses a call of a credential kind the operator has not switched on (`flag`): nothing else
+/// about the request is looked at, and nothing is read or written in the cluster.
+pub(super) fn require_enabled(enabled: bool, what: &str, flag: &str) -> Result<(), Error> {
+    if enabled {
+        return Ok(());
+    }
+    Err(Error::FailedPrecondition(
+        Failure::new(
+            Reason::FeatureDisabled,
+            format!(
+                "{what} are switched off on this server; the operator turns them on with {flag}"
+            ),
+        )
+        .with("flag", flag),
+    ))
+}
+
 /// A limit as people write it: whole hours as `8760h (1y)`, anything else canonically.
 fn describe(limit: Duration) -> String {
     let canonical = format_duration(limit);

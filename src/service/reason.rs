@@ -53,7 +53,8 @@ pub enum Reason {
     ServerUrlInvalid,
     /// A csr is not one PEM CERTIFICATE REQUEST block holding a PKCS#10 request, or is too large.
     CsrInvalid,
-    /// A csr's subject does not name exactly the request's user (CN) and groups (O).
+    /// A csr's subject is not exactly one CN, the request's user, and one O per group, each a
+    /// UTF8String or PrintableString alone in its RDN (nothing Go's parser could read otherwise).
     CsrIdentityMismatch,
     /// The Kubernetes API refused an object tokend made from the request (HTTP 400/422).
     KubernetesRejected,
@@ -64,6 +65,11 @@ pub enum Reason {
     /// A client certificate would name a system: user or group outside this server's
     /// --client-cert-allowed-system-identities.
     SystemIdentityNotAllowed,
+    /// The operator has not switched this kind of credential on (--enable-bootstrap-tokens,
+    /// --enable-client-certificates).
+    FeatureDisabled,
+    /// A bootstrap token's extra group is outside this server's --bootstrap-token-allowed-groups.
+    GroupNotAllowed,
     /// The namespace does not exist.
     NamespaceNotFound,
     /// The ServiceAccount does not exist (and create_service_account was not set).
@@ -133,6 +139,8 @@ impl Reason {
         Reason::NamespaceNotAllowed,
         Reason::ClusterRoleNotAllowed,
         Reason::SystemIdentityNotAllowed,
+        Reason::FeatureDisabled,
+        Reason::GroupNotAllowed,
         Reason::NamespaceNotFound,
         Reason::ServiceAccountNotFound,
         Reason::ClusterRoleNotFound,
@@ -181,6 +189,8 @@ impl Reason {
             Reason::NamespaceNotAllowed => "NAMESPACE_NOT_ALLOWED",
             Reason::ClusterRoleNotAllowed => "CLUSTER_ROLE_NOT_ALLOWED",
             Reason::SystemIdentityNotAllowed => "SYSTEM_IDENTITY_NOT_ALLOWED",
+            Reason::FeatureDisabled => "FEATURE_DISABLED",
+            Reason::GroupNotAllowed => "GROUP_NOT_ALLOWED",
             Reason::NamespaceNotFound => "NAMESPACE_NOT_FOUND",
             Reason::ServiceAccountNotFound => "SERVICE_ACCOUNT_NOT_FOUND",
             Reason::ClusterRoleNotFound => "CLUSTER_ROLE_NOT_FOUND",

@@ -30,7 +30,8 @@ pub use records::{record_key, record_of, write_sealed_record};
 pub use skips::{SkipKind, skip, skip_unless_emulator};
 pub use tokend::{
     TestEnv, assert_code, client_with_token, grant, issue, issue_rule, reason_of, start, start_as,
-    start_with, start_with_api_down, violations_of,
+    start_with, start_with_api_down, start_with_node_credentials, violations_of,
+    with_node_credentials,
 };
 
 /// The first file named `program` on PATH, like `command -v`.

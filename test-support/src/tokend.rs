@@ -62,6 +62,34 @@ pub async fn start() -> TestEnv {
     .await
 }
 
+/// `options` with bootstrap tokens and client certificates switched on, as
+/// `--enable-bootstrap-tokens --enable-client-certificates` do, and bootstrap tokens allowed
+/// `extra_groups` besides kubeadm's default one (`--bootstrap-token-allowed-groups`): tests name
+/// groups of their own, so parallel tests' RBAC does not meet.
+pub fn with_node_credentials(mut options: ServerOptions, extra_groups: &[&str]) -> ServerOptions {
+    options.settings.bootstrap.enabled = true;
+    options
+        .settings
+        .bootstrap
+        .allowed_groups
+        .extend(extra_groups.iter().map(|g| (*g).to_owned()));
+    options.settings.certificates.enabled = true;
+    options
+}
+
+/// Starts tokend without caller authentication, with bootstrap tokens (allowed `extra_groups`
+/// besides kubeadm's default) and client certificates switched on.
+pub async fn start_with_node_credentials(extra_groups: &[&str]) -> TestEnv {
+    start_with(with_node_credentials(
+        ServerOptions {
+            auth: AuthMode::None,
+            ..ServerOptions::default()
+        },
+        extra_groups,
+    ))
+    .await
+}
+
 /// Starts tokend with `options` against the backend, with exactly deploy/'s RBAC (or as admin
 /// when `TOKEND_TEST_AS_ADMIN` is set).
 pub async fn start_with(options: ServerOptions) -> TestEnv {
