@@ -4,7 +4,9 @@
 //! by tokend address, target and audiences) so kubectl calls reuse it until a fraction of its
 //! lifetime has passed. A cached token whose record is gone (revoked) is dropped the next time
 //! the plugin runs more than [`CHECK_INTERVAL`] after its last check; if its record cannot be
-//! checked, it is served for at most [`MAX_UNCHECKED`] after the last successful check.
+//! checked, it is served for at most [`MAX_UNCHECKED`] after the last successful check. The
+//! cache is used only when nobody else could have written it ([`trusted_cache_dir`],
+//! [`read_entry`]); otherwise the plugin works without it for that run and says why on stderr.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
