@@ -2,7 +2,9 @@
 //! stderr, text or JSON, filtered by `RUST_LOG`; every line written is one event: control
 //! characters inside it (a newline in a certificate name, an escape sequence) are written
 //! escaped, so no logged value can forge a second line or rewrite a terminal (and so no ANSI
-//! colour codes are ever written, terminal or not). Spans also go to OpenTelemetry
+//! colour codes are ever written, terminal or not). In the text format every field value that
+//! holds a space, `=`, a quote or a control character is written quoted, logfmt style
+//! ([`LogfmtFields`]), so no logged value can forge a second field either. Spans also go to OpenTelemetry
 //! ([`otel`]): exported over OTLP when the `OTEL_*` variables say so, and giving every RPC's
 //! log lines a `trace_id` either way.
 
@@ -11,9 +13,11 @@ pub mod otel;
 use std::io;
 
 use opentelemetry::trace::TracerProvider as _;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields, MakeWriter};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -47,6 +51,7 @@ pub fn init(format: LogFormat) -> Telemetry {
     let log = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_ansi(false)
+            .fmt_fields(LogfmtFields)
             .with_writer(Escaping(io::stderr))
             .with_filter(filter)
             .boxed(),
@@ -125,6 +130,96 @@ where
             _ => writer.write_str(&line),
         }
     }
+}
+
+/// The text format's fields, logfmt style: `key=value`, space-separated, with a value quoted
+/// (`"..."`, `\\` and `\"` escaped inside) when it is empty or holds a space, `=`, `"` or a
+/// control character. tracing-subscriber's default writes a `%` (Display) value bare, so a
+/// caller-chosen `x caller=admin` read as a second `caller` field. The message (the event's
+/// text, first and without a key) is quoted only when it holds `=` or `"`, the characters that
+/// could make a field of it or swallow the fields after it.
+pub struct LogfmtFields;
+
+impl<'writer> FormatFields<'writer> for LogfmtFields {
+    fn format_fields<R: RecordFields>(
+        &self,
+        writer: Writer<'writer>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut visitor = LogfmtVisitor {
+            writer,
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+/// Writes the fields of one event or span for [`LogfmtFields`].
+struct LogfmtVisitor<'writer> {
+    writer: Writer<'writer>,
+    first: bool,
+    result: std::fmt::Result,
+}
+
+impl LogfmtVisitor<'_> {
+    fn write(&mut self, field: &Field, value: &str) {
+        if self.result.is_err() {
+            return;
+        }
+        let separator = if self.first { "" } else { " " };
+        self.first = false;
+        self.result = if field.name() == "message" {
+            if value.contains(['=', '"']) {
+                write!(self.writer, "{separator}{}", quoted(value))
+            } else {
+                write!(self.writer, "{separator}{value}")
+            }
+        } else {
+            // `r#type` and the like are recorded with the raw-identifier prefix.
+            let name = field.name().trim_start_matches("r#");
+            write!(self.writer, "{separator}{name}={}", logfmt_value(value))
+        };
+    }
+}
+
+impl Visit for LogfmtVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.write(field, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.write(field, &format!("{value:?}"));
+    }
+}
+
+/// `value` as logfmt writes it: bare when it can be read back bare, else quoted.
+fn logfmt_value(value: &str) -> std::borrow::Cow<'_, str> {
+    let bare = !value.is_empty()
+        && !value
+            .chars()
+            .any(|c| c == '=' || c == '"' || c.is_whitespace() || c.is_control());
+    if bare {
+        value.into()
+    } else {
+        quoted(value).into()
+    }
+}
+
+/// `value` in double quotes with `\` and `"` escaped (control characters are left to
+/// [`Escaping`], which writes them as escapes too).
+fn quoted(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
 }
 
 /// A [`MakeWriter`] whose writers escape control characters, keeping only the newline that
@@ -217,7 +312,9 @@ mod tests {
             tracing::info!(target: "tokend::service::audit", caller = %forged, action = "issue");
         };
         match format {
-            LogFormat::Text => tracing::subscriber::with_default(builder.finish(), emit),
+            LogFormat::Text => {
+                tracing::subscriber::with_default(builder.fmt_fields(LogfmtFields).finish(), emit)
+            }
             LogFormat::Json => tracing::subscriber::with_default(
                 builder.json().map_event_format(WithTraceId).finish(),
                 emit,
@@ -247,6 +344,23 @@ mod tests {
                 .as_str()
                 .is_some_and(|c| c.starts_with("eve\n"))
         );
+    }
+
+    #[test]
+    fn a_text_value_cannot_forge_a_field() {
+        let text = logged(LogFormat::Text);
+        assert!(
+            text.contains(r#"caller="eve\n2026-01-01T00:00:00Z  INFO tokend::service::audit: action=\"revoke\" caller=admin\r\u{1b}[2K""#),
+            "the whole value quoted, its quotes escaped: {text}"
+        );
+        assert!(text.contains(" action=issue"), "{text}");
+        assert_eq!(
+            logfmt_value("mtls:x caller=admin"),
+            r#""mtls:x caller=admin""#
+        );
+        assert_eq!(logfmt_value(r#"a\"b"#), r#""a\\\"b""#);
+        assert_eq!(logfmt_value("alice"), "alice");
+        assert_eq!(logfmt_value(""), r#""""#);
     }
 
     #[test]

@@ -420,6 +420,8 @@ async fn insecure_no_auth_alone_does_not_turn_authentication_off() {
     // Given `tokend serve` started with the permission flag but no --auth.
     let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokend"))
         .args(["serve", "--insecure-no-auth", "--sweep-interval", "0"])
+        // Its record key in a namespace every backend has.
+        .args(["--lease-namespace", "default"])
         .arg("--kubeconfig")
         .arg(&env.admin_kubeconfig)
         .args(["--listen", &format!("127.0.0.1:{port}")])

@@ -456,3 +456,290 @@ async fn exec_kubeconfig_requests_are_checked_and_issue_nothing() {
     common::assert_code(missing, tonic::Code::NotFound, "service_account");
     assert_eq!(issued(&env).await, before, "nothing was issued");
 }
+
+/// What a hostile user who could write into the cache leaves there for the plugin to read.
+const PLANTED_TOKEN: &str = "planted-by-the-attacker";
+
+/// The warning the plugin prints (and kubectl shows) when it works without its cache.
+const NO_CACHE_WARNING: &str = "not using the token cache";
+
+impl Workspace {
+    /// Writes an exec kubeconfig (`tokenctl kubeconfig --exec`) for `ns/ci` into the workspace.
+    async fn exec_kubeconfig(&self, env: &TestEnv, ns: &str) {
+        let target = format!("{ns}/ci");
+        let written = self
+            .run(
+                &tokenctl_path(),
+                &[
+                    "--addr",
+                    &env.endpoint,
+                    "kubeconfig",
+                    &target,
+                    "--exec",
+                    "--duration",
+                    "1h",
+                ],
+            )
+            .await;
+        assert!(written.ok, "tokenctl kubeconfig --exec: {}", written.stderr);
+        std::fs::write(self.kubeconfig(), &written.stdout).expect("write kubeconfig");
+    }
+
+    /// The plugin as kubectl starts it from the exec kubeconfig (command, args,
+    /// KUBERNETES_EXEC_INFO), not yet waited for.
+    fn spawn_plugin(&self) -> tokio::process::Child {
+        let text = std::fs::read_to_string(self.kubeconfig()).expect("read kubeconfig");
+        let config: serde_yaml::Value = serde_yaml::from_str(&text).expect("YAML");
+        let exec = &config["users"][0]["user"]["exec"];
+        let args: Vec<&str> = exec["args"]
+            .as_sequence()
+            .expect("exec args")
+            .iter()
+            .map(|a| a.as_str().expect("string arg"))
+            .collect();
+        tokio::process::Command::new(tokenctl_path())
+            .args(&args)
+            .env("PATH", &self.path)
+            .env("HOME", self.dir.path())
+            .env("KUBECACHEDIR", self.cache())
+            .env(
+                "KUBERNETES_EXEC_INFO",
+                r#"{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","spec":{"interactive":false}}"#,
+            )
+            .env_remove("KUBECONFIG")
+            .env_remove("TOKEND_ADDR")
+            .env_remove("TOKEND_TOKEN")
+            .env_remove("TOKEND_TOKEN_FILE")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the plugin starts")
+    }
+
+    /// Runs the plugin as kubectl does and returns the token it answered with.
+    async fn plugin(&self) -> (String, Run) {
+        let output = self
+            .spawn_plugin()
+            .wait_with_output()
+            .await
+            .expect("the plugin runs");
+        let run = Run {
+            ok: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        };
+        assert!(run.ok, "the plugin answers: {}", run.stderr);
+        let answer: serde_json::Value = serde_json::from_str(&run.stdout).expect("ExecCredential");
+        let token = answer["status"]["token"]
+            .as_str()
+            .expect("a token")
+            .to_owned();
+        (token, run)
+    }
+
+    /// kubectl works (the API server accepts the plugin's token).
+    async fn assert_kubectl_works(&self, what: &str) -> Run {
+        let api = self.kubectl(&["get", "--raw", "/api"]).await;
+        assert!(
+            api.ok && api.stdout.contains("\"versions\""),
+            "{what}: kubectl still works: {} {}",
+            api.stdout,
+            api.stderr
+        );
+        api
+    }
+
+    /// No file under the cache directory holds `token`.
+    fn assert_not_cached(&self, token: &str, what: &str) {
+        let mut dirs = vec![self.cache()];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries {
+                let path = entry.expect("entry").path();
+                let meta = std::fs::symlink_metadata(&path).expect("metadata");
+                if meta.is_dir() {
+                    dirs.push(path);
+                } else if meta.is_file() {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    assert!(!text.contains(token), "{what}: the token is in {path:?}");
+                }
+            }
+        }
+    }
+}
+
+/// A cache entry as an attacker would plant it: fresh, just checked, holding their token.
+fn planted_entry() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    serde_json::json!({
+        "token": PLANTED_TOKEN,
+        "token_id": "planted",
+        "issued_at": now,
+        "expires_at": now + 3600,
+        "checked_at": now,
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_directory_others_can_write_is_not_used() {
+    let test = format!("{TEST}::a_cache_directory_others_can_write_is_not_used");
+    let Some(kubectl) = kubectl_or_skip(&test) else {
+        return;
+    };
+    let env = common::start().await;
+    let ns = env.fresh_namespace().await;
+    service_account(&env, &ns).await;
+    let work = Workspace::new(kubectl);
+    work.exec_kubeconfig(&env, &ns).await;
+
+    // Given a tokend/ cache directory made beforehand, writable by everyone.
+    let dir = work.cache().join("tokend");
+    std::fs::create_dir_all(&dir).expect("cache dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod 0777");
+
+    // When kubectl runs the plugin, it works, and the plugin says why it does not cache.
+    let api = work.assert_kubectl_works("0777 cache directory").await;
+    assert!(
+        api.stderr.contains(NO_CACHE_WARNING) && api.stderr.contains("tokend"),
+        "kubectl shows the plugin's warning: {}",
+        api.stderr
+    );
+    let (token, run) = work.plugin().await;
+    assert!(run.stderr.contains(NO_CACHE_WARNING), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("can be written by group or others"),
+        "{}",
+        run.stderr
+    );
+
+    // Then nothing was written where others could replace or read it.
+    assert!(
+        work.entries().is_empty(),
+        "nothing cached in a 0777 directory"
+    );
+    work.assert_not_cached(&token, "0777 cache directory");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_cache_entry_is_never_served() {
+    let test = format!("{TEST}::a_planted_cache_entry_is_never_served");
+    let Some(kubectl) = kubectl_or_skip(&test) else {
+        return;
+    };
+    let env = common::start().await;
+    let ns = env.fresh_namespace().await;
+    service_account(&env, &ns).await;
+    let work = Workspace::new(kubectl);
+    work.exec_kubeconfig(&env, &ns).await;
+    // The first run makes the entry: its name is what an attacker computes from the target.
+    work.assert_kubectl_works("first run").await;
+    let [entry] = work.entries().try_into().unwrap_or_else(|e: Vec<PathBuf>| {
+        panic!("one cache entry expected: {e:?}");
+    });
+
+    // A symlink to the attacker's own file, and a file others may write (as one owned by
+    // someone else is: the same check), each holding a fresh entry with the attacker's token.
+    let attacker_file = work.dir.path().join("attacker.json");
+    std::fs::write(&attacker_file, planted_entry()).expect("attacker's file");
+    std::fs::set_permissions(&attacker_file, std::fs::Permissions::from_mode(0o644))
+        .expect("chmod");
+    let attacker_before = std::fs::read(&attacker_file).expect("read");
+    type Plant = fn(&Path, &Path);
+    let plants: [(&str, Plant); 2] = [
+        ("a symlink to the attacker's file", |entry, attacker| {
+            std::os::unix::fs::symlink(attacker, entry).expect("plant symlink");
+        }),
+        ("an entry others may write", |entry, _| {
+            std::fs::write(entry, planted_entry()).expect("plant entry");
+            std::fs::set_permissions(entry, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+        }),
+    ];
+    for (what, plant) in plants {
+        std::fs::remove_file(&entry).expect("remove the entry");
+        plant(&entry, &attacker_file);
+
+        let (token, run) = work.plugin().await;
+        assert_ne!(
+            token, PLANTED_TOKEN,
+            "{what}: the planted token is not served"
+        );
+        assert!(
+            !run.stdout.contains(PLANTED_TOKEN),
+            "{what}: {}",
+            run.stdout
+        );
+        assert!(
+            run.stderr.contains(NO_CACHE_WARNING),
+            "{what}: the plugin says why: {}",
+            run.stderr
+        );
+        assert_eq!(
+            std::fs::read(&attacker_file).expect("read"),
+            attacker_before,
+            "{what}: the attacker's file is untouched"
+        );
+        work.assert_not_cached(&token, what);
+        let api = work.assert_kubectl_works(what).await;
+        assert!(
+            api.stderr.contains(NO_CACHE_WARNING),
+            "{what}: {}",
+            api.stderr
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_temporary_file_is_never_written_through() {
+    let test = format!("{TEST}::a_planted_temporary_file_is_never_written_through");
+    let Some(kubectl) = kubectl_or_skip(&test) else {
+        return;
+    };
+    let env = common::start().await;
+    let ns = env.fresh_namespace().await;
+    service_account(&env, &ns).await;
+    let work = Workspace::new(kubectl);
+    work.exec_kubeconfig(&env, &ns).await;
+    let dir = work.cache().join("tokend");
+    std::fs::create_dir_all(&dir).expect("cache dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let victim = work.dir.path().join("victim");
+    std::fs::write(&victim, "the victim's own secret\n").expect("victim");
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+
+    // Given symlinks to the victim at the temporary names the plugin could pick that an
+    // attacker can guess (its process id), planted as soon as the process exists: well before
+    // it has asked tokend for a token.
+    let child = work.spawn_plugin();
+    let pid = child.id().expect("the plugin's pid");
+    for name in [format!(".{pid}.tmp"), format!(".tokenctl-{pid}.tmp")] {
+        std::os::unix::fs::symlink(&victim, dir.join(name)).expect("plant symlink");
+    }
+    let output = child.wait_with_output().await.expect("the plugin runs");
+    assert!(
+        output.status.success(),
+        "the plugin answers: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // Then the victim is untouched, and the entry is a file of its own, 0600.
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("read victim"),
+        "the victim's own secret\n",
+        "nothing was written through a planted temporary name"
+    );
+    let [entry] = work.entries().try_into().unwrap_or_else(|e: Vec<PathBuf>| {
+        panic!("one cache entry expected: {e:?}");
+    });
+    let meta = std::fs::symlink_metadata(&entry).expect("entry");
+    assert!(meta.is_file(), "the entry is a regular file, not a symlink");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    work.assert_kubectl_works("after a planted temporary name")
+        .await;
+}

@@ -1253,3 +1253,175 @@ async fn kubectl_runs_tokenctl_as_its_tokend_plugin() {
         .ok("kubectl tokend --help");
     assert!(help.contains("Usage: kubectl tokend"), "{help}");
 }
+
+/// Where a test asks tokenctl to write a secret file: over an existing world-readable file, or
+/// over a symlink to someone else's file (the victim). Both are what a careless setup or a
+/// hostile one leaves at the path.
+enum Planted {
+    WorldReadableFile,
+    SymlinkToVictim,
+}
+
+/// The file tokenctl is to write, and the victim file a symlink at it points to.
+struct SecretTarget {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    victim: PathBuf,
+}
+
+const VICTIM_TEXT: &str = "the victim's own contents\n";
+
+impl SecretTarget {
+    fn plant(planted: &Planted, existing: &str) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("out");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, VICTIM_TEXT).expect("write victim");
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        match planted {
+            Planted::WorldReadableFile => {
+                std::fs::write(&path, existing).expect("write existing file");
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+                    .expect("chmod");
+            }
+            Planted::SymlinkToVictim => {
+                std::fs::write(&victim, existing).expect("write victim");
+                std::os::unix::fs::symlink(&victim, &path).expect("plant symlink");
+            }
+        }
+        Self {
+            _dir: dir,
+            path,
+            victim,
+        }
+    }
+
+    fn arg(&self) -> &str {
+        self.path.to_str().expect("utf-8 path")
+    }
+
+    /// The written file is a regular file of mode 0600 holding `secret`, and, when a symlink was
+    /// planted, the file it pointed to still holds exactly what it held.
+    fn assert_private(&self, planted: &Planted, victim_before: &str, secret: &str, what: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::symlink_metadata(&self.path).expect("the written file");
+        assert!(meta.is_file(), "{what}: a regular file, not a symlink");
+        assert_eq!(
+            meta.permissions().mode() & 0o777,
+            0o600,
+            "{what}: the file holds a secret, so it is the owner's alone"
+        );
+        let text = std::fs::read_to_string(&self.path).expect("read the written file");
+        assert!(text.contains(secret), "{what}: the secret is in the file");
+        if let Planted::SymlinkToVictim = planted {
+            let victim = std::fs::read_to_string(&self.victim).expect("read the victim");
+            assert_eq!(
+                victim, victim_before,
+                "{what}: the symlink's target is untouched"
+            );
+            assert!(!victim.contains(secret), "{what}: no secret in the victim");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_files_are_private_and_never_written_through_an_existing_file_or_symlink() {
+    let env = common::start().await;
+    let client = env.client().await;
+    let ns = env.fresh_namespace().await;
+    let sa = unique_name("ctl");
+    let target = format!("{ns}/{sa}");
+    for planted in [Planted::WorldReadableFile, Planted::SymlinkToVictim] {
+        // bootstrap create --kubeconfig-out: the kubeconfig holds the bootstrap token.
+        let out = SecretTarget::plant(&planted, VICTIM_TEXT);
+        let said = tokenctl(
+            &env,
+            &[
+                "bootstrap",
+                "create",
+                "--duration",
+                "1h",
+                "--kubeconfig-out",
+                out.arg(),
+                "-o",
+                "json",
+            ],
+            "",
+            &[],
+        )
+        .await
+        .ok("bootstrap create --kubeconfig-out");
+        let issued: serde_json::Value = serde_json::from_str(&said).expect("JSON");
+        let token = issued["token"].as_str().expect("token").to_owned();
+        let token_id = issued["tokenId"].as_str().expect("tokenId").to_owned();
+        client
+            .revoke_bootstrap_token(tokend_client::v1::RevokeBootstrapTokenRequest { token_id })
+            .await
+            .expect("revoke the bootstrap token");
+        out.assert_private(&planted, VICTIM_TEXT, &token, "bootstrap --kubeconfig-out");
+
+        // kubeconfig --client-cert -f: the kubeconfig holds the private key.
+        let out = SecretTarget::plant(&planted, VICTIM_TEXT);
+        let user = unique_name("alice");
+        tokenctl(
+            &env,
+            &[
+                "kubeconfig",
+                "--client-cert",
+                &user,
+                "--duration",
+                "10m",
+                "-f",
+                out.arg(),
+            ],
+            "",
+            &[],
+        )
+        .await
+        .ok("kubeconfig --client-cert -f");
+        out.assert_private(
+            &planted,
+            VICTIM_TEXT,
+            "client-key-data",
+            "kubeconfig --client-cert -f",
+        );
+
+        // kubeconfig --merge: the merged kubeconfig holds the token; an existing kubeconfig is
+        // merged (read through a symlink, as kubectl reads it), the result replaces the link.
+        let out = SecretTarget::plant(&planted, EXISTING_KUBECONFIG);
+        let context = unique_name("ctx");
+        tokenctl(
+            &env,
+            &[
+                "kubeconfig",
+                &target,
+                "--create-sa",
+                "--duration",
+                "1h",
+                "--context",
+                &context,
+                "--merge",
+                "--kubeconfig",
+                out.arg(),
+            ],
+            "",
+            &[],
+        )
+        .await
+        .ok("kubeconfig --merge");
+        let merged: Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&out.path).expect("read")).expect("YAML");
+        assert_eq!(
+            names(&merged, "contexts"),
+            ["prod".to_owned(), "staging".to_owned(), context.clone()],
+            "the existing kubeconfig was merged"
+        );
+        out.assert_private(
+            &planted,
+            EXISTING_KUBECONFIG,
+            &context,
+            "kubeconfig --merge",
+        );
+    }
+}

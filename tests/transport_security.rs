@@ -1,7 +1,8 @@
 //! TLS on the gRPC port, certificate rotation without restart, and client certificates as the
 //! caller's identity (CN = user, O = groups, under the `mtls:` prefix) authorised through
 //! Kubernetes RBAC; certificates that claim `system:` identities, are not client certificates or
-//! name several users are refused.
+//! name several users are refused. A certificate's user is logged as one field, whatever it
+//! holds, in the text log format of `tokend serve` run as its own process.
 
 use tokend_test_support as common;
 
@@ -538,4 +539,129 @@ async fn an_allowed_decision_for_two_groups_is_not_reused_for_one_group_holding_
         Code::PermissionDenied,
         &format!("mtls:{user}"),
     );
+}
+
+/// The `key=value` pairs of a logfmt line, in order: a value is bare up to the next space, or
+/// quoted with `\\` escaping the next character. Words without `=` are keys with no value.
+fn logfmt(line: &str) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.next_if(|c| *c == ' ').is_some() {}
+        if chars.peek().is_none() {
+            return pairs;
+        }
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| *c != ' ' && *c != '=') {
+            key.push(c);
+        }
+        let mut value = String::new();
+        if chars.next_if_eq(&'=').is_some() {
+            if chars.next_if_eq(&'"').is_some() {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => value.extend(chars.next()),
+                        '"' => break,
+                        c => value.push(c),
+                    }
+                }
+            } else {
+                while let Some(c) = chars.next_if(|c| *c != ' ') {
+                    value.push(c);
+                }
+            }
+        }
+        pairs.push((key, value));
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_user_cannot_forge_a_field_in_text_log_lines() {
+    // Given `tokend serve --auth mtls --log-format text`, as its own process.
+    let env = common::start().await;
+    let ns = env.fresh_namespace().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let server_ca = ca("server-ca");
+    let client_ca = ca("client-ca");
+    let (cert, key) = leaf(&server_ca, "tokend", &[], true);
+    let port = {
+        let probe = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        probe.local_addr().expect("addr").port()
+    };
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .args(["serve", "--auth", "mtls", "--log-format", "text"])
+        .args(["--sweep-interval", "0", "--lease-namespace", "default"])
+        .arg("--tls-cert")
+        .arg(write(dir.path(), "tls.crt", &cert))
+        .arg("--tls-key")
+        .arg(write(dir.path(), "tls.key", &key))
+        .arg("--tls-client-ca")
+        .arg(write(dir.path(), "client-ca.crt", &client_ca.pem))
+        .arg("--kubeconfig")
+        .arg(&env.admin_kubeconfig)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start tokend");
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
+        server.stderr.take().expect("stderr"),
+    ));
+    let kept = logs.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(mut kept) = kept.lock() {
+                kept.push(line);
+            }
+        }
+    });
+
+    // When a caller whose certificate CN is `eve-... caller=admin`, allowed to issue, does so.
+    let cn = format!("{} caller=admin", unique_name("eve"));
+    let user = format!("mtls:{cn}");
+    grant_issue(&env, &ns, "User", &user).await;
+    let identity = leaf(&client_ca, &cn, &[], false);
+    let issued = common::eventually_some("tokend serves the caller", || async {
+        let client = TokendClient::builder(format!("https://127.0.0.1:{port}"))
+            .tls(
+                Some(server_ca.pem.clone().into_bytes()),
+                Some((
+                    identity.0.clone().into_bytes(),
+                    identity.1.clone().into_bytes(),
+                )),
+            )
+            .connect_timeout(Duration::from_secs(3))
+            .connect()
+            .await;
+        let Ok(client) = client else {
+            return Ok(None);
+        };
+        Ok(client.issue_token(common::issue(&ns, "app")).await.ok())
+    })
+    .await
+    .expect("the caller may issue");
+
+    // Then its audit line, read as logfmt, has one caller: the certificate's whole user.
+    let line = common::eventually_some("the audit line is written", || async {
+        Ok(logs.lock().ok().and_then(|lines| {
+            lines
+                .iter()
+                .find(|l| l.contains("tokend::service::audit") && l.contains(&issued.token_id))
+                .cloned()
+        }))
+    })
+    .await
+    .expect("an audit line for the token");
+    let callers: Vec<String> = logfmt(&line)
+        .into_iter()
+        .filter(|(key, _)| key == "caller")
+        .map(|(_, value)| value)
+        .collect();
+    assert_eq!(callers, [user], "one caller field, the real one: {line}");
+    let _ = server.kill().await;
 }

@@ -521,6 +521,15 @@ pub async fn run_with_metrics(
         None => None,
     };
 
+    // tokend's own namespaces: without them every request would fail, so a server that finds
+    // one missing stops with the message (at start, or once the API first answers).
+    let mut own_namespaces: Vec<String> = options.settings.own_namespace.iter().cloned().collect();
+    if let KeySource::Secret { namespace, .. } = &options.settings.record_key
+        && !own_namespaces.contains(namespace)
+    {
+        own_namespaces.push(namespace.clone());
+    }
+    let (fatal_sender, fatal_receiver) = tokio::sync::oneshot::channel();
     let (reporter, health_service) = tonic_health::server::health_reporter();
     health::starting(&reporter).await;
     let watcher = tokio::spawn(health::watch(
@@ -529,7 +538,23 @@ pub async fn run_with_metrics(
         options.health_interval,
         options.kube_timeout,
         metrics.kube_api_reachable.clone(),
+        own_namespaces,
+        fatal_sender,
     ));
+    let fatal = Arc::new(std::sync::Mutex::new(None::<String>));
+    let shutdown = {
+        let fatal = fatal.clone();
+        async move {
+            tokio::select! {
+                () = shutdown => {}
+                Ok(message) = fatal_receiver => {
+                    if let Ok(mut slot) = fatal.lock() {
+                        *slot = Some(message);
+                    }
+                }
+            }
+        }
+    };
 
     // grpcurl 1.8.6 speaks only v1alpha reflection; newer clients use v1.
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -604,6 +629,9 @@ pub async fn run_with_metrics(
     }
     if let Some(task) = metrics_server {
         task.abort();
+    }
+    if let Some(message) = fatal.lock().ok().and_then(|mut slot| slot.take()) {
+        return Err(ServerError::Config(message));
     }
     Ok(result?)
 }

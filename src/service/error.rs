@@ -262,6 +262,9 @@ impl From<super::KeyError> for Error {
                 }
             },
             file @ super::KeyError::File { .. } => Error::internal(file.to_string()),
+            missing @ super::KeyError::NamespaceMissing { .. } => Error::FailedPrecondition(
+                Failure::new(Reason::TokendNamespaceNotFound, missing.to_string()),
+            ),
         }
     }
 }

@@ -42,7 +42,7 @@ pub use reason::Reason;
 pub use record::{BindingScope, TokenRecord, TokenState};
 pub use renew::{MAX_REVOKE_GRACE, RenewRequest, Renewed};
 pub use revoke::RevokeTarget;
-pub use seal::{KeyError, KeySource, RecordKey, RecordKeys};
+pub use seal::{KeyError, KeySource, RecordKey, RecordKeys, tokend_namespace_missing};
 pub use settings::Settings;
 pub use validate::Validation;
 

@@ -106,6 +106,8 @@ pub enum Reason {
     KubernetesCredentialsRejected,
     /// The cluster's certificate signer did not sign in time (is kube-controller-manager signing?).
     SignerTimedOut,
+    /// tokend's own namespace (--lease-namespace), where it keeps its record key, does not exist.
+    TokendNamespaceNotFound,
     /// A fault in tokend, or an answer from Kubernetes it cannot read.
     Internal,
 }
@@ -157,6 +159,7 @@ impl Reason {
         Reason::KubernetesUnavailable,
         Reason::KubernetesCredentialsRejected,
         Reason::SignerTimedOut,
+        Reason::TokendNamespaceNotFound,
         Reason::Internal,
     ];
 
@@ -207,6 +210,7 @@ impl Reason {
             Reason::KubernetesUnavailable => "KUBERNETES_UNAVAILABLE",
             Reason::KubernetesCredentialsRejected => "KUBERNETES_CREDENTIALS_REJECTED",
             Reason::SignerTimedOut => "SIGNER_TIMED_OUT",
+            Reason::TokendNamespaceNotFound => "TOKEND_NAMESPACE_NOT_FOUND",
             Reason::Internal => "INTERNAL",
         }
     }

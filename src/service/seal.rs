@@ -151,6 +151,22 @@ pub enum KeyError {
     /// The key Secret cannot be read or created.
     #[error(transparent)]
     Cluster(#[from] cluster::Error),
+    /// The namespace the key Secret belongs in does not exist: a configuration error, which
+    /// no retry fixes, worded for the operator.
+    #[error("{}", tokend_namespace_missing(namespace))]
+    NamespaceMissing {
+        /// tokend's own namespace.
+        namespace: String,
+    },
+}
+
+/// What tokend says, at start and to a request, when its own namespace does not exist.
+pub fn tokend_namespace_missing(namespace: &str) -> String {
+    format!(
+        "tokend's own namespace {namespace:?} (--lease-namespace, where it keeps its record key \
+         and leases) does not exist: create it (`kubectl create namespace {namespace}`), or pass \
+         --lease-namespace naming a namespace that exists"
+    )
 }
 
 impl RecordKeys {
@@ -186,7 +202,19 @@ impl RecordKeys {
                     }
                     KeySource::Secret { namespace, name } => {
                         let fresh: [u8; KEY_LEN] = rand::random();
-                        cluster.shared_key(namespace, name, &fresh).await?
+                        // Creating the Secret in a missing namespace answers 404 for the
+                        // namespace (a read of a missing Secret answers None, not an error).
+                        cluster
+                            .shared_key(namespace, name, &fresh)
+                            .await
+                            .map_err(|e| match e {
+                                cluster::Error::Api { code: 404, .. } => {
+                                    KeyError::NamespaceMissing {
+                                        namespace: namespace.clone(),
+                                    }
+                                }
+                                other => KeyError::Cluster(other),
+                            })?
                     }
                 };
                 Ok(RecordKey::new(&bytes))
@@ -263,5 +291,25 @@ mod tests {
             "another purpose"
         );
         assert!(!RecordKey::new(&[8; 32]).verifies_tag("page", b"continue", &tag));
+    }
+
+    #[test]
+    fn a_missing_own_namespace_is_a_failed_precondition_naming_the_flag() {
+        let error = crate::service::error::Error::from(KeyError::NamespaceMissing {
+            namespace: "tokend".into(),
+        });
+        assert!(
+            matches!(error, crate::service::error::Error::FailedPrecondition(_)),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.reason(),
+            crate::service::reason::Reason::TokendNamespaceNotFound
+        );
+        let text = error.to_string();
+        assert!(
+            text.contains("--lease-namespace") && text.contains("kubectl create namespace tokend"),
+            "{text}"
+        );
     }
 }

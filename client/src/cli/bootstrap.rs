@@ -222,24 +222,20 @@ fn table(tokens: &[v1::BootstrapToken]) -> String {
     out
 }
 
-/// Writes a file only its owner may read: it holds a credential.
+/// Writes a file that holds a credential: 0600, through a temporary file and a rename, saying on
+/// stderr when a symlink was replaced rather than written through.
 pub(super) fn write_private(path: &std::path::Path, text: &str) -> Result<(), CliError> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
+    if let super::secret_file::Replaced::Symlink(target) =
+        super::secret_file::write(path, text.as_bytes())?
     {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
+        eprintln!(
+            "tokenctl: {} was a symlink to {}: replaced it with a file of its own ({} is unchanged)",
+            path.display(),
+            target.display(),
+            target.display()
+        );
     }
-    options
-        .open(path)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .map_err(|source| CliError::Io {
-            action: "writing",
-            what: path.display().to_string(),
-            source,
-        })
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,9 +4,10 @@
 //! by tokend address, target and audiences) so kubectl calls reuse it until a fraction of its
 //! lifetime has passed. A cached token whose record is gone (revoked) is dropped the next time
 //! the plugin runs more than [`CHECK_INTERVAL`] after its last check; if its record cannot be
-//! checked, it is served for at most [`MAX_UNCHECKED`] after the last successful check.
+//! checked, it is served for at most [`MAX_UNCHECKED`] after the last successful check. The
+//! cache is used only when nobody else could have written it ([`trusted_cache_dir`],
+//! [`read_entry`]); otherwise the plugin works without it for that run and says why on stderr.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -122,13 +123,25 @@ pub(super) async fn credential(
         labels: args.labels.iter().cloned().collect(),
         ..Default::default()
     };
-    let path = (!args.no_cache)
+    // Any doubt about the cache (a directory others can write, an entry that is a symlink or
+    // not the user's alone) means working without it this time, saying why on stderr, which
+    // kubectl shows; the answer to kubectl does not depend on the cache.
+    let cache = (!args.no_cache)
         .then(|| cache_dir(args.cache_dir.as_deref()))
         .flatten()
-        .map(|dir| dir.join(format!("{}.json", cache_key(addr, &request))));
+        .and_then(|dir| refused_as_warning(trusted_cache_dir(&dir)));
+    let mut path = cache.map(|dir| dir.join(format!("{}.json", cache_key(addr, &request))));
     let client = connect().await;
     let now = unix_now();
-    let cached = path.as_deref().and_then(read_entry);
+    let cached = match path.as_deref().map(read_entry) {
+        Some(Ok(entry)) => entry,
+        Some(Err(refused)) => {
+            warn(&refused);
+            path = None;
+            None
+        }
+        None => None,
+    };
     let entry = match cached {
         Some(entry) if now < entry.renew_at(args.renew_fraction) => {
             reuse(client.as_ref().ok(), entry, now).await
@@ -152,7 +165,10 @@ pub(super) async fn credential(
         }
     };
     if let Some(path) = &path {
-        write_entry(path, &entry)?;
+        let text = serde_json::to_vec(&entry)?;
+        if let Err(e) = super::secret_file::write(path, &text) {
+            warn(&CacheRefused::Write(e));
+        }
     }
     let expiration = prost_types::Timestamp {
         seconds: i64::try_from(entry.renew_at(args.renew_fraction)).unwrap_or(i64::MAX),
@@ -257,40 +273,170 @@ fn cache_key(addr: &str, request: &v1::IssueTokenRequest) -> String {
         .collect()
 }
 
-/// The entry at `path`, if there is a readable one.
-fn read_entry(path: &Path) -> Option<Entry> {
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+/// Why the cache is not used for this run.
+#[derive(Debug, thiserror::Error)]
+enum CacheRefused {
+    /// A directory of the cache's path belongs to someone else.
+    #[error("{path} is owned by uid {owner}, not by you (uid {me}) or root")]
+    NotOwned {
+        /// The directory.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// This process's effective uid.
+        me: u32,
+    },
+    /// Someone else could add, replace or remove entries.
+    #[error("{path} can be written by group or others (mode {mode:04o}): run `chmod go-w` on it")]
+    Writable {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The cache directory is a file or something else.
+    #[error("{0} is not a directory")]
+    NotADirectory(PathBuf),
+    /// The entry is a symlink (it could point at anything, or make a write land anywhere).
+    #[error("the cache entry {0} is a symlink: remove it")]
+    Symlink(PathBuf),
+    /// The entry is a device, a FIFO, a directory...
+    #[error("the cache entry {0} is not a regular file: remove it")]
+    NotAFile(PathBuf),
+    /// The entry was not written by this user's plugin: another owner, or others may read or
+    /// write it (the plugin writes 0600 only).
+    #[error(
+        "the cache entry {path} is not yours alone (owner uid {owner}, mode {mode:04o}; you are \
+         uid {me}): remove it"
+    )]
+    NotPrivate {
+        /// The entry.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// Its permission bits.
+        mode: u32,
+        /// This process's effective uid.
+        me: u32,
+    },
+    /// Creating, resolving, inspecting or reading failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// To what.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing the entry failed.
+    #[error(transparent)]
+    Write(super::secret_file::SecretFileError),
 }
 
-/// Writes `entry` to `path` readable by its owner only: to a temporary file made 0600 before
-/// anything is in it, then renamed over the old entry, so a reader never sees half an entry.
-fn write_entry(path: &Path, entry: &Entry) -> Result<(), CliError> {
-    let io = |action, source| CliError::Io {
+/// Says on stderr (which kubectl shows) that the cache is not used this time, and why.
+fn warn(refused: &CacheRefused) {
+    eprintln!("tokenctl credential: not using the token cache: {refused}");
+}
+
+fn refused_as_warning<T>(result: Result<T, CacheRefused>) -> Option<T> {
+    result.map_err(|refused| warn(&refused)).ok()
+}
+
+fn io_refused(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CacheRefused {
+    let path = path.to_owned();
+    move |source| CacheRefused::Io {
         action,
-        what: path.display().to_string(),
+        path,
         source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
+    }
+}
+
+fn my_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// The cache directory, created 0700 if missing, as a path without symlinks, if it may be
+/// trusted as ssh trusts `~/.ssh`: the directory is the user's and nobody else may write to it,
+/// and every directory above it belongs to the user or root and is writable by nobody else
+/// (or is sticky, like /tmp, where others cannot rename or remove what is not theirs).
+/// Everything afterwards goes through the returned path, so a symlink on the way that someone
+/// swaps after this check changes nothing.
+fn trusted_cache_dir(dir: &Path) -> Result<PathBuf, CacheRefused> {
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
         .create(dir)
-        .map_err(|e| io("creating the directory of", e))?;
-    let temporary = dir.join(format!(".{}.tmp", std::process::id()));
+        .map_err(io_refused("creating", dir))?;
+    let real = std::fs::canonicalize(dir).map_err(io_refused("resolving", dir))?;
+    let me = my_uid();
+    for (depth, path) in real.ancestors().enumerate() {
+        let meta = std::fs::metadata(path).map_err(io_refused("inspecting", path))?;
+        let owner = meta.uid();
+        let mode = meta.mode() & 0o7777;
+        let own = depth == 0;
+        if own && !meta.is_dir() {
+            return Err(CacheRefused::NotADirectory(path.to_owned()));
+        }
+        if owner != me && (own || owner != 0) {
+            return Err(CacheRefused::NotOwned {
+                path: path.to_owned(),
+                owner,
+                me,
+            });
+        }
+        let sticky = mode & 0o1000 != 0;
+        if mode & 0o022 != 0 && (own || !sticky) {
+            return Err(CacheRefused::Writable {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+    }
+    Ok(real)
+}
+
+/// The entry at `path` (None when there is none, or it does not parse), if it may be trusted:
+/// opened without following a symlink, then checked on the open file to be a regular file that
+/// is the user's and 0600 or stricter, as the plugin writes it.
+fn read_entry(path: &Path) -> Result<Option<Entry>, CacheRefused> {
+    use rustix::fs::OFlags;
+    use std::io::Read as _;
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(&temporary)
-        .map_err(|e| io("writing the cache entry", e))?;
-    let text = serde_json::to_vec(entry)?;
-    file.write_all(&text)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| io("writing the cache entry", e))?;
-    std::fs::rename(&temporary, path).map_err(|e| io("writing the cache entry", e))
+    // NONBLOCK: opening a planted FIFO must not hang kubectl; it is refused below.
+    options
+        .read(true)
+        .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32);
+    let mut file = match options.open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Err(CacheRefused::Symlink(path.to_owned()));
+        }
+        Err(e) => return Err(io_refused("opening", path)(e)),
+    };
+    let meta = file.metadata().map_err(io_refused("inspecting", path))?;
+    if !meta.is_file() {
+        return Err(CacheRefused::NotAFile(path.to_owned()));
+    }
+    let me = my_uid();
+    let mode = meta.mode() & 0o7777;
+    if meta.uid() != me || mode & 0o077 != 0 {
+        return Err(CacheRefused::NotPrivate {
+            path: path.to_owned(),
+            owner: meta.uid(),
+            mode,
+            me,
+        });
+    }
+    let mut text = Vec::new();
+    file.read_to_end(&mut text)
+        .map_err(io_refused("reading", path))?;
+    // An entry that does not parse (an older format, a torn write) is simply not used.
+    Ok(serde_json::from_slice(&text).ok())
 }
 
 fn unix_now() -> u64 {

@@ -71,6 +71,7 @@ impl ExitStatus {
             | CliError::TokenEnv { .. }
             | CliError::NoToken(_)
             | CliError::Merge(_)
+            | CliError::SecretFile(_)
             | CliError::Context(_)
             | CliError::ProtoJson(_)
             | CliError::Json(_)

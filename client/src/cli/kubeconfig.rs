@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml::{Mapping, Value};
 
+use super::secret_file::{self, Replaced};
+
 /// The named lists of a kubeconfig that a merge adds entries to.
 const SECTIONS: [&str; 3] = ["clusters", "users", "contexts"];
 
@@ -30,7 +32,10 @@ pub(crate) enum MergeError {
     /// No kubeconfig path could be worked out.
     #[error("no kubeconfig to merge into: pass --kubeconfig PATH, or set KUBECONFIG or HOME")]
     NoPath,
-    /// Reading or writing the file failed.
+    /// The merged file could not be written.
+    #[error(transparent)]
+    Write(#[from] secret_file::SecretFileError),
+    /// Reading the file or creating its directory failed.
     #[error("{action} {path}: {source}")]
     Io {
         /// What was being done.
@@ -196,71 +201,36 @@ pub(crate) fn target_path(
     }
 }
 
-/// Merges `new` into the file at `path` (created, mode 0600, if missing), replacing it atomically.
+/// Merges `new` into the file at `path` and replaces it atomically with the result, mode 0600
+/// whatever the old file's mode (it now holds a credential). A symlink at `path` is read through,
+/// as kubectl reads it, but replaced rather than written through: its target is left unchanged.
+/// Returns the merged context's name and what was replaced.
 pub(crate) fn merge_into_file(
     path: &Path,
     new: &str,
     use_context: bool,
-) -> Result<String, MergeError> {
-    let io = |action, path: &Path| {
-        let path = path.to_owned();
-        move |source| MergeError::Io {
-            action,
-            path,
-            source,
-        }
-    };
-    // Write through a symlink to the file it points at, as kubectl does.
-    let path = match std::fs::canonicalize(path) {
-        Ok(real) => real,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => path.to_owned(),
-        Err(e) => return Err(io("resolving", path)(e)),
-    };
-    let existing = match std::fs::read_to_string(&path) {
+) -> Result<(String, Replaced), MergeError> {
+    let existing = match std::fs::read_to_string(path) {
         Ok(text) => Some(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io("reading", &path)(e)),
+        Err(source) => {
+            return Err(MergeError::Io {
+                action: "reading",
+                path: path.to_owned(),
+                source,
+            });
+        }
     };
     let merged = merge(existing.as_deref(), new, use_context)?;
-
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "config".to_owned());
-    let temp = dir.join(format!(".{file_name}.tokenctl-{}.tmp", std::process::id()));
-    let result = write_private(&temp, &path, merged.yaml.as_bytes())
-        .map_err(io("writing", &temp))
-        .and_then(|()| std::fs::rename(&temp, &path).map_err(io("replacing", &path)));
-    if result.is_err() {
-        // Best effort: the error being returned matters more than a leftover temporary file.
-        let _ = std::fs::remove_file(&temp);
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| MergeError::Io {
+            action: "creating",
+            path: dir.to_owned(),
+            source,
+        })?;
     }
-    result.map(|()| merged.context)
-}
-
-/// Writes `contents` to `temp` with the permissions of `original` if it exists, else 0600.
-fn write_private(temp: &Path, original: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        let mode = std::fs::metadata(original)
-            .map(|m| m.permissions().mode() & 0o777)
-            .unwrap_or(0o600);
-        options.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = original;
-    let mut file = options.open(temp)?;
-    file.write_all(contents)?;
-    file.sync_all()
+    let replaced = secret_file::write(path, merged.yaml.as_bytes())?;
+    Ok((merged.context, replaced))
 }
 
 #[cfg(test)]
@@ -521,11 +491,12 @@ current-context: {name}
     }
 
     #[test]
-    fn merges_into_a_file_and_keeps_its_permissions() -> std::io::Result<()> {
+    fn merges_into_a_file_and_leaves_it_private() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("nested").join("config");
         let merge_file = |path: &Path, name: &str| {
             merge_into_file(path, &tokend_kubeconfig(name, "t"), false)
+                .map(|(context, _)| context)
                 .map_err(std::io::Error::other)
         };
         assert_eq!(merge_file(&path, "first")?, "first");
@@ -550,7 +521,8 @@ current-context: {name}
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(
                 std::fs::metadata(&path)?.permissions().mode() & 0o777,
-                0o640
+                0o600,
+                "the merged file holds a credential: 0600 whatever the old mode"
             );
         }
         let leftovers = std::fs::read_dir(dir.path().join("nested"))?.count();

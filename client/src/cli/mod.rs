@@ -18,6 +18,7 @@ mod kubeconfig;
 mod man;
 mod output;
 mod proto_json;
+mod secret_file;
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -78,6 +79,9 @@ enum CliError {
     /// Merging into a kubeconfig failed.
     #[error(transparent)]
     Merge(#[from] kubeconfig::MergeError),
+    /// A file holding a secret could not be written.
+    #[error(transparent)]
+    SecretFile(#[from] secret_file::SecretFileError),
     /// The default namespace could not be read from the kubeconfig.
     #[error(transparent)]
     Context(#[from] kube_context::ContextError),
@@ -492,7 +496,17 @@ async fn kubeconfig(
         std::env::var_os("KUBECONFIG").as_deref(),
         std::env::var_os("HOME").as_deref(),
     )?;
-    let context = kubeconfig::merge_into_file(&path, &response.kubeconfig, args.use_context)?;
+    let (context, replaced) =
+        kubeconfig::merge_into_file(&path, &response.kubeconfig, args.use_context)?;
+    if let secret_file::Replaced::Symlink(target) = replaced {
+        eprintln!(
+            "tokenctl: {} was a symlink to {}: read it, and replaced the link with the merged \
+             file, mode 0600 ({} is unchanged)",
+            path.display(),
+            target.display(),
+            target.display()
+        );
+    }
     let current = if args.use_context {
         " and made it the current context"
     } else {
