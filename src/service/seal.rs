@@ -71,6 +71,22 @@ impl RecordKey {
     }
 }
 
+impl RecordKey {
+    /// This key's tag of `canonical`, for facts other than a record's (a ServiceAccountToken's
+    /// requester): callers put a purpose of their own into `canonical`, so a tag made for one
+    /// kind of fact never verifies as another.
+    pub fn tag(&self, canonical: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(hmac::sign(&self.0, canonical).as_ref())
+    }
+
+    /// Whether `tag` is this key's [`RecordKey::tag`] of `canonical` (constant time).
+    pub fn tag_verifies(&self, canonical: &[u8], tag: &str) -> bool {
+        URL_SAFE_NO_PAD
+            .decode(tag)
+            .is_ok_and(|tag| hmac::verify(&self.0, canonical, &tag).is_ok())
+    }
+}
+
 /// Every fact of a record in one unambiguous encoding (JSON of a fixed struct).
 fn canonical(record: &TokenRecord, object_uid: &str) -> Vec<u8> {
     #[derive(Serialize)]
@@ -89,6 +105,9 @@ fn canonical(record: &TokenRecord, object_uid: &str) -> Vec<u8> {
         // Absent unless set, so records sealed before renewal existed still verify.
         #[serde(skip_serializing_if = "Option::is_none")]
         replaces: Option<String>,
+        // Absent unless set, so records sealed before declared owners existed still verify.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner: Option<&'a str>,
     }
     let sealed = Sealed {
         uid: object_uid,
@@ -103,6 +122,7 @@ fn canonical(record: &TokenRecord, object_uid: &str) -> Vec<u8> {
         cluster_role: record.cluster_role.as_deref(),
         binding_scope: record.binding_scope.map(|s| s.as_str()),
         replaces: record.replaces.as_ref().map(ToString::to_string),
+        owner: record.owner_uid.as_deref(),
     };
     serde_json::to_vec(&sealed).unwrap_or_default()
 }
@@ -196,6 +216,7 @@ mod tests {
             seal: None,
             pending: false,
             replaces: None,
+            owner_uid: None,
         }
     }
 
@@ -223,5 +244,11 @@ mod tests {
             "an altered issuer"
         );
         assert!(!key.verifies(&r, "uid-1", "v1.garbage"));
+        let mut adopted = r.clone();
+        adopted.owner_uid = Some("another-resource".into());
+        assert!(
+            !key.verifies(&adopted, "uid-1", &seal),
+            "an owner added afterwards"
+        );
     }
 }
