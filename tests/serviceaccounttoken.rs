@@ -21,6 +21,9 @@ const SETTLES: Duration = Duration::from_secs(30);
 /// How long a real control plane may take to empty and remove a deleted namespace (its
 /// namespace controller and garbage collector, on a busy machine).
 const NAMESPACE_GONE: Duration = Duration::from_secs(90);
+/// How long a real control plane's garbage collector may take to delete what a deleted resource
+/// owned (it is asynchronous, and slower on a busy machine).
+const GARBAGE_COLLECTED: Duration = Duration::from_secs(30);
 /// Grace of a rotated-out token in these tests.
 const ROTATION_GRACE: Duration = Duration::from_secs(3);
 
@@ -286,44 +289,68 @@ async fn deleting_the_resource_revokes_the_token_and_removes_the_secret() {
     let ns = env.fresh_sat_namespace().await;
     let api = Api::<ServiceAccountToken>::namespaced(env.kube.clone(), &ns);
     let name = unique_name("sat");
-    api.create(
-        &PostParams::default(),
-        &sat(&env, &name, ServiceAccountTokenSpec::default()),
-    )
-    .await
-    .expect("create");
+    // A token for a ServiceAccount made for the resource, with a role bound to it
+    let spec = ServiceAccountTokenSpec {
+        cluster_role: "view".into(),
+        ..Default::default()
+    };
+    api.create(&PostParams::default(), &sat(&env, &name, spec))
+        .await
+        .expect("create");
     let ready_sat = wait_ready(&api, &name, "True", "SubresourcesReady").await;
     let secret = secret_of(&env, &ns, &ready_sat).await;
     let token = data(&secret, "token");
     assert!(accepted(&env, &ns, &token).await, "the token works before");
+    let accounts = Api::<ServiceAccount>::namespaced(env.kube.clone(), &ns);
+    let bindings =
+        Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(env.kube.clone(), &ns);
+    let binding = format!("{}{name}:view", tokend::vocabulary::BINDING_PREFIX);
+    assert!(
+        bindings.get_opt(&binding).await.expect("get").is_some(),
+        "the RoleBinding {binding} was made"
+    );
 
     // When the resource is deleted
     api.delete(&name, &DeleteParams::default())
         .await
         .expect("delete");
 
-    // Then within 15 s the token is rejected and the Secret and resource are gone
+    // Then once garbage collection has deleted what the resource owned (its token's record
+    // among them), and the API server's 10 s authentication cache has passed, the token is
+    // rejected, and the Secret, the ServiceAccount and RoleBinding made for it and the
+    // resource are gone
     let secrets = Api::<Secret>::namespaced(env.kube.clone(), &ns);
     let secret_name = secret.metadata.name.clone().expect("name");
     let left = std::sync::Mutex::new(Vec::new());
-    let gone = common::eventually_ok("the token is rejected and the Secret gone", || async {
-        let mut still = Vec::new();
-        if accepted(&env, &ns, &token).await {
-            still.push("the token is accepted".to_owned());
-        }
-        if secrets.get_opt(&secret_name).await?.is_some() {
-            still.push("the Secret exists".to_owned());
-        }
-        if let Some(sat) = api.get_opt(&name).await? {
-            still.push(format!(
-                "the resource exists: {:?}",
-                sat.metadata.finalizers
-            ));
-        }
-        let done = still.is_empty();
-        *left.lock().unwrap_or_else(|p| p.into_inner()) = still;
-        Ok(done)
-    })
+    let limit = GARBAGE_COLLECTED + common::EVENTUALLY;
+    let gone = eventually_within(
+        "the token is rejected and the Secret gone",
+        limit,
+        || async {
+            let mut still = Vec::new();
+            if accepted(&env, &ns, &token).await {
+                still.push("the token is accepted".to_owned());
+            }
+            if secrets.get_opt(&secret_name).await?.is_some() {
+                still.push("the Secret exists".to_owned());
+            }
+            if let Some(sat) = api.get_opt(&name).await? {
+                still.push(format!(
+                    "the resource exists: {:?}",
+                    sat.metadata.finalizers
+                ));
+            }
+            if accounts.get_opt(&name).await?.is_some() {
+                still.push("its ServiceAccount exists".to_owned());
+            }
+            if bindings.get_opt(&binding).await?.is_some() {
+                still.push(format!("the RoleBinding {binding} exists"));
+            }
+            let done = still.is_empty();
+            *left.lock().unwrap_or_else(|p| p.into_inner()) = still;
+            Ok(done)
+        },
+    )
     .await;
     if let Err(e) = gone {
         panic!("{e}: {:?}", left.lock().unwrap_or_else(|p| p.into_inner()));

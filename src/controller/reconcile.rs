@@ -90,6 +90,7 @@ fn declared_owner(sat: &ServiceAccountToken) -> DeclaredOwner {
         kind: ServiceAccountToken::kind(&()).into_owned(),
         name: sat.name_any(),
         uid: sat.metadata.uid.clone().unwrap_or_default(),
+        owns_service_account: sat.spec.service_account_name.is_empty(),
     }
 }
 

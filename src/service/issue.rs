@@ -67,6 +67,24 @@ pub struct DeclaredOwner {
     pub name: String,
     /// Uid of the object.
     pub uid: String,
+    /// Whether the ServiceAccount is the object's own (made for it, owned by it): a RoleBinding
+    /// made for that account is then owned by the object too, and goes with it. A binding for
+    /// another account may serve other tokens and is never given an owner.
+    pub owns_service_account: bool,
+}
+
+impl DeclaredOwner {
+    /// An owner reference to the object (not a controller, blocking nothing: tokend needs no
+    /// right on the object's finalizers to set it).
+    pub fn reference(&self) -> OwnerReference {
+        OwnerReference {
+            api_version: self.api_version.clone(),
+            kind: self.kind.clone(),
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 /// A token just issued.
@@ -323,7 +341,12 @@ impl TokenService {
             }
         };
         if !request.cluster_role.is_empty() {
-            self.bind(ns, sa_name, &request.cluster_role, scope, undo)
+            let owner = request
+                .owner
+                .as_ref()
+                .filter(|o| o.owns_service_account)
+                .map(DeclaredOwner::reference);
+            self.bind(ns, sa_name, &request.cluster_role, scope, owner, undo)
                 .await?;
         }
 
@@ -359,15 +382,7 @@ impl TokenService {
         let mut to_create = record.to_secret();
         // Owned by the declaring object: garbage collection deletes the record with it, and that
         // revokes the token, whether or not tokend runs then.
-        to_create.metadata.owner_references = request.owner.as_ref().map(|o| {
-            vec![OwnerReference {
-                api_version: o.api_version.clone(),
-                kind: o.kind.clone(),
-                name: o.name.clone(),
-                uid: o.uid.clone(),
-                ..Default::default()
-            }]
-        });
+        to_create.metadata.owner_references = request.owner.as_ref().map(|o| vec![o.reference()]);
         let secret = self.cluster.create_secret(&to_create).await?;
         undo.push(Created::Record {
             namespace: ns.to_owned(),
@@ -505,6 +520,7 @@ impl TokenService {
         sa: &str,
         role: &str,
         scope: BindingScope,
+        owner: Option<OwnerReference>,
         undo: &mut Undo,
     ) -> Result<()> {
         if !self.cluster.cluster_role_exists(role).await? {
@@ -521,7 +537,7 @@ impl TokenService {
                 let name = format!("{BINDING_PREFIX}{sa}:{role}");
                 if self
                     .cluster
-                    .ensure_role_binding(ns, &name, sa, role)
+                    .ensure_role_binding(ns, &name, sa, role, owner)
                     .await?
                     == Ensured::Created
                 {
