@@ -22,8 +22,9 @@ const SETTLES: Duration = Duration::from_secs(30);
 /// namespace controller and garbage collector, on a busy machine).
 const NAMESPACE_GONE: Duration = Duration::from_secs(90);
 /// How long a real control plane's garbage collector may take to delete what a deleted resource
-/// owned (it is asynchronous, and slower on a busy machine).
-const GARBAGE_COLLECTED: Duration = Duration::from_secs(30);
+/// owned (it is asynchronous, slower on a busy machine, and learns of a newly installed CRD's
+/// resources only at its next discovery resync, every 30 s).
+const GARBAGE_COLLECTED: Duration = Duration::from_secs(90);
 /// Grace of a rotated-out token in these tests.
 const ROTATION_GRACE: Duration = Duration::from_secs(3);
 
@@ -995,4 +996,35 @@ async fn a_namespace_deleted_while_tokend_is_down_goes_and_takes_the_token() {
     })
     .await
     .expect("the token is revoked");
+}
+
+/// Issue #22 item 12, upgrading: the finalizer earlier versions put on every resource is removed
+/// by the controller, so no resource (nor its namespace) waits on a tokend that may not run.
+#[tokio::test]
+async fn the_finalizer_of_an_earlier_version_is_removed() {
+    let test = "the_finalizer_of_an_earlier_version_is_removed";
+    let Some(env) = env(test).await else { return };
+    let ns = env.fresh_sat_namespace().await;
+    let api = Api::<ServiceAccountToken>::namespaced(env.kube.clone(), &ns);
+    let name = unique_name("sat");
+    let mut legacy = sat(&env, &name, ServiceAccountTokenSpec::default());
+    legacy.metadata.finalizers = Some(vec![tokend::controller::LEGACY_FINALIZER.into()]);
+    api.create(&PostParams::default(), &legacy)
+        .await
+        .expect("create");
+    wait_ready(&api, &name, "True", "SubresourcesReady").await;
+    common::eventually_ok("the earlier finalizer is removed", || async {
+        let now = api.get(&name).await?;
+        Ok(now.metadata.finalizers.unwrap_or_default().is_empty())
+    })
+    .await
+    .expect("finalizer removed");
+    api.delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete");
+    common::eventually_ok("the resource goes at once", || async {
+        Ok(api.get_opt(&name).await?.is_none())
+    })
+    .await
+    .expect("deleted");
 }
