@@ -26,6 +26,9 @@ pub const BINDING_SCOPE_ANNOTATION: &str = "tokend.io/binding-scope";
 pub const SEAL_ANNOTATION: &str = "tokend.io/seal";
 /// Annotation: the token_id of the token this one replaced (RenewToken).
 pub const REPLACES_ANNOTATION: &str = "tokend.io/replaces";
+/// Annotation on a record: the uid of the object (a ServiceAccountToken) the token was issued
+/// for, sealed with the record; only that object's controller revokes it.
+pub const OWNER_UID_ANNOTATION: &str = "tokend.io/owner-uid";
 /// Label on a record written before its token was issued and not yet confirmed (sealed); one
 /// left pending (its issue failed and the undo could not run) is swept after `--pending-grace`.
 pub const PENDING_LABEL: &str = "tokend.io/pending";

@@ -4,8 +4,8 @@
 //! nothing unneeded: a permission whose removal breaks nothing has no place in deploy/).
 //!
 //! The scenario includes the ServiceAccountToken controller and webhook (issue, Ready, a
-//! deleted ServiceAccount and Secret noticed through the watches, deletion through the
-//! finalizer) where the backend serves the CRD; elsewhere (the emulator, until it serves custom
+//! deleted ServiceAccount and Secret noticed through the watches, an earlier version's
+//! finalizer removed) where the backend serves the CRD; elsewhere (the emulator, until it serves custom
 //! resources) the controller's permissions are not judged and a counted skip says so.
 //!
 //! On both backends: the scenario injects a fault through the fault proxy to exercise tokend's
@@ -25,7 +25,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, PolicyRule, RoleBinding, RoleRef, Subject};
 use kube::Api;
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use tokend::config::AuthMode;
 use tokend::controller::{ServiceAccountToken, ServiceAccountTokenSpec};
 use tokend::server::ServerOptions;
@@ -158,7 +158,7 @@ async fn scenario(env: &TestEnv) -> Outcome {
 
 /// The ServiceAccountToken controller's part: two resources issued (Ready), one's ServiceAccount
 /// and the other's Secret deleted and each noticed at once through the watches (the periodic
-/// re-check is minutes away), and a resource deleted through the finalizer.
+/// re-check is minutes away), and the finalizer an earlier tokend left on a resource removed.
 async fn declared_scenario(env: &TestEnv) -> Outcome {
     let ns = env.fresh_sat_namespace().await;
     let api = Api::<ServiceAccountToken>::namespaced(env.kube.clone(), &ns);
@@ -224,15 +224,31 @@ async fn declared_scenario(env: &TestEnv) -> Outcome {
         },
     )
     .await?;
-    api.delete(by_account, &Default::default())
+    let upgraded = format!("legacy-{}", unique_name("sat"));
+    let mut sat = ServiceAccountToken::new(&upgraded, ServiceAccountTokenSpec::default());
+    sat.metadata.labels = Some(env.sat_labels());
+    sat.metadata.finalizers = Some(vec![tokend::controller::LEGACY_FINALIZER.into()]);
+    api.create(&PostParams::default(), &sat)
         .await
-        .map_err(|e| format!("delete ServiceAccountToken: {e}"))?;
-    poll(
-        "a deleted ServiceAccountToken goes (finalizer)",
-        Duration::from_secs(10),
-        async || matches!(api.get_opt(by_account).await, Ok(None)),
+        .map_err(|e| format!("create ServiceAccountToken: {e}"))?;
+    let removed = poll(
+        "an earlier version's finalizer is removed",
+        Duration::from_secs(20),
+        async || {
+            api.get_opt(&upgraded)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.metadata.finalizers.unwrap_or_default().is_empty())
+        },
     )
-    .await?;
+    .await;
+    // Whatever tokend did, nothing is left held by a finalizer (its namespace would never go).
+    let unheld = serde_json::json!({ "metadata": { "finalizers": null } });
+    api.patch(&upgraded, &PatchParams::default(), &Patch::Merge(&unheld))
+        .await
+        .map_err(|e| format!("remove the finalizer: {e}"))?;
+    removed?;
     // Every watch ran: a watch refused for want of a permission still lets resources through
     // (its failures make the controller look again), so the errors are counted instead.
     let metrics = env.scrape_metrics().await;

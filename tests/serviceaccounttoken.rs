@@ -18,6 +18,13 @@ use tokend::controller::resource::{Requester, ServiceAccountToken, ServiceAccoun
 
 /// Long enough for the controller to take its Lease, watch, issue and write status.
 const SETTLES: Duration = Duration::from_secs(30);
+/// How long a real control plane may take to empty and remove a deleted namespace (its
+/// namespace controller and garbage collector, on a busy machine).
+const NAMESPACE_GONE: Duration = Duration::from_secs(90);
+/// How long a real control plane's garbage collector may take to delete what a deleted resource
+/// owned (it is asynchronous, slower on a busy machine, and learns of a newly installed CRD's
+/// resources only at its next discovery resync, every 30 s).
+const GARBAGE_COLLECTED: Duration = Duration::from_secs(90);
 /// Grace of a rotated-out token in these tests.
 const ROTATION_GRACE: Duration = Duration::from_secs(3);
 
@@ -283,44 +290,68 @@ async fn deleting_the_resource_revokes_the_token_and_removes_the_secret() {
     let ns = env.fresh_sat_namespace().await;
     let api = Api::<ServiceAccountToken>::namespaced(env.kube.clone(), &ns);
     let name = unique_name("sat");
-    api.create(
-        &PostParams::default(),
-        &sat(&env, &name, ServiceAccountTokenSpec::default()),
-    )
-    .await
-    .expect("create");
+    // A token for a ServiceAccount made for the resource, with a role bound to it
+    let spec = ServiceAccountTokenSpec {
+        cluster_role: "view".into(),
+        ..Default::default()
+    };
+    api.create(&PostParams::default(), &sat(&env, &name, spec))
+        .await
+        .expect("create");
     let ready_sat = wait_ready(&api, &name, "True", "SubresourcesReady").await;
     let secret = secret_of(&env, &ns, &ready_sat).await;
     let token = data(&secret, "token");
     assert!(accepted(&env, &ns, &token).await, "the token works before");
+    let accounts = Api::<ServiceAccount>::namespaced(env.kube.clone(), &ns);
+    let bindings =
+        Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(env.kube.clone(), &ns);
+    let binding = format!("{}{name}:view", tokend::vocabulary::BINDING_PREFIX);
+    assert!(
+        bindings.get_opt(&binding).await.expect("get").is_some(),
+        "the RoleBinding {binding} was made"
+    );
 
     // When the resource is deleted
     api.delete(&name, &DeleteParams::default())
         .await
         .expect("delete");
 
-    // Then within 15 s the token is rejected and the Secret and resource are gone
+    // Then once garbage collection has deleted what the resource owned (its token's record
+    // among them), and the API server's 10 s authentication cache has passed, the token is
+    // rejected, and the Secret, the ServiceAccount and RoleBinding made for it and the
+    // resource are gone
     let secrets = Api::<Secret>::namespaced(env.kube.clone(), &ns);
     let secret_name = secret.metadata.name.clone().expect("name");
     let left = std::sync::Mutex::new(Vec::new());
-    let gone = common::eventually_ok("the token is rejected and the Secret gone", || async {
-        let mut still = Vec::new();
-        if accepted(&env, &ns, &token).await {
-            still.push("the token is accepted".to_owned());
-        }
-        if secrets.get_opt(&secret_name).await?.is_some() {
-            still.push("the Secret exists".to_owned());
-        }
-        if let Some(sat) = api.get_opt(&name).await? {
-            still.push(format!(
-                "the resource exists: {:?}",
-                sat.metadata.finalizers
-            ));
-        }
-        let done = still.is_empty();
-        *left.lock().unwrap_or_else(|p| p.into_inner()) = still;
-        Ok(done)
-    })
+    let limit = GARBAGE_COLLECTED + common::EVENTUALLY;
+    let gone = eventually_within(
+        "the token is rejected and the Secret gone",
+        limit,
+        || async {
+            let mut still = Vec::new();
+            if accepted(&env, &ns, &token).await {
+                still.push("the token is accepted".to_owned());
+            }
+            if secrets.get_opt(&secret_name).await?.is_some() {
+                still.push("the Secret exists".to_owned());
+            }
+            if let Some(sat) = api.get_opt(&name).await? {
+                still.push(format!(
+                    "the resource exists: {:?}",
+                    sat.metadata.finalizers
+                ));
+            }
+            if accounts.get_opt(&name).await?.is_some() {
+                still.push("its ServiceAccount exists".to_owned());
+            }
+            if bindings.get_opt(&binding).await?.is_some() {
+                still.push(format!("the RoleBinding {binding} exists"));
+            }
+            let done = still.is_empty();
+            *left.lock().unwrap_or_else(|p| p.into_inner()) = still;
+            Ok(done)
+        },
+    )
     .await;
     if let Err(e) = gone {
         panic!("{e}: {:?}", left.lock().unwrap_or_else(|p| p.into_inner()));
@@ -644,4 +675,356 @@ async fn whoever_changes_the_spec_becomes_the_requester() {
     let requester = after.spec.requester.expect("stamped").username;
     assert_ne!(requester, creator);
     assert!(requester.ends_with(&carol), "{requester}");
+}
+
+/// What a hostile requester must not have been given in `ns` through resource `name`: no
+/// Secret or ServiceAccount made for it, no RoleBinding tokend makes, no token on record
+/// beyond `tokens_before`.
+async fn assert_nothing_made_for(env: &TestEnv, ns: &str, name: &str, tokens_before: usize) {
+    let made = Api::<Secret>::namespaced(env.kube.clone(), ns)
+        .list(
+            &kube::api::ListParams::default()
+                .labels(&format!("{}={name}", tokend::controller::OWNER_LABEL)),
+        )
+        .await
+        .expect("list Secrets");
+    assert!(made.items.is_empty(), "a Secret was made for {name}");
+    let accounts = Api::<ServiceAccount>::namespaced(env.kube.clone(), ns);
+    assert!(
+        accounts.get_opt(name).await.expect("get").is_none(),
+        "a ServiceAccount was made for {name}"
+    );
+    let bindings = Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(env.kube.clone(), ns)
+        .list(&Default::default())
+        .await
+        .expect("list RoleBindings");
+    let tokends: Vec<_> = bindings
+        .items
+        .iter()
+        .filter_map(|b| b.metadata.name.clone())
+        .filter(|n| n.starts_with(tokend::vocabulary::BINDING_PREFIX))
+        .collect();
+    assert!(tokends.is_empty(), "tokend made RoleBindings: {tokends:?}");
+    let listed = env
+        .client()
+        .await
+        .list_tokens(tokend_client::v1::ListTokensRequest {
+            namespace: ns.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect("ListTokens");
+    assert_eq!(
+        listed.tokens.len(),
+        tokens_before,
+        "tokens issued: {:?}",
+        listed.tokens
+    );
+}
+
+/// Issue #22 item 1: without the webhook registered (deploy/'s base as applied), a user who may
+/// only create ServiceAccountTokens writes the requester herself.
+#[tokio::test]
+async fn a_hand_written_requester_gets_nothing_without_the_webhook() {
+    let test = "a_hand_written_requester_gets_nothing_without_the_webhook";
+    let Some(env) = env(test).await else { return };
+    // Given a namespace no webhook admits ServiceAccountTokens in, where `ops` is an admin
+    let ns = env.fresh_namespace().await;
+    let ops = unique_name("ops");
+    Api::<ServiceAccount>::namespaced(env.kube.clone(), &ns)
+        .create(
+            &PostParams::default(),
+            &ServiceAccount {
+                metadata: ObjectMeta {
+                    name: Some(ops.clone()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("create ops");
+    let ops_is_admin = k8s_openapi::api::rbac::v1::RoleBinding {
+        metadata: ObjectMeta {
+            name: Some(unique_name("ops-admin")),
+            ..Default::default()
+        },
+        role_ref: k8s_openapi::api::rbac::v1::RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "ClusterRole".into(),
+            name: "admin".into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: ops.clone(),
+            namespace: Some(ns.clone()),
+            api_group: None,
+        }]),
+    };
+    Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(env.kube.clone(), &ns)
+        .create(&PostParams::default(), &ops_is_admin)
+        .await
+        .expect("bind ops to admin");
+    // And mallory, who may create ServiceAccountTokens there and nothing else
+    let (client, subject) = client_as(&env, &ns, &unique_name("mallory")).await;
+    common::grant(&env, &ns, subject, vec![may_create_serviceaccounttokens()]).await;
+    let as_mallory = Api::<ServiceAccountToken>::namespaced(client, &ns);
+    let api = Api::<ServiceAccountToken>::namespaced(env.kube.clone(), &ns);
+
+    // When she names ops as the requester, and then an admin in system:masters with a role
+    let as_ops = Requester {
+        username: format!("system:serviceaccount:{ns}:{ops}"),
+        groups: vec![
+            "system:serviceaccounts".into(),
+            format!("system:serviceaccounts:{ns}"),
+            "system:authenticated".into(),
+        ],
+        ..Default::default()
+    };
+    let as_masters = Requester {
+        username: "admin".into(),
+        groups: vec!["system:masters".into(), "system:authenticated".into()],
+        ..Default::default()
+    };
+    let forged = [
+        ("as-ops", as_ops, String::new()),
+        ("as-masters", as_masters, "admin".to_owned()),
+    ];
+    for (name, requester, cluster_role) in &forged {
+        let spec = ServiceAccountTokenSpec {
+            requester: Some(requester.clone()),
+            cluster_role: cluster_role.clone(),
+            ..Default::default()
+        };
+        as_mallory
+            .create(&PostParams::default(), &sat(&env, name, spec))
+            .await
+            .expect("mallory may create the object");
+    }
+
+    // Then each is Ready=False (RequesterUnproven), and nothing is issued or made for either
+    for (name, _, _) in &forged {
+        let refused = wait_ready(&api, name, "False", "RequesterUnproven").await;
+        let status = refused.status.unwrap_or_default();
+        assert!(status.token_id.is_none() && status.secret_ref.is_none());
+    }
+    for (name, _, _) in &forged {
+        assert_nothing_made_for(&env, &ns, name, 0).await;
+    }
+}
+
+/// Issue #22 item 1: a requester the webhook did stamp, copied onto another object, or kept
+/// while the spec it was stamped for is changed behind the webhook's back.
+#[tokio::test]
+async fn a_stamped_requester_copied_or_kept_across_a_spec_change_gets_nothing() {
+    let test = "a_stamped_requester_copied_or_kept_across_a_spec_change_gets_nothing";
+    let Some(env) = env(test).await else { return };
+    let ns = env.fresh_sat_namespace().await;
+    let api = Api::<ServiceAccountToken>::namespaced(env.kube.clone(), &ns);
+    let original = unique_name("sat");
+    api.create(
+        &PostParams::default(),
+        &sat(&env, &original, ServiceAccountTokenSpec::default()),
+    )
+    .await
+    .expect("create");
+    let stamped = wait_ready(&api, &original, "True", "SubresourcesReady").await;
+    let requester = stamped.spec.requester.clone().expect("stamped");
+    let issued = stamped.status.clone().unwrap_or_default().token_id;
+
+    // Given the webhook no longer admits ServiceAccountTokens in the namespace (unregistered)
+    let unlabel =
+        serde_json::json!({ "metadata": { "labels": { common::declarative::ENV_LABEL: null } } });
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(env.kube.clone())
+        .patch(&ns, &PatchParams::default(), &Patch::Merge(&unlabel))
+        .await
+        .expect("unlabel the namespace");
+
+    // When the stamped requester is copied onto an object of another name (created once the
+    // API server stops calling the webhook for the namespace, which refuses a written requester)
+    let copy = unique_name("copy");
+    let copied = sat(
+        &env,
+        &copy,
+        ServiceAccountTokenSpec {
+            requester: Some(requester.clone()),
+            ..Default::default()
+        },
+    );
+    common::eventually_ok("the copy is created without the webhook", || async {
+        match api.create(&PostParams::default(), &copied).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.message.contains("spec.requester") => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+    .expect("create the copy");
+    // And the original's spec is changed, keeping its stamped requester
+    let widen = serde_json::json!({ "spec": { "clusterRole": "admin" } });
+    api.patch(&original, &PatchParams::default(), &Patch::Merge(&widen))
+        .await
+        .expect("change the original's spec");
+
+    // Then neither is acted on
+    let refused = wait_ready(&api, &copy, "False", "RequesterUnproven").await;
+    assert!(refused.status.unwrap_or_default().token_id.is_none());
+    let changed = wait_ready(&api, &original, "False", "RequesterUnproven").await;
+    assert_eq!(
+        changed.status.unwrap_or_default().token_id,
+        issued,
+        "no token issued for the changed spec"
+    );
+    assert_nothing_made_for(&env, &ns, &copy, 1).await;
+}
+
+/// Issue #22 item 2: a principal who may only write a resource's status plants another
+/// namespace's token id as the rotated-out token, due already.
+#[tokio::test]
+async fn a_token_id_planted_in_status_is_not_revoked() {
+    let test = "a_token_id_planted_in_status_is_not_revoked";
+    let Some(env) = env(test).await else { return };
+    // Given a token of another namespace
+    let elsewhere = env.fresh_namespace().await;
+    let victim = env
+        .client()
+        .await
+        .issue_token(common::issue(&elsewhere, "victim"))
+        .await
+        .expect("IssueToken");
+    // And a Ready resource, and someone who may only patch its status
+    let ns = env.fresh_sat_namespace().await;
+    let api = Api::<ServiceAccountToken>::namespaced(env.kube.clone(), &ns);
+    let name = unique_name("sat");
+    api.create(
+        &PostParams::default(),
+        &sat(&env, &name, ServiceAccountTokenSpec::default()),
+    )
+    .await
+    .expect("create");
+    wait_ready(&api, &name, "True", "SubresourcesReady").await;
+    let (client, subject) = client_as(&env, &ns, &unique_name("statusbot")).await;
+    let status_only = PolicyRule {
+        api_groups: Some(vec!["tokend.io".into()]),
+        resources: Some(vec!["serviceaccounttokens/status".into()]),
+        verbs: vec!["patch".into(), "get".into()],
+        ..Default::default()
+    };
+    common::grant(&env, &ns, subject, vec![status_only]).await;
+
+    // When it names the other token as this resource's previous one, due long ago
+    let plant = serde_json::json!({ "status": {
+        "previousTokenId": victim.token_id,
+        "previousRevokeAt": "2000-01-01T00:00:00Z",
+    } });
+    Api::<ServiceAccountToken>::namespaced(client, &ns)
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&plant))
+        .await
+        .expect("the status writer may patch status");
+
+    // Then once the controller has looked at it (and dropped the planted id)
+    common::eventually_ok("the controller drops the planted id", || async {
+        let now = api.get(&name).await?;
+        Ok(now.status.unwrap_or_default().previous_token_id.is_none())
+    })
+    .await
+    .expect("the controller reconciled the planted status");
+    // The other namespace's token is still on record and valid
+    let tokend = env.client().await;
+    tokend
+        .get_token(tokend_client::v1::GetTokenRequest {
+            token_id: victim.token_id.clone(),
+        })
+        .await
+        .expect("the victim's record is still there");
+    let validated = tokend
+        .validate_token(tokend_client::v1::ValidateTokenRequest {
+            token: victim.token.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("ValidateToken");
+    assert!(validated.authenticated, "the victim's token still works");
+}
+
+/// Issue #22 item 12: a namespace holding a Ready resource is deleted while no tokend runs
+/// (scaled to zero, uninstalled): it goes, and the resource's token with it.
+#[tokio::test]
+async fn a_namespace_deleted_while_tokend_is_down_goes_and_takes_the_token() {
+    let test = "a_namespace_deleted_while_tokend_is_down_goes_and_takes_the_token";
+    let Some(mut env) = env(test).await else {
+        return;
+    };
+    let ns = env.fresh_sat_namespace().await;
+    let api = Api::<ServiceAccountToken>::namespaced(env.kube.clone(), &ns);
+    let name = unique_name("sat");
+    api.create(
+        &PostParams::default(),
+        &sat(&env, &name, ServiceAccountTokenSpec::default()),
+    )
+    .await
+    .expect("create");
+    let ready_sat = wait_ready(&api, &name, "True", "SubresourcesReady").await;
+    let token = data(&secret_of(&env, &ns, &ready_sat).await, "token");
+
+    // When tokend is stopped and the namespace deleted
+    env.stop_tokend().await;
+    let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(env.kube.clone());
+    namespaces
+        .delete(&ns, &DeleteParams::default())
+        .await
+        .expect("delete the namespace");
+
+    // Then the namespace is gone within a bound (not stuck Terminating on a finalizer)
+    let finalizers = std::sync::Mutex::new(None);
+    let gone = eventually_within("the namespace is gone", NAMESPACE_GONE, || async {
+        if let Ok(Some(sat)) = api.get_opt(&name).await {
+            *finalizers.lock().unwrap_or_else(|p| p.into_inner()) = sat.metadata.finalizers;
+        }
+        Ok(namespaces.get_opt(&ns).await?.is_none())
+    })
+    .await;
+    if let Err(e) = gone {
+        panic!(
+            "{e}; the resource's finalizers: {:?}",
+            finalizers.lock().unwrap_or_else(|p| p.into_inner())
+        );
+    }
+    // And its token is rejected
+    common::eventually_ok("the token is rejected", || async {
+        Ok(!accepted(&env, &ns, &token).await)
+    })
+    .await
+    .expect("the token is revoked");
+}
+
+/// Issue #22 item 12, upgrading: the finalizer earlier versions put on every resource is removed
+/// by the controller, so no resource (nor its namespace) waits on a tokend that may not run.
+#[tokio::test]
+async fn the_finalizer_of_an_earlier_version_is_removed() {
+    let test = "the_finalizer_of_an_earlier_version_is_removed";
+    let Some(env) = env(test).await else { return };
+    let ns = env.fresh_sat_namespace().await;
+    let api = Api::<ServiceAccountToken>::namespaced(env.kube.clone(), &ns);
+    let name = unique_name("sat");
+    let mut legacy = sat(&env, &name, ServiceAccountTokenSpec::default());
+    legacy.metadata.finalizers = Some(vec![tokend::controller::LEGACY_FINALIZER.into()]);
+    api.create(&PostParams::default(), &legacy)
+        .await
+        .expect("create");
+    wait_ready(&api, &name, "True", "SubresourcesReady").await;
+    common::eventually_ok("the earlier finalizer is removed", || async {
+        let now = api.get(&name).await?;
+        Ok(now.metadata.finalizers.unwrap_or_default().is_empty())
+    })
+    .await
+    .expect("finalizer removed");
+    api.delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete");
+    common::eventually_ok("the resource goes at once", || async {
+        Ok(api.get_opt(&name).await?.is_none())
+    })
+    .await
+    .expect("deleted");
 }

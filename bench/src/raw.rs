@@ -59,6 +59,7 @@ impl RawIssuer {
             seal: None,
             pending: true,
             replaces: None,
+            owner_uid: None,
         };
         let secret = self
             .secrets

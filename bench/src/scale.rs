@@ -346,6 +346,7 @@ fn record(ns: &str, expiration: &str) -> TokenRecord {
         seal: None,
         pending: true,
         replaces: None,
+        owner_uid: None,
     }
 }
 

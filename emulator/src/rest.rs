@@ -320,6 +320,17 @@ pub fn create(
             ns,
         ));
     }
+    if rt.namespaced && namespace_terminating(store, ns) {
+        // The NamespaceLifecycle admission plugin's answer.
+        return Err(ApiError::forbidden(
+            format!(
+                "{} {} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                rt.group_resource().qualified(),
+                crate::status::go_quote(&name)
+            ),
+            json!({"name": name, "kind": rt.plural}),
+        ));
+    }
     if store.get(rt, ns, &name).is_some() {
         return Err(ApiError::already_exists(rt.group_resource(), &name));
     }
@@ -407,6 +418,7 @@ fn finish_update(
             return Ok(store.replace(rt, ns, name, new));
         }
         let removed = store.remove(rt, ns, name);
+        finish_terminating_namespace(store, ns);
         return Ok(removed.map(|_| new).unwrap_or_default());
     }
     Ok(store.replace(rt, ns, name, new))
@@ -622,6 +634,23 @@ pub fn delete_object(
         }
         _ => {}
     }
+    if rt.plural == "namespaces" && wanted.is_empty() && !empty_namespace(store, name) {
+        // Content with finalizers left: the namespace stays Terminating until it goes, as the
+        // namespace controller keeps it (NamespaceFinalizersRemaining).
+        let mut obj = existing.clone();
+        if let Some(meta) = metadata_mut(&mut obj)
+            && !meta.contains_key("deletionTimestamp")
+        {
+            meta.insert("deletionTimestamp".into(), clock::now_rfc3339().into());
+        }
+        if let Some(m) = obj.as_object_mut() {
+            m.insert("status".into(), json!({"phase": "Terminating"}));
+        }
+        if obj == existing {
+            return Ok(Deleted::Pending(existing));
+        }
+        return Ok(Deleted::Pending(store.replace(rt, ns, name, obj)));
+    }
     if !wanted.is_empty() {
         let mut obj = existing.clone();
         if let Some(meta) = metadata_mut(&mut obj) {
@@ -651,7 +680,68 @@ pub fn delete_object(
     if rt.group == crate::custom_resources::GROUP && rt.plural == crate::custom_resources::PLURAL {
         crate::custom_resources::remove_all(store, &obj);
     }
+    if rt.plural != "namespaces" {
+        finish_terminating_namespace(store, ns);
+    }
     Ok(Deleted::Removed(obj))
+}
+
+/// Deletes everything in namespace `ns` as the namespace controller does: objects without
+/// finalizers go at once, those with finalizers are marked deleted and stay until their
+/// finalizers are removed. Answers whether the namespace is empty now.
+fn empty_namespace(store: &mut Store, ns: &str) -> bool {
+    let contents: Vec<(&'static str, &'static str, String)> = store
+        .all()
+        .filter(|(_, plural, o)| *plural != "namespaces" && meta_str(o, "namespace") == Some(ns))
+        .map(|(group, plural, o)| (group, plural, meta_str(o, "name").unwrap_or("").to_owned()))
+        .collect();
+    for (group, plural, name) in contents {
+        let rt = resources::stored_type(group, plural)
+            .or_else(|| crate::custom_resources::find_any(store, group, plural));
+        if let Some(rt) = rt {
+            let _ = delete_object(
+                store,
+                rt,
+                ns,
+                &name,
+                crate::garbage_collector::Propagation::Background,
+            );
+        }
+    }
+    let remaining = store
+        .all()
+        .any(|(_, plural, o)| plural != "namespaces" && meta_str(o, "namespace") == Some(ns));
+    if !remaining {
+        store.remove_namespace_contents(ns);
+    }
+    !remaining
+}
+
+/// Whether namespace `ns` is being deleted.
+fn namespace_terminating(store: &Store, ns: &str) -> bool {
+    resources::stored_type("", "namespaces")
+        .and_then(|namespaces| store.get(namespaces, "", ns))
+        .is_some_and(|n| meta_str(n, "deletionTimestamp").is_some())
+}
+
+/// Removes namespace `ns` once it is Terminating and its last object has gone.
+pub fn finish_terminating_namespace(store: &mut Store, ns: &str) {
+    let Some(namespaces) = resources::stored_type("", "namespaces") else {
+        return;
+    };
+    if ns.is_empty()
+        || store
+            .get(namespaces, "", ns)
+            .is_none_or(|n| meta_str(n, "deletionTimestamp").is_none())
+    {
+        return;
+    }
+    let remaining = store
+        .all()
+        .any(|(_, plural, o)| plural != "namespaces" && meta_str(o, "namespace") == Some(ns));
+    if !remaining {
+        store.remove(namespaces, "", ns);
+    }
 }
 
 fn success_status(rt: &ResourceType, name: &str, uid: &str) -> Value {

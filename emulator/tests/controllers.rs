@@ -779,6 +779,72 @@ async fn finalizers_hold_deletion_until_the_last_is_removed() -> Result<()> {
     Ok(())
 }
 
+/// The namespace controller empties a deleted namespace, but an object with finalizers stays
+/// (marked deleted) and so does the namespace (Terminating, refusing new content) until the last
+/// finalizer is removed: what leaves namespaces stuck when nobody removes a finalizer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_stays_terminating_while_its_content_has_finalizers() -> Result<()> {
+    let c = Cluster::connect().await?;
+    let ns = c.namespace("term").await?;
+    let maps: Api<ConfigMap> = Api::namespaced(c.client.clone(), &ns.name);
+    let held = json!({"metadata": {"name": "held", "finalizers": ["tokend.test/hold"]}});
+    maps.create(&PostParams::default(), &obj(held)?).await?;
+    maps.create(
+        &PostParams::default(),
+        &obj(json!({"metadata": {"name": "free"}}))?,
+    )
+    .await?;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c.client.clone());
+    namespaces
+        .delete(&ns.name, &DeleteParams::default())
+        .await?;
+
+    until_collected(
+        "the namespace is emptied but for the held object",
+        || async {
+            ensure!(api_error(maps.get("free").await)?.code == 404);
+            ensure!(
+                maps.get("held")
+                    .await?
+                    .metadata
+                    .deletion_timestamp
+                    .is_some()
+            );
+            let terminating = namespaces.get(&ns.name).await?;
+            ensure!(terminating.metadata.deletion_timestamp.is_some());
+            let phase = terminating.status.and_then(|s| s.phase);
+            ensure!(phase.as_deref() == Some("Terminating"), "{phase:?}");
+            Ok(())
+        },
+    )
+    .await?;
+    until("new content is refused", || async {
+        let late = json!({"metadata": {"name": unique_name("late")}});
+        let status = api_error(maps.create(&PostParams::default(), &obj(late)?).await)?;
+        ensure!(status.code == 403, "{status:?}");
+        ensure!(
+            status.message.contains("because it is being terminated"),
+            "{}",
+            status.message
+        );
+        Ok(())
+    })
+    .await?;
+
+    maps.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await?;
+    until_collected("the namespace goes with its last object", || async {
+        ensure!(api_error(namespaces.get(&ns.name).await)?.code == 404);
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
 fn owner_ref(o: &DynamicObject, api_version: &str, kind: &str) -> Value {
     json!([{
         "apiVersion": api_version, "kind": kind,

@@ -1,6 +1,8 @@
 //! The RBAC objects tokend reads and makes: ClusterRoles looked up, RoleBindings and
 //! ClusterRoleBindings made (and taken back) for issued tokens.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
 use super::*;
 
 impl Cluster {
@@ -12,16 +14,21 @@ impl Cluster {
             .is_some())
     }
 
-    /// Ensures a RoleBinding `binding` in `ns` grants ClusterRole `role` to the ServiceAccount.
+    /// Ensures a RoleBinding `binding` in `ns` grants ClusterRole `role` to the ServiceAccount;
+    /// one created now is owned by `owner` (garbage-collected with it).
     pub async fn ensure_role_binding(
         &self,
         ns: &str,
         binding: &str,
         sa: &str,
         role: &str,
+        owner: Option<OwnerReference>,
     ) -> Result<Ensured> {
+        let mut metadata = managed_meta(binding, Some(ns));
+        // Only a binding made now gets an owner: one that exists may serve others.
+        metadata.owner_references = owner.map(|o| vec![o]);
         let rb = RoleBinding {
-            metadata: managed_meta(binding, Some(ns)),
+            metadata,
             role_ref: cluster_role_ref(role),
             subjects: Some(vec![sa_subject(ns, sa)]),
         };

@@ -1,8 +1,9 @@
 //! The ServiceAccountToken controller: tokens declared as objects. One replica at a time runs it
 //! (a coordination.k8s.io Lease, as the sweeper does); it issues through the token service as
-//! the object's requester, writes the Secret, keeps `Ready` true to the facts, rotates before
-//! expiry, and revokes on deletion (a finalizer). The admission webhook that stamps the
-//! requester lives in [`admission`].
+//! the object's requester (only one its own webhook sealed), writes the Secret, keeps `Ready`
+//! true to the facts and rotates before expiry. Everything it makes is owned by the resource, so
+//! deleting it revokes the token through garbage collection, with or without tokend running (no
+//! finalizer). The admission webhook that stamps the requester lives in [`admission`].
 //!
 //! | file | holds |
 //! | --- | --- |
@@ -11,10 +12,12 @@
 //! | `status.rs` | conditions and their reasons |
 //! | `objects.rs` | the Secret and ServiceAccount the controller owns (kube-rs calls) |
 //! | `admission.rs` | the mutating webhook served over HTTPS |
+//! | `requester.rs` | the seal proving the webhook wrote a requester |
 
 pub mod admission;
 mod objects;
 mod reconcile;
+mod requester;
 pub mod resource;
 pub mod status;
 
@@ -37,8 +40,10 @@ pub use resource::{ServiceAccountToken, ServiceAccountTokenSpec, ServiceAccountT
 
 /// Name of the Lease the replicas compete for to run the controller.
 pub const LEASE_NAME: &str = "tokend-controller";
-/// Finalizer that revokes a resource's token before the resource goes.
-pub const FINALIZER: &str = "tokend.io/revoke-token";
+/// Finalizer earlier versions put on every resource (they revoked its token before it went). Now
+/// garbage collection does that; the controller removes this from objects that still carry it, so
+/// none waits on a tokend that may never run again (a namespace stuck Terminating).
+pub const LEGACY_FINALIZER: &str = "tokend.io/revoke-token";
 /// Label on the Secret and ServiceAccount made for a resource: the resource's name. The
 /// controller watches only objects carrying it.
 pub const OWNER_LABEL: &str = "tokend.io/serviceaccounttoken";
@@ -52,9 +57,6 @@ pub enum Error {
     /// The token service failed in a way worth retrying.
     #[error("token service: {0}")]
     Service(#[from] crate::service::Error),
-    /// The finalizer machinery failed.
-    #[error("finalizer: {0}")]
-    Finalizer(String),
     /// The object lacks what every stored object has (name, namespace, uid).
     #[error("object: {0}")]
     Object(String),

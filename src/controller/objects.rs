@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource as _};
 
 use super::resource::ServiceAccountToken;
@@ -146,18 +146,6 @@ pub async fn update_secret(
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     Ok(())
-}
-
-/// Deletes the resource's Secret (at deletion, whether or not garbage collection runs).
-pub async fn delete_secret(client: &Client, ns: &str, name: &str) -> Result<(), Error> {
-    match Api::<Secret>::namespaced(client.clone(), ns)
-        .delete(name, &DeleteParams::default())
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Five characters of [a-z0-9], as Kubernetes' generateName draws them.

@@ -1,6 +1,8 @@
-//! One reconciliation of a ServiceAccountToken: revoke at deletion (finalizer); otherwise check
-//! the requester, issue when there is no token (or the spec changed), rotate when less than
+//! One reconciliation of a ServiceAccountToken: drop an earlier version's finalizer; check the
+//! requester (its seal); issue when there is no token (or the spec changed), rotate when less than
 //! `renewBefore` remains, revoke a rotated-out token after the grace, and report `Ready`.
+//! Deletion needs nothing from here: what the resource made is owned by it and
+//! garbage-collected, its token's record included (which revokes the token).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,16 +10,17 @@ use std::time::Duration;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event, finalizer};
-use kube::{Api, ResourceExt as _};
+use kube::{Api, Resource as _, ResourceExt as _};
 
 use super::objects;
+use super::requester;
 use super::resource::{Condition, SecretRef, ServiceAccountToken, ServiceAccountTokenStatus};
 use super::status::{
-    self, FORBIDDEN, REQUESTER_UNKNOWN, SUBRESOURCE_NOT_FOUND, SUBRESOURCES_READY, TOKEN_EXPIRED,
+    self, FORBIDDEN, REQUESTER_UNKNOWN, REQUESTER_UNPROVEN, SUBRESOURCE_NOT_FOUND,
+    SUBRESOURCES_READY, TOKEN_EXPIRED,
 };
-use super::{Context, Error, FINALIZER};
-use crate::service::{Caller, IssueRequest};
+use super::{Context, Error, LEGACY_FINALIZER};
+use crate::service::{Caller, DeclaredOwner, IssueRequest};
 
 /// How often a resource is looked at even when nothing it watches changed (a named
 /// ServiceAccount it does not own may have been deleted).
@@ -32,19 +35,38 @@ pub(super) async fn reconcile(
     let ns = sat
         .namespace()
         .ok_or_else(|| Error::Object("a ServiceAccountToken without a namespace".into()))?;
-    let api = Api::<ServiceAccountToken>::namespaced(context.client.clone(), &ns);
-    finalizer(&api, FINALIZER, sat, |event| async {
-        match event {
-            Event::Apply(sat) => apply(&sat, &ns, &context).await,
-            Event::Cleanup(sat) => cleanup(&sat, &ns, &context).await,
-        }
-    })
-    .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    })
+    if sat.finalizers().iter().any(|f| f == LEGACY_FINALIZER) {
+        drop_legacy_finalizer(&sat, &ns, &context).await?;
+    }
+    if sat.metadata.deletion_timestamp.is_some() {
+        // Garbage collection revokes the token (its record is owned by the resource).
+        return Ok(Action::await_change());
+    }
+    apply(&sat, &ns, &context).await
+}
+
+/// Removes [`LEGACY_FINALIZER`], only from the finalizers as they were read (a JSON patch
+/// `test`ed against them), so a finalizer someone else added meanwhile is kept.
+async fn drop_legacy_finalizer(
+    sat: &ServiceAccountToken,
+    ns: &str,
+    context: &Context,
+) -> Result<(), Error> {
+    let current = sat.finalizers().to_vec();
+    let kept: Vec<&String> = current.iter().filter(|f| *f != LEGACY_FINALIZER).collect();
+    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+        { "op": "test", "path": "/metadata/finalizers", "value": current },
+        { "op": "replace", "path": "/metadata/finalizers", "value": kept },
+    ]))
+    .map_err(|e| Error::Object(e.to_string()))?;
+    Api::<ServiceAccountToken>::namespaced(context.client.clone(), ns)
+        .patch(
+            &sat.name_any(),
+            &PatchParams::default(),
+            &Patch::Json::<()>(patch),
+        )
+        .await?;
+    Ok(())
 }
 
 pub(super) fn error_policy(
@@ -61,32 +83,15 @@ pub(super) fn error_policy(
     Action::requeue(Duration::from_secs(10))
 }
 
-/// Revokes the token (and a rotated-out one) and deletes the Secret, at once.
-async fn cleanup(sat: &ServiceAccountToken, ns: &str, context: &Context) -> Result<Action, Error> {
-    let status = sat.status.clone().unwrap_or_default();
-    tracing::debug!(namespace = ns, name = %sat.name_any(), token_id = ?status.token_id, secret = ?status.secret_ref, "ServiceAccountToken deleted: revoking");
-    let on_behalf = format!(
-        "tokend controller (ServiceAccountToken {ns}/{} deleted)",
-        sat.name_any()
-    );
-    for id in [status.token_id, status.previous_token_id]
-        .into_iter()
-        .flatten()
-    {
-        match context.service.revoke_declared(&on_behalf, &id).await {
-            Ok(_) => {}
-            // An id the resource's author wrote into status is not tokend's to fail on.
-            Err(crate::service::Error::InvalidArgument { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+/// The resource as the owner of the tokens issued for it.
+fn declared_owner(sat: &ServiceAccountToken) -> DeclaredOwner {
+    DeclaredOwner {
+        api_version: ServiceAccountToken::api_version(&()).into_owned(),
+        kind: ServiceAccountToken::kind(&()).into_owned(),
+        name: sat.name_any(),
+        uid: sat.metadata.uid.clone().unwrap_or_default(),
+        owns_service_account: sat.spec.service_account_name.is_empty(),
     }
-    if let Some(secret) = status.secret_ref
-        && let Some(meta) = objects::secret_meta(&context.client, ns, &secret.name).await?
-        && objects::is_owned_by(&meta, sat)
-    {
-        objects::delete_secret(&context.client, ns, &secret.name).await?;
-    }
-    Ok(Action::await_change())
 }
 
 async fn apply(sat: &ServiceAccountToken, ns: &str, context: &Context) -> Result<Action, Error> {
@@ -102,7 +107,9 @@ async fn apply(sat: &ServiceAccountToken, ns: &str, context: &Context) -> Result
             status.observed_generation = generation;
         };
 
-    // A rotated-out token goes once its grace is over.
+    let owner = declared_owner(sat);
+    // A rotated-out token goes once its grace is over; the id in status is only a pointer:
+    // revoke_declared acts only when the token's sealed record names this resource.
     let mut wake: Option<Timestamp> = None;
     if let (Some(previous), Some(at)) = (
         status.previous_token_id.clone(),
@@ -111,7 +118,11 @@ async fn apply(sat: &ServiceAccountToken, ns: &str, context: &Context) -> Result
         let at: Timestamp = at.parse().unwrap_or(now);
         if at <= now {
             let on_behalf = format!("tokend controller (ServiceAccountToken {ns}/{name} rotated)");
-            match context.service.revoke_declared(&on_behalf, &previous).await {
+            match context
+                .service
+                .revoke_declared(&on_behalf, &previous, ns, &owner)
+                .await
+            {
                 Ok(_) | Err(crate::service::Error::InvalidArgument { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -134,6 +145,25 @@ async fn apply(sat: &ServiceAccountToken, ns: &str, context: &Context) -> Result
         write_status(context, ns, &name, &status, sat.status.as_ref()).await?;
         return Ok(Action::await_change());
     };
+    // Only a requester tokend's own webhook sealed for this object as it is now; one written by
+    // hand (no webhook registered), copied from another object or kept across a spec change the
+    // webhook did not see gets nothing. The log names no one: the identity is unproven.
+    let key = context.service.record_key().await?;
+    if let Err(why) = requester::verify(key, sat) {
+        tracing::warn!(namespace = ns, name = %name, reason = %why, "ServiceAccountToken requester not proven: nothing issued");
+        report(
+            &mut status,
+            false,
+            REQUESTER_UNPROVEN,
+            format!(
+                "spec.requester is not proven ({why}): tokend acts only on a requester its \
+                 admission webhook stamped for this object as it is now (is the webhook \
+                 registered?); nothing is issued"
+            ),
+        );
+        write_status(context, ns, &name, &status, sat.status.as_ref()).await?;
+        return Ok(Action::await_change());
+    }
     let caller = Caller {
         username: requester.username,
         uid: requester.uid,
@@ -160,6 +190,7 @@ async fn apply(sat: &ServiceAccountToken, ns: &str, context: &Context) -> Result
         lifetime: None,
         untranslatable: Default::default(),
         replaces: None,
+        owner: Some(owner.clone()),
     };
     let renew_before = match parse_renew_before(&spec.renew_before) {
         Ok(d) => d,
@@ -284,7 +315,7 @@ async fn apply(sat: &ServiceAccountToken, ns: &str, context: &Context) -> Result
             // Nobody can read a token that was never written down: take it back.
             let _ = context
                 .service
-                .revoke_declared(&on_behalf, &credentials.token_id.to_string())
+                .revoke_declared(&on_behalf, &credentials.token_id.to_string(), ns, &owner)
                 .await;
             return Err(e);
         }
@@ -293,7 +324,10 @@ async fn apply(sat: &ServiceAccountToken, ns: &str, context: &Context) -> Result
     // replaced it: the old one was issued for a spec that no longer holds).
     if let Some(old) = status.token_id.take() {
         if let Some(earlier) = status.previous_token_id.take() {
-            let _ = context.service.revoke_declared(&on_behalf, &earlier).await;
+            let _ = context
+                .service
+                .revoke_declared(&on_behalf, &earlier, ns, &owner)
+                .await;
         }
         let grace = if spec_changed {
             SignedDuration::ZERO

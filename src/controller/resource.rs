@@ -73,8 +73,10 @@ pub struct ServiceAccountTokenSpec {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub context_name: String,
     /// Who created the resource, stamped by tokend's admission webhook from the API server's
-    /// own record of the request; set by no one else (a CREATE carrying it is refused, and so is
-    /// an UPDATE changing it). tokend grants no more than this identity could get itself.
+    /// own record of the request and sealed by it; set by no one else (a CREATE carrying it is
+    /// refused, and so is an UPDATE changing it, and one tokend cannot prove its webhook wrote
+    /// for this object is never acted on). tokend grants no more than this identity could get
+    /// itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requester: Option<Requester>,
 }
@@ -95,6 +97,11 @@ pub struct Requester {
     /// The authenticator's extra attributes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, Vec<String>>,
+    /// tokend's proof that its webhook wrote this requester for this object, name, generation
+    /// and spec (opaque; keyed with tokend's record key). The controller acts on no requester
+    /// without it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub seal: String,
 }
 
 /// What tokend did for a ServiceAccountToken.

@@ -14,6 +14,9 @@ pub const TOKEN_EXPIRED: &str = "TokenExpired";
 pub const SUBRESOURCE_NOT_FOUND: &str = "SubresourceNotFound";
 /// False: no requester in the spec: tokend's admission webhook did not see the object's CREATE.
 pub const REQUESTER_UNKNOWN: &str = "RequesterUnknown";
+/// False: a requester tokend cannot prove its own webhook wrote for this object as it is
+/// (hand-written where no webhook is registered, copied, or kept across an unseen spec change).
+pub const REQUESTER_UNPROVEN: &str = "RequesterUnproven";
 /// False: the requester may not get this token itself (the SubjectAccessReview said no).
 pub const FORBIDDEN: &str = "Forbidden";
 

@@ -37,6 +37,7 @@ pub fn issue_request(request: v1::IssueTokenRequest) -> IssueRequest {
         binding_scope,
         labels: request.labels.into_iter().collect(),
         replaces: None,
+        owner: None,
     }
 }
 

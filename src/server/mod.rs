@@ -512,6 +512,7 @@ pub async fn run_with_metrics(
             let listener = TcpListener::bind(webhook.listen).await?;
             tracing::info!(listen = %listener.local_addr()?, "admission webhook serving");
             Some(tokio::spawn(crate::controller::admission::serve(
+                service.clone(),
                 listener,
                 tls,
                 options.tls_reload_interval,

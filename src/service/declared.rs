@@ -1,11 +1,12 @@
 //! Tokens declared as ServiceAccountToken objects: the controller issues them through the same
-//! steps as IssueToken, always authorised as the object's requester (never as tokend), and
-//! revokes them as tokend itself when the object goes.
+//! steps as IssueToken, always authorised as the object's requester (never as tokend), records
+//! them as owned by the object (garbage collection revokes them with it), and revokes a
+//! rotated-out one as tokend itself, only when its sealed record names the object.
 
 use k8s_openapi::jiff::Timestamp;
 
 use super::checks::parse_token_id;
-use super::{Caller, Error, IssueRequest, Reason, Result, TokenService, audit};
+use super::{Caller, DeclaredOwner, Error, IssueRequest, Reason, Result, TokenService, audit};
 use crate::token_id::TokenId;
 
 /// A token issued for a declared object, with everything its Secret holds.
@@ -87,13 +88,39 @@ impl TokenService {
         .await
     }
 
-    /// Revokes a declared token as tokend (its object is gone or it was rotated out); `false`
-    /// when it was already gone. No review: tokend revokes what it issued for its own object.
-    pub async fn revoke_declared(&self, on_behalf_of: &str, token_id: &str) -> Result<bool> {
+    /// Revokes a declared token as tokend (rotated out, or never handed over); `false` when it
+    /// is gone already or is not `owner`'s. No review: tokend revokes only what it issued for
+    /// that object, as its own sealed record says (in the object's namespace, naming the
+    /// object's uid), never a token because an id was written somewhere.
+    pub async fn revoke_declared(
+        &self,
+        on_behalf_of: &str,
+        token_id: &str,
+        namespace: &str,
+        owner: &DeclaredOwner,
+    ) -> Result<bool> {
         let id = parse_token_id(token_id)?;
+        if id.namespace() != namespace {
+            tracing::warn!(
+                namespace,
+                owner = %owner.name,
+                token_id = %id,
+                "not revoking a token of another namespace named by a declared object"
+            );
+            return Ok(false);
+        }
         let Some(record) = self.record(&id).await? else {
             return Ok(false);
         };
+        if record.owner_uid.as_deref() != Some(owner.uid.as_str()) || owner.uid.is_empty() {
+            tracing::warn!(
+                namespace,
+                owner = %owner.name,
+                token_id = %id,
+                "not revoking a token the declared object did not get issued"
+            );
+            return Ok(false);
+        }
         let deleted = self
             .cluster
             .delete_secret_if_unchanged(

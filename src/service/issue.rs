@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use tokio::sync::oneshot;
 
@@ -45,9 +46,45 @@ pub struct IssueRequest {
     pub labels: BTreeMap<String, String>,
     /// The token this one replaces (RenewToken); never taken from a caller's field.
     pub replaces: Option<TokenId>,
+    /// The object declaring the token (the ServiceAccountToken controller); never taken from a
+    /// caller's field.
+    pub owner: Option<DeclaredOwner>,
     /// Fields the gRPC layer could not translate (unknown enum numbers), reported together with
     /// every other bad field.
     pub untranslatable: Violations,
+}
+
+/// The object a declared token is issued for. Its record names it (sealed) and is owned by it:
+/// deleting the object has garbage collection delete the record, which revokes the token, and
+/// only that object's controller revokes it otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeclaredOwner {
+    /// apiVersion of the object.
+    pub api_version: String,
+    /// Kind of the object.
+    pub kind: String,
+    /// Name of the object (in the token's namespace).
+    pub name: String,
+    /// Uid of the object.
+    pub uid: String,
+    /// Whether the ServiceAccount is the object's own (made for it, owned by it): a RoleBinding
+    /// made for that account is then owned by the object too, and goes with it. A binding for
+    /// another account may serve other tokens and is never given an owner.
+    pub owns_service_account: bool,
+}
+
+impl DeclaredOwner {
+    /// An owner reference to the object (not a controller, blocking nothing: tokend needs no
+    /// right on the object's finalizers to set it).
+    pub fn reference(&self) -> OwnerReference {
+        OwnerReference {
+            api_version: self.api_version.clone(),
+            kind: self.kind.clone(),
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 /// A token just issued.
@@ -304,7 +341,12 @@ impl TokenService {
             }
         };
         if !request.cluster_role.is_empty() {
-            self.bind(ns, sa_name, &request.cluster_role, scope, undo)
+            let owner = request
+                .owner
+                .as_ref()
+                .filter(|o| o.owns_service_account)
+                .map(DeclaredOwner::reference);
+            self.bind(ns, sa_name, &request.cluster_role, scope, owner, undo)
                 .await?;
         }
 
@@ -333,10 +375,15 @@ impl TokenService {
             // and the undo cannot run, nobody is shown it and the sweeper removes it.
             pending: true,
             replaces: request.replaces.clone(),
+            owner_uid: request.owner.as_ref().map(|o| o.uid.clone()),
         };
         // The key is needed to seal the record: without it, write nothing.
         let key = self.key().await?;
-        let secret = self.cluster.create_secret(&record.to_secret()).await?;
+        let mut to_create = record.to_secret();
+        // Owned by the declaring object: garbage collection deletes the record with it, and that
+        // revokes the token, whether or not tokend runs then.
+        to_create.metadata.owner_references = request.owner.as_ref().map(|o| vec![o.reference()]);
+        let secret = self.cluster.create_secret(&to_create).await?;
         undo.push(Created::Record {
             namespace: ns.to_owned(),
             name: record.token_id.secret_name(),
@@ -473,6 +520,7 @@ impl TokenService {
         sa: &str,
         role: &str,
         scope: BindingScope,
+        owner: Option<OwnerReference>,
         undo: &mut Undo,
     ) -> Result<()> {
         if !self.cluster.cluster_role_exists(role).await? {
@@ -489,7 +537,7 @@ impl TokenService {
                 let name = format!("{BINDING_PREFIX}{sa}:{role}");
                 if self
                     .cluster
-                    .ensure_role_binding(ns, &name, sa, role)
+                    .ensure_role_binding(ns, &name, sa, role, owner)
                     .await?
                     == Ensured::Created
                 {

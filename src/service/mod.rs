@@ -35,7 +35,7 @@ pub use client_certificates::{
 };
 pub use declared::Credentials;
 pub use error::{Error, Failure, RETRY_DELAY, Violation, Violations};
-pub use issue::{IssueRequest, IssuedToken};
+pub use issue::{DeclaredOwner, IssueRequest, IssuedToken};
 pub use kubeconfig::{KubeconfigExec, KubeconfigRequest, KubeconfigSource, RenderedKubeconfig};
 pub use listing::{DEFAULT_PAGE_SIZE, ListPage, ListQuery, MAX_PAGE_SIZE};
 pub use reason::Reason;
@@ -96,6 +96,12 @@ impl TokenService {
             .as_ref()
             .and_then(TokenRecord::from_metadata)
             .filter(|record| record.is_sealed_by(key)))
+    }
+
+    /// The record key, for what else tokend seals with it (the requester its admission webhook
+    /// stamps on a ServiceAccountToken).
+    pub async fn record_key(&self) -> Result<&RecordKey> {
+        self.key().await
     }
 
     /// The record key (read or created on first use).

@@ -82,6 +82,9 @@ pub struct TokenRecord {
     pub pending: bool,
     /// The token this one replaced, when it was issued by RenewToken.
     pub replaces: Option<TokenId>,
+    /// Uid of the object the token was declared by (a ServiceAccountToken), which owns the
+    /// record; None for tokens issued through the API.
+    pub owner_uid: Option<String>,
 }
 
 impl TokenRecord {
@@ -116,6 +119,9 @@ impl TokenRecord {
         }
         if let Some(replaced) = &self.replaces {
             annotations.insert(REPLACES_ANNOTATION.into(), replaced.to_string());
+        }
+        if let Some(owner) = &self.owner_uid {
+            annotations.insert(OWNER_UID_ANNOTATION.into(), owner.clone());
         }
         Secret {
             metadata: ObjectMeta {
@@ -170,6 +176,7 @@ impl TokenRecord {
             replaces: annotations
                 .get(REPLACES_ANNOTATION)
                 .and_then(|id| TokenId::parse(id).ok()),
+            owner_uid: annotations.get(OWNER_UID_ANNOTATION).cloned(),
         })
     }
 
@@ -235,6 +242,7 @@ mod tests {
             seal: None,
             pending: true,
             replaces: None,
+            owner_uid: None,
         }
     }
 

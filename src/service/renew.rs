@@ -89,6 +89,7 @@ impl TokenService {
             binding_scope: old.cluster_role.as_ref().and(old.binding_scope),
             labels: old.labels.clone(),
             replaces: Some(id.clone()),
+            owner: None,
         };
         let now_revoke = grace == Some(Duration::ZERO);
         let this = self.clone();

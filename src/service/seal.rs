@@ -113,6 +113,9 @@ fn canonical(record: &TokenRecord, object_uid: &str) -> Vec<u8> {
         // Absent unless set, so records sealed before renewal existed still verify.
         #[serde(skip_serializing_if = "Option::is_none")]
         replaces: Option<String>,
+        // Absent unless set, so records sealed before declared owners existed still verify.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner: Option<&'a str>,
     }
     let sealed = Sealed {
         uid: object_uid,
@@ -127,6 +130,7 @@ fn canonical(record: &TokenRecord, object_uid: &str) -> Vec<u8> {
         cluster_role: record.cluster_role.as_deref(),
         binding_scope: record.binding_scope.map(|s| s.as_str()),
         replaces: record.replaces.as_ref().map(ToString::to_string),
+        owner: record.owner_uid.as_deref(),
     };
     serde_json::to_vec(&sealed).unwrap_or_default()
 }
@@ -248,6 +252,7 @@ mod tests {
             seal: None,
             pending: false,
             replaces: None,
+            owner_uid: None,
         }
     }
 
@@ -275,6 +280,12 @@ mod tests {
             "an altered issuer"
         );
         assert!(!key.verifies(&r, "uid-1", "v1.garbage"));
+        let mut adopted = r.clone();
+        adopted.owner_uid = Some("another-resource".into());
+        assert!(
+            !key.verifies(&adopted, "uid-1", &seal),
+            "an owner added afterwards"
+        );
     }
 
     #[test]

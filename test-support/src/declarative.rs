@@ -225,8 +225,36 @@ impl TestEnv {
         &self.declarative().clock
     }
 
-    /// A fresh namespace whose ServiceAccountTokens go through this env's webhook.
+    /// A fresh namespace whose ServiceAccountTokens go through this env's webhook. Returns
+    /// once they do: a real API server learns of a webhook registration and of a namespace's
+    /// labels through informers, and on a busy server a create made at once can be admitted
+    /// without the webhook. A dry-run create carrying a requester is refused by the webhook
+    /// (and by nothing else), so its refusal shows the webhook is called.
     pub async fn fresh_sat_namespace(&self) -> String {
-        self.fresh_namespace_labelled(self.sat_labels()).await
+        let ns = self.fresh_namespace_labelled(self.sat_labels()).await;
+        let api = Api::<ServiceAccountToken>::namespaced(self.kube.clone(), &ns);
+        let mut probe = ServiceAccountToken::new(
+            "webhook-probe",
+            tokend::controller::ServiceAccountTokenSpec {
+                requester: Some(tokend::controller::resource::Requester {
+                    username: "webhook-probe".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        );
+        probe.metadata.namespace = Some(ns.clone());
+        let dry_run = PostParams {
+            dry_run: true,
+            ..Default::default()
+        };
+        crate::eventually("the webhook admits the namespace's ServiceAccountTokens", || async {
+            matches!(
+                api.create(&dry_run, &probe).await,
+                Err(kube::Error::Api(s)) if s.message.contains("spec.requester")
+            )
+        })
+        .await;
+        ns
     }
 }

@@ -92,5 +92,6 @@ pub fn record_of(ns: &str, sa: &str, expiration: &str) -> TokenRecord {
         seal: None,
         pending: true,
         replaces: None,
+        owner_uid: None,
     }
 }

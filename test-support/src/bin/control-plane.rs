@@ -7,7 +7,8 @@
 //! - `control-plane snapshot --kubeconfig FILE --out FILE` records the cluster-scoped objects a
 //!   suite may create (namespaces, ClusterRoles, ClusterRoleBindings).
 //! - `control-plane leaks --kubeconfig FILE --before FILE` lists those that are new since the
-//!   snapshot and not being deleted, and exits 1 when there are any.
+//!   snapshot, and namespaces still Terminating after [`TERMINATING_LIMIT`] (deleted but held by
+//!   a finalizer nobody removes), and exits 1 when there are any.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -119,15 +120,33 @@ async fn cluster_objects(kubeconfig: &Path) -> Result<BTreeSet<String>> {
     Ok(out)
 }
 
+/// How long namespaces the suite deleted last may take to go (the namespace controller empties
+/// them; the garbage collector is asynchronous) before they count as stuck.
+const TERMINATING_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 async fn leaks(kubeconfig: &Path, before: &Path) -> Result<()> {
     let before: BTreeSet<String> = std::fs::read_to_string(before)?
         .lines()
         .map(str::to_owned)
         .collect();
     let after = cluster_objects(kubeconfig).await?;
-    let leaked: Vec<&String> = after.difference(&before).collect();
+    let mut leaked: Vec<String> = after.difference(&before).cloned().collect();
+    // A namespace being deleted is no leak while it goes; one still Terminating after the limit
+    // is held by a finalizer nobody will remove, and so is one.
+    let deadline = std::time::Instant::now() + TERMINATING_LIMIT;
+    let stuck = loop {
+        let terminating = terminating_namespaces(kubeconfig).await?;
+        if terminating.is_empty() || std::time::Instant::now() >= deadline {
+            break terminating;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    };
+    leaked.extend(stuck);
     if leaked.is_empty() {
-        println!("no namespace, ClusterRole or ClusterRoleBinding left behind by the suite");
+        println!(
+            "no namespace (live or Terminating), ClusterRole or ClusterRoleBinding left behind by \
+             the suite"
+        );
         return Ok(());
     }
     println!("left behind by the suite ({}):", leaked.len());
@@ -135,4 +154,33 @@ async fn leaks(kubeconfig: &Path, before: &Path) -> Result<()> {
         println!("  {object}");
     }
     std::process::exit(1);
+}
+
+/// `namespace/NAME Terminating: WHY` for each namespace being deleted, with what holds it (the
+/// namespace controller's conditions, e.g. finalizers remaining on its content).
+async fn terminating_namespaces(kubeconfig: &Path) -> Result<Vec<String>> {
+    let client = client(kubeconfig).await?;
+    let mut out = Vec::new();
+    for ns in Api::<Namespace>::all(client)
+        .list(&ListParams::default())
+        .await?
+    {
+        if ns.metadata.deletion_timestamp.is_none() {
+            continue;
+        }
+        let why: Vec<String> = ns
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c.status == "True")
+            .map(|c| c.message.unwrap_or(c.type_))
+            .collect();
+        out.push(format!(
+            "namespace/{} Terminating: {}",
+            ns.metadata.name.unwrap_or_default(),
+            why.join("; ")
+        ));
+    }
+    Ok(out)
 }
