@@ -3,8 +3,10 @@
 //! control plane from [`control_plane`], or any cluster), tokend under test ([`tokend`]), a
 //! fault-injecting proxy usable on both backends ([`fault_proxy`]), cleanup that works on a
 //! real cluster ([`cleanup`]), polling for eventual consistency ([`polling`]), unique names,
-//! and skips that are counted per backend ([`skips`]).
+//! skips that are counted per backend ([`skips`]), and background load for a real API server
+//! ([`api_load`]).
 
+pub mod api_load;
 pub mod backend;
 pub mod cleanup;
 pub mod contract;
