@@ -265,25 +265,29 @@ impl LeaderElection {
             self.timing.lease_duration,
         );
         let duration_seconds = Some(self.timing.duration_seconds());
+        // For people reading the Lease (kubectl): no replica decides anything by these times.
+        let wall = Some(Timestamp::now());
         let record = match (verdict, current) {
             (Verdict::Wait, _) => return Ok(Attempt::HeldByOther),
             (Verdict::Renew, Some(current)) => LeaseRecord {
                 duration_seconds,
+                renew_time: wall,
                 ..current
             },
             (Verdict::Take, Some(current)) => LeaseRecord {
                 holder: self.identity.clone(),
                 duration_seconds,
-                acquire_time: Some(Timestamp::now()),
+                renew_time: wall,
+                acquire_time: wall,
                 transitions: current.transitions.saturating_add(1),
                 ..current
             },
             (_, _) => LeaseRecord {
                 holder: self.identity.clone(),
                 duration_seconds,
-                renew_time: None,
+                renew_time: wall,
                 resource_version: None,
-                acquire_time: Some(Timestamp::now()),
+                acquire_time: wall,
                 transitions: 0,
             },
         };

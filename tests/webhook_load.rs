@@ -85,6 +85,10 @@ async fn serviceaccounttokens_are_admitted_while_others_hold_the_webhooks_connec
         return;
     };
     let ns = env.fresh_sat_namespace().await;
+    // Only a create that goes through the webhook proves anything.
+    common::propagation::webhook_in_force(&env.kube, &ns, std::collections::BTreeMap::new())
+        .await
+        .expect("the webhook is in force");
     let (webhook, ca) = webhook_of(&env).await;
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&ca) {

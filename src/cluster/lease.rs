@@ -60,9 +60,8 @@ impl Cluster {
             .map(|l| LeaseRecord::from_lease(&l)))
     }
 
-    /// Writes `record` (its holder, duration, acquire time and transitions; the renew time is
-    /// now) to the Lease: created when `record.resource_version` is None, else replaced only if
-    /// the stored version is still that one.
+    /// Writes `record` to the Lease: created when `record.resource_version` is None, else
+    /// replaced only if the stored version is still that one.
     pub async fn write_lease(
         &self,
         namespace: &str,
@@ -80,7 +79,7 @@ impl Cluster {
                 holder_identity: Some(record.holder.clone()),
                 lease_duration_seconds: record.duration_seconds,
                 acquire_time: record.acquire_time.map(MicroTime),
-                renew_time: Some(MicroTime(Timestamp::now())),
+                renew_time: record.renew_time.map(MicroTime),
                 lease_transitions: Some(record.transitions),
                 ..Default::default()
             }),

@@ -24,7 +24,7 @@ const CHURN_WORKERS: usize = 3;
 /// ConfigMaps each churn round creates, lists and deletes.
 const OBJECTS_PER_ROUND: usize = 10;
 /// Pause between a worker's rounds.
-const ROUND_PAUSE: Duration = Duration::from_millis(50);
+const ROUND_PAUSE: Duration = Duration::from_millis(150);
 /// Pause between namespaces created and deleted.
 const NAMESPACE_PAUSE: Duration = Duration::from_secs(2);
 /// How long the namespaces the load made may take to go once it stops.

@@ -370,7 +370,7 @@ pub fn assert_code(
 }
 
 /// Grants `subject` the `rules` in namespace `ns` through a Role and RoleBinding of a unique name
-/// (deleted with the namespace); answers that name.
+/// (deleted with the namespace), and waits until the API server enforces them; answers that name.
 pub async fn grant(
     env: &TestEnv,
     ns: &str,
@@ -389,7 +389,7 @@ pub async fn grant(
             &PostParams::default(),
             &Role {
                 metadata: meta.clone(),
-                rules: Some(rules),
+                rules: Some(rules.clone()),
             },
         )
         .await
@@ -404,11 +404,13 @@ pub async fn grant(
                     kind: "Role".into(),
                     name: name.clone(),
                 },
-                subjects: Some(vec![subject]),
+                subjects: Some(vec![subject.clone()]),
             },
         )
         .await
         .expect("create RoleBinding");
+    // In force before the test acts on it: a busy API server's authorizer can lag behind.
+    crate::propagation::expect_rbac_in_force(&env.kube, &subject, Some(ns), &rules).await;
     name
 }
 
