@@ -173,6 +173,9 @@ pub struct ServeArgs {
     /// How long a keepalive ping may go unanswered before the connection is closed.
     #[arg(long, env = "TOKEND_HTTP2_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub http2_keepalive_timeout: Duration,
+    /// Longest a client may take over its TLS handshake (gRPC and webhook ports).
+    #[arg(long, env = "TOKEND_TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub tls_handshake_timeout: Duration,
     /// Address of the Prometheus `/metrics` endpoint; none when unset.
     #[arg(long, env = "TOKEND_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -199,6 +202,16 @@ pub struct ServeArgs {
     /// sealed with (unless --record-key-file), and the `kube-root-ca.crt` trusted for kubeconfigs.
     #[arg(long, env = "TOKEND_LEASE_NAMESPACE", default_value = "tokend")]
     pub lease_namespace: String,
+    /// How long other replicas must see a Lease (sweeper, controller) unchanged before taking it.
+    #[arg(long, env = "TOKEND_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// How long a Lease holder keeps acting without a successful renewal; shorter than
+    /// --lease-duration, so it has stopped before another replica may take over.
+    #[arg(long, env = "TOKEND_LEASE_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration)]
+    pub lease_renew_deadline: Duration,
+    /// Time between attempts to take or renew a Lease.
+    #[arg(long, env = "TOKEND_LEASE_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
+    pub lease_retry_period: Duration,
     /// Longest tokend waits on the Kubernetes API: to connect, and for each read or write of a
     /// call; also the health check's budget, so a stalled API turns health NOT_SERVING.
     #[arg(long, env = "TOKEND_KUBE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
@@ -230,6 +243,22 @@ pub struct ServeArgs {
     /// Private key (PEM) of the webhook; default: --tls-key.
     #[arg(long, env = "TOKEND_WEBHOOK_TLS_KEY")]
     pub webhook_tls_key: Option<PathBuf>,
+    /// Most webhook connections open at once; further clients wait in the listen backlog.
+    #[arg(long, env = "TOKEND_WEBHOOK_MAX_CONNECTIONS", default_value_t = 512)]
+    pub webhook_max_connections: usize,
+    /// Most webhook connections open at once from one address; further ones are closed.
+    #[arg(
+        long,
+        env = "TOKEND_WEBHOOK_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 16
+    )]
+    pub webhook_max_connections_per_address: usize,
+    /// Longest a webhook request's header may take to arrive, from its first byte.
+    #[arg(long, env = "TOKEND_WEBHOOK_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub webhook_header_timeout: Duration,
+    /// A webhook connection with no request in flight and nothing received is closed after this.
+    #[arg(long, env = "TOKEND_WEBHOOK_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub webhook_idle_timeout: Duration,
 }
 
 /// How callers prove who they are.

@@ -358,10 +358,30 @@ pub async fn serve(
         }),
     );
     tracing::info!(listen = %listener.local_addr()?, "metrics serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // Bounded like every listener: a scraper needs one connection and one request at a time.
+    let incoming = crate::server::listener::incoming(listener, METRICS_BOUNDS, |tcp, _| {
+        std::future::ready(Some(tcp))
+    });
+    crate::server::listener::serve_http(incoming, app, METRICS_TIMEOUTS, shutdown).await;
+    Ok(())
 }
+
+/// Connections the metrics port holds: a few scrapers (Prometheus replicas), each with one.
+const METRICS_BOUNDS: crate::server::listener::ConnectionBounds =
+    crate::server::listener::ConnectionBounds {
+        total: 64,
+        per_address: 8,
+        setup_timeout: std::time::Duration::from_secs(10),
+    };
+
+/// A scrape's header arrives at once; Prometheus keeps a connection between scrapes (15 s to
+/// 1 min apart), so idle ones may live a little longer than the longest usual interval.
+const METRICS_TIMEOUTS: crate::server::listener::HttpTimeouts =
+    crate::server::listener::HttpTimeouts {
+        header: std::time::Duration::from_secs(10),
+        idle: std::time::Duration::from_secs(90),
+        request: std::time::Duration::from_secs(30),
+    };
 
 /// Tower layer counting the Kubernetes API calls of a kube-rs client, and tracing those made
 /// inside a traced request.

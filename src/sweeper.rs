@@ -12,6 +12,7 @@ use std::time::Instant;
 use std::sync::Arc;
 
 use crate::cluster::Cluster;
+use crate::leader_election::{LeaderElection, LeaseTiming};
 use crate::metrics::SweepMetrics;
 use crate::service::{KeyError, KeySource, RecordKey, RecordKeys, TokenRecord};
 use crate::vocabulary::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, RECORD_SECRET_TYPE};
@@ -22,8 +23,10 @@ pub const LEASE_NAME: &str = "tokend-sweeper";
 /// How the sweeper runs.
 #[derive(Debug, Clone)]
 pub struct SweeperOptions {
-    /// Time between sweeps; also how often the lease is renewed.
+    /// Time between sweeps.
     pub interval: Duration,
+    /// How the sweeper's Lease is held.
+    pub lease: LeaseTiming,
     /// How long after expiry a record is kept (so ListTokens can still show EXPIRED ones).
     pub grace: Duration,
     /// Namespace of the Lease.
@@ -45,6 +48,7 @@ impl Default for SweeperOptions {
     fn default() -> Self {
         Self {
             interval: Duration::from_secs(300),
+            lease: LeaseTiming::default(),
             grace: Duration::from_secs(24 * 3600),
             lease_namespace: "tokend".into(),
             identity: "tokend".into(),
@@ -56,46 +60,53 @@ impl Default for SweeperOptions {
     }
 }
 
-/// Runs forever: every interval, take or renew the lease, and sweep when holding it. Records
-/// are verified with the key in tokend's own namespace ([`KeySource::default`]).
+/// Runs forever: while this replica holds the lease, sweep every interval. Records are verified
+/// with the key in tokend's own namespace ([`KeySource::default`]).
 pub async fn run(client: Client, options: SweeperOptions) {
     let keys = Arc::new(RecordKeys::new(KeySource::default()));
     run_with(Cluster::new(client), options, SweepMetrics::default(), keys).await;
 }
 
-/// [`run`], verifying records with `keys` and counting each sweep's work into `metrics`.
+/// [`run`], verifying records with `keys` and counting each sweep's work into `metrics`. The
+/// sweep in progress is dropped the moment the lease can no longer be guaranteed ours.
 pub async fn run_with(
     cluster: Cluster,
     options: SweeperOptions,
     metrics: SweepMetrics,
     keys: Arc<RecordKeys>,
 ) {
-    // Three missed renewals before another replica may take over.
-    let lease_seconds =
-        i32::try_from(options.interval.as_secs().saturating_mul(3).max(1)).unwrap_or(i32::MAX);
-    loop {
-        let held = cluster
-            .hold_lease(
-                &options.lease_namespace,
-                LEASE_NAME,
-                &options.identity,
-                lease_seconds,
-            )
-            .await;
-        match held {
-            Ok(true) => match sweep(&cluster, &options, &metrics, &keys).await {
-                Ok(report) => tracing::debug!(
-                    examined = report.examined,
-                    deleted = report.deleted,
-                    "sweep done"
-                ),
-                Err(e) => tracing::warn!(error = %e, "sweep failed; trying again next interval"),
-            },
-            Ok(false) => tracing::debug!("another replica holds the sweeper lease"),
-            Err(e) => tracing::warn!(error = %e, "cannot reach the sweeper lease"),
-        }
-        tokio::time::sleep(options.interval).await;
-    }
+    let election = LeaderElection::new(
+        cluster.clone(),
+        &options.lease_namespace,
+        LEASE_NAME,
+        &options.identity,
+        options.lease,
+    );
+    election
+        .lead(|| {
+            let (cluster, options, metrics, keys) = (
+                cluster.clone(),
+                options.clone(),
+                metrics.clone(),
+                keys.clone(),
+            );
+            async move {
+                loop {
+                    match sweep(&cluster, &options, &metrics, &keys).await {
+                        Ok(report) => tracing::debug!(
+                            examined = report.examined,
+                            deleted = report.deleted,
+                            "sweep done"
+                        ),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "sweep failed; trying again next interval")
+                        }
+                    }
+                    tokio::time::sleep(options.interval).await;
+                }
+            }
+        })
+        .await;
 }
 
 /// What one sweep did.

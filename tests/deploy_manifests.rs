@@ -1326,6 +1326,110 @@ fn the_network_policy_opens_exactly_the_containers_ports_and_reaches_dns_and_the
     }
 }
 
+/// The webhook port's ingress rules in a rendered NetworkPolicy: the `from` of each (None: from
+/// anywhere) as CIDRs.
+fn webhook_sources(policy: &NetworkPolicy) -> Vec<Option<Vec<String>>> {
+    policy
+        .spec
+        .iter()
+        .flat_map(|s| s.ingress.iter().flatten())
+        .filter(|rule| {
+            rule.ports
+                .iter()
+                .flatten()
+                .any(|p| p.port.as_ref() == Some(&IntOrString::String("webhook".into())))
+        })
+        .map(|rule| {
+            rule.from.as_ref().map(|peers| {
+                peers
+                    .iter()
+                    .map(|peer| {
+                        assert!(
+                            peer.namespace_selector.is_none() && peer.pod_selector.is_none(),
+                            "the API server is not a pod: the webhook's `from` names addresses"
+                        );
+                        peer.ip_block.as_ref().expect("an ipBlock").cidr.clone()
+                    })
+                    .collect()
+            })
+        })
+        .collect()
+}
+
+/// `to` as a path relative to the folder `from`.
+fn relative(from: &Path, to: &Path) -> PathBuf {
+    let from = from.canonicalize().expect("canonical");
+    let to = to.canonicalize().expect("canonical");
+    let common = from
+        .components()
+        .zip(to.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut path = PathBuf::new();
+    for _ in from.components().skip(common) {
+        path.push("..");
+    }
+    path.extend(to.components().skip(common));
+    path
+}
+
+#[test]
+fn the_webhook_port_has_a_rule_of_its_own_that_an_operator_narrows_to_the_control_plane() {
+    let Some((tool, sub)) = kustomize_command() else {
+        println!("skipped: neither kustomize nor kubectl is on PATH, so nothing renders deploy/");
+        return;
+    };
+    let overlay = deploy_dir().join("overlays/tls-cert-manager");
+    let policy_of = |dir: &Path| -> NetworkPolicy {
+        let manifests: Vec<Manifest> = render(&tool, sub, dir)
+            .into_iter()
+            .map(|doc| Manifest {
+                origin: dir.display().to_string(),
+                file: dir.to_owned(),
+                doc,
+            })
+            .collect();
+        the_one::<NetworkPolicy>(&manifests)
+    };
+    // As shipped: one rule, its `from` the clearly marked placeholder admitting every address.
+    let shipped = std::fs::read_to_string(overlay.join("kustomization.yaml")).expect("read");
+    assert!(
+        shipped.contains("CONTROL-PLANE-CIDR"),
+        "the `from` to narrow is marked"
+    );
+    assert_eq!(
+        webhook_sources(&policy_of(&overlay)),
+        vec![Some(vec!["0.0.0.0/0".to_owned(), "::/0".to_owned()])]
+    );
+    // Narrowed as README says: a patch of that rule's `from` in an overlay of one's own.
+    // kustomize takes only relative paths to other kustomizations: the overlay of one's own
+    // lives under target/ and names tokend's by a relative path.
+    let own = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let kustomization = format!(
+        "resources:\n  - {}\npatches:\n  - target: {{group: networking.k8s.io, version: v1, kind: \
+         NetworkPolicy, name: tokend}}\n    patch: |-\n      - op: replace\n        path: \
+         /spec/ingress/1/from\n        value: [{{ipBlock: {{cidr: 10.0.0.0/24}}}}]\n",
+        relative(own.path(), &overlay).display()
+    );
+    std::fs::write(own.path().join("kustomization.yaml"), kustomization).expect("write");
+    let narrowed = policy_of(own.path());
+    assert_eq!(
+        webhook_sources(&narrowed),
+        vec![Some(vec!["10.0.0.0/24".to_owned()])]
+    );
+    // and the other ports keep their own rule.
+    let first = narrowed
+        .spec
+        .as_ref()
+        .and_then(|s| s.ingress.as_ref())
+        .expect("ingress")[0]
+        .clone();
+    assert!(
+        first.from.is_none(),
+        "the gRPC and metrics rule is untouched"
+    );
+}
+
 /// The metric names an exposition declares (`# TYPE` lines), as the sample names they write:
 /// a counter `x` is sampled as `x_total`, a histogram as `x_bucket`, `x_sum`, `x_count`.
 fn exported_sample_names(text: &str) -> BTreeSet<String> {

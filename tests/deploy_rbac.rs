@@ -15,6 +15,7 @@ use tokend_test_support as common;
 
 use common::issue;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::FailRule;
@@ -161,6 +162,11 @@ async fn scenario(env: &TestEnv) -> Outcome {
 /// re-check is minutes away), and the finalizer an earlier tokend left on a resource removed.
 async fn declared_scenario(env: &TestEnv) -> Outcome {
     let ns = env.fresh_sat_namespace().await;
+    // The API server reads webhook registrations through an informer: on a busy one, an object
+    // created at once could skip the webhook just registered (and never get a requester).
+    common::propagation::webhook_in_force(&env.kube, &ns, BTreeMap::new())
+        .await
+        .map_err(|e| format!("{e:#}"))?;
     let api = Api::<ServiceAccountToken>::namespaced(env.kube.clone(), &ns);
     let reason = async |name: &str| -> Option<(String, String)> {
         let sat = api.get_opt(name).await.ok().flatten()?;

@@ -194,12 +194,136 @@ async fn only_one_replica_holds_the_sweeper_lease() {
         .await;
         assert_eq!(holder().await.as_deref(), Some("replica-a"));
     }
-    // When replica-a stops, replica-b takes over once the lease runs out.
+    // When replica-a stops, replica-b takes over once it has seen the lease unchanged for the
+    // lease duration (15 s) itself.
     first.abort();
-    eventually("replica-b takes over an expired lease", || async {
-        holder().await.as_deref() == Some("replica-b")
+    common::eventually_within(
+        "replica-b takes over an expired lease",
+        Duration::from_secs(45),
+        || async { Ok(holder().await.as_deref() == Some("replica-b")) },
+    )
+    .await
+    .expect("replica-b takes over");
+    second.abort();
+    let _ = namespaces.delete(&lease_ns, &Default::default()).await;
+}
+
+/// Plays a replica whose clock is an hour off: it writes the sweeper Lease as its holder, with
+/// renewTime `skew` from the true time, every 300 ms until `stop` is set.
+async fn skewed_holder(
+    leases: Api<Lease>,
+    skew: k8s_openapi::jiff::SignedDuration,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    use k8s_openapi::jiff::Timestamp;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let renew_time = Timestamp::now().checked_add(skew).expect("a time");
+        let spec = serde_json::json!({"spec": {
+            "holderIdentity": "skewed-replica",
+            "leaseDurationSeconds": 10,
+            "renewTime": MicroTime(renew_time),
+        }});
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some(LEASE_NAME.into()),
+                ..Default::default()
+            },
+            spec: serde_json::from_value(spec["spec"].clone()).expect("a LeaseSpec"),
+        };
+        match leases.get_opt(LEASE_NAME).await.expect("get") {
+            None => {
+                let _ = leases.create(&PostParams::default(), &lease).await;
+            }
+            Some(_) => {
+                let _ = leases
+                    .patch(LEASE_NAME, &PatchParams::default(), &Patch::Merge(&spec))
+                    .await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_holder_with_a_skewed_clock_keeps_the_lease_while_it_renews_and_loses_it_when_it_stops() {
+    let lease_ns = common::unique_name("tokend-lease");
+    let env = common::start().await;
+    let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(env.kube.clone());
+    let namespace = k8s_openapi::api::core::v1::Namespace {
+        metadata: ObjectMeta {
+            name: Some(lease_ns.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("lease namespace");
+    let leases = Api::<Lease>::namespaced(env.kube.clone(), &lease_ns);
+    let holder = || async {
+        leases
+            .get_opt(LEASE_NAME)
+            .await
+            .expect("get")
+            .and_then(|l| l.spec?.holder_identity)
+    };
+
+    // Given a holder whose clock is an hour behind, renewing its 10 s lease all the time
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let behind = tokio::spawn(skewed_holder(
+        leases.clone(),
+        k8s_openapi::jiff::SignedDuration::from_hours(-1),
+        stop.clone(),
+    ));
+    eventually("the skewed replica holds the lease", || async {
+        holder().await.as_deref() == Some("skewed-replica")
     })
     .await;
-    second.abort();
+    // When tokend's sweeper starts beside it
+    let tokend = tokio::spawn(tokend::sweeper::run(
+        env.kube.clone(),
+        SweeperOptions {
+            interval: Duration::from_millis(200),
+            grace: Duration::from_secs(3600),
+            lease_namespace: lease_ns.clone(),
+            identity: "tokend-replica".into(),
+            ..SweeperOptions::default()
+        },
+    ));
+    // Then over several lease durations it does not take the lease from a holder that renews,
+    // however old that holder's renewTime looks by tokend's clock
+    let watched = tokio::time::Instant::now() + Duration::from_secs(12);
+    while tokio::time::Instant::now() < watched {
+        assert_eq!(
+            holder().await.as_deref(),
+            Some("skewed-replica"),
+            "tokend took the lease from a holder that kept renewing it"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    behind.await.expect("the skewed holder stops");
+
+    // And when a holder whose clock is an hour ahead stops renewing, tokend takes over once it
+    // has itself seen the lease unchanged for its duration (not an hour later).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ahead = tokio::spawn(skewed_holder(
+        leases.clone(),
+        k8s_openapi::jiff::SignedDuration::from_hours(1),
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    ahead.await.expect("the skewed holder stops");
+    common::eventually_within(
+        "tokend takes over the lease its holder stopped renewing",
+        Duration::from_secs(45),
+        || async { Ok(holder().await.as_deref() == Some("tokend-replica")) },
+    )
+    .await
+    .expect("tokend takes over");
+    tokend.abort();
     let _ = namespaces.delete(&lease_ns, &Default::default()).await;
 }

@@ -1,75 +1,97 @@
-//! Leader election through a coordination.k8s.io Lease: the one replica holding it runs the
-//! singleton jobs (the sweeper).
+//! The coordination.k8s.io Lease calls leader election makes: read the record, and write it
+//! as a compare-and-swap on its resourceVersion. What the record means is decided in
+//! [`crate::leader_election`], not here.
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::PostParams;
 
 use super::{Cluster, Result};
 
+/// A Lease as leader election sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRecord {
+    /// Who holds it; empty when released.
+    pub holder: String,
+    /// The holder's promise: how long others must see the record unchanged before taking over.
+    pub duration_seconds: Option<i32>,
+    /// The holder's last renewal, by the holder's clock: only ever compared for change.
+    pub renew_time: Option<Timestamp>,
+    /// The API server's version of the object: the compare-and-swap token.
+    pub resource_version: Option<String>,
+    /// When the current holder took it (kept across renewals).
+    pub acquire_time: Option<Timestamp>,
+    /// How many times it changed hands.
+    pub transitions: i32,
+}
+
+impl LeaseRecord {
+    fn from_lease(lease: &Lease) -> Self {
+        let spec = lease.spec.clone().unwrap_or_default();
+        Self {
+            holder: spec.holder_identity.unwrap_or_default(),
+            duration_seconds: spec.lease_duration_seconds,
+            renew_time: spec.renew_time.map(|t| t.0),
+            resource_version: lease.metadata.resource_version.clone(),
+            acquire_time: spec.acquire_time.map(|t| t.0),
+            transitions: spec.lease_transitions.unwrap_or(0),
+        }
+    }
+}
+
+/// What writing a Lease did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseWrite {
+    /// Written; the record as stored.
+    Written(LeaseRecord),
+    /// Someone else wrote first (409): the write did not happen.
+    Lost,
+}
+
 impl Cluster {
-    /// Takes the Lease if it is free or expired, renews it if ours; `false` when another replica
-    /// holds it. A lost race (409) is simply not holding it.
-    pub async fn hold_lease(
+    /// The Lease `namespace/name`, if it exists.
+    pub async fn read_lease(&self, namespace: &str, name: &str) -> Result<Option<LeaseRecord>> {
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), namespace);
+        Ok(api
+            .get_opt(name)
+            .await?
+            .map(|l| LeaseRecord::from_lease(&l)))
+    }
+
+    /// Writes `record` to the Lease: created when `record.resource_version` is None, else
+    /// replaced only if the stored version is still that one.
+    pub async fn write_lease(
         &self,
         namespace: &str,
         name: &str,
-        identity: &str,
-        duration: i32,
-    ) -> Result<bool> {
+        record: &LeaseRecord,
+    ) -> Result<LeaseWrite> {
         let api: Api<Lease> = Api::namespaced(self.client.clone(), namespace);
-        let now = Timestamp::now();
-        let spec = LeaseSpec {
-            holder_identity: Some(identity.to_owned()),
-            lease_duration_seconds: Some(duration),
-            renew_time: Some(MicroTime(now)),
-            ..Default::default()
-        };
-        let Some(mut lease) = api.get_opt(name).await? else {
-            let lease = Lease {
-                metadata: ObjectMeta {
-                    name: Some(name.into()),
-                    ..Default::default()
-                },
-                spec: Some(LeaseSpec {
-                    acquire_time: Some(MicroTime(now)),
-                    ..spec
-                }),
-            };
-            return match api.create(&PostParams::default(), &lease).await {
-                Ok(_) => Ok(true),
-                Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
-                Err(e) => Err(e.into()),
-            };
-        };
-        let current = lease.spec.clone().unwrap_or_default();
-        let ours = current.holder_identity.as_deref() == Some(identity);
-        let expired = match (current.renew_time, current.lease_duration_seconds) {
-            (Some(renewed), Some(seconds)) => renewed
-                .0
-                .checked_add(SignedDuration::from_secs(i64::from(seconds)))
-                .is_ok_and(|end| end < now),
-            _ => true,
-        };
-        if !ours && !expired {
-            return Ok(false);
-        }
-        let transitions = current.lease_transitions.unwrap_or(0) + i32::from(!ours);
-        lease.spec = Some(LeaseSpec {
-            acquire_time: if ours {
-                current.acquire_time
-            } else {
-                Some(MicroTime(now))
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                resource_version: record.resource_version.clone(),
+                ..Default::default()
             },
-            lease_transitions: Some(transitions),
-            ..spec
-        });
-        // The resourceVersion in `lease` makes this a compare-and-swap: a rival's write wins cleanly.
-        match api.replace(name, &PostParams::default(), &lease).await {
-            Ok(_) => Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            spec: Some(LeaseSpec {
+                holder_identity: Some(record.holder.clone()),
+                lease_duration_seconds: record.duration_seconds,
+                acquire_time: record.acquire_time.map(MicroTime),
+                renew_time: record.renew_time.map(MicroTime),
+                lease_transitions: Some(record.transitions),
+                ..Default::default()
+            }),
+        };
+        let written = match record.resource_version {
+            None => api.create(&PostParams::default(), &lease).await,
+            Some(_) => api.replace(name, &PostParams::default(), &lease).await,
+        };
+        match written {
+            Ok(stored) => Ok(LeaseWrite::Written(LeaseRecord::from_lease(&stored))),
+            // Created by a rival meanwhile, or changed since it was read.
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(LeaseWrite::Lost),
             Err(e) => Err(e.into()),
         }
     }

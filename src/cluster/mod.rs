@@ -13,6 +13,7 @@ mod secrets;
 pub use bootstrap_tokens::SecretPage;
 pub use certificates::Signed;
 pub use error::Error;
+pub use lease::{LeaseRecord, LeaseWrite};
 
 use std::collections::BTreeMap;
 

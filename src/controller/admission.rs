@@ -13,19 +13,15 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::routing::post;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use tokio::net::TcpListener;
-use tokio_stream::StreamExt as _;
 
 use k8s_openapi::jiff::Timestamp;
 
 use super::requester;
 use super::resource::{Requester, ServiceAccountTokenSpec};
-use crate::server::listener::ConnectionBounds;
+use crate::server::listener::{ConnectionBounds, HttpTimeouts, serve_http};
 use crate::server::tls::{ReloadingTls, TlsError, TlsFiles};
 use crate::service::{RecordKey, TokenService};
 
@@ -39,49 +35,25 @@ pub fn load_tls(files: TlsFiles) -> Result<ReloadingTls, TlsError> {
 }
 
 /// Serves the webhook on `listener` with `tls` (its files re-read every `reload_interval`)
-/// until `shutdown` resolves; `service` holds the record key requesters are sealed with.
+/// until `shutdown` resolves; `service` holds the record key requesters are sealed with. Its
+/// only expected client is the API server: `bounds` and `timeouts` keep what anyone else can hold
+/// small, so a few clients holding connections open cannot make the API server's calls wait (and
+/// ServiceAccountToken writes fail).
 pub async fn serve(
     service: TokenService,
     listener: TcpListener,
     tls: ReloadingTls,
     reload_interval: Duration,
+    bounds: ConnectionBounds,
+    timeouts: HttpTimeouts,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let reloader = tokio::spawn(tls.clone().watch(reload_interval));
     let router = axum::Router::new()
         .route(PATH, post(mutate))
         .with_state(service);
-    // The API server is the only expected client; these bounds keep anyone else small.
-    let mut incoming = tls.incoming(
-        listener,
-        ConnectionBounds {
-            total: 256,
-            per_address: 64,
-        },
-    );
-    tokio::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            () = &mut shutdown => break,
-            next = incoming.next() => match next {
-                Some(Ok(stream)) => stream,
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "webhook connection failed");
-                    continue;
-                }
-                None => break,
-            },
-        };
-        let service = TowerToHyperService::new(router.clone());
-        tokio::spawn(async move {
-            let connection = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            if let Err(e) = connection {
-                tracing::debug!(error = %e, "webhook connection ended with an error");
-            }
-        });
-    }
+    let incoming = tls.incoming(listener, bounds);
+    serve_http(incoming, router, timeouts, shutdown).await;
     reloader.abort();
 }
 

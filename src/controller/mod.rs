@@ -34,6 +34,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client};
 
 use crate::cluster::Cluster;
+use crate::leader_election::{LeaderElection, LeaseTiming};
 use crate::metrics::ControllerMetrics;
 use crate::service::TokenService;
 pub use resource::{ServiceAccountToken, ServiceAccountTokenSpec, ServiceAccountTokenStatus};
@@ -71,6 +72,8 @@ pub struct ControllerOptions {
     pub lease_name: String,
     /// This replica's name in the Lease.
     pub identity: String,
+    /// How the Lease is held.
+    pub lease: LeaseTiming,
     /// Only resources matching this label selector are reconciled (sharding; tests).
     pub label_selector: Option<String>,
     /// How long a token replaced by rotation stays valid, so users of the old Secret content
@@ -86,6 +89,7 @@ impl Default for ControllerOptions {
             lease_namespace: "tokend".into(),
             lease_name: LEASE_NAME.into(),
             identity: "tokend".into(),
+            lease: LeaseTiming::default(),
             label_selector: None,
             rotation_grace: Duration::from_secs(60),
             clock: Clock::default(),
@@ -124,8 +128,9 @@ pub(crate) struct Context {
     metrics: ControllerMetrics,
 }
 
-/// Runs forever: take or renew the Lease, run the controller while holding it, stop it when the
-/// Lease is lost. `client` must allow long reads (watches); `service` is tokend's token service.
+/// Runs forever: while this replica holds the Lease, run the controller; it is dropped the
+/// moment the Lease can no longer be guaranteed ours. `client` must allow long reads (watches);
+/// `service` is tokend's token service.
 pub async fn run(
     client: Client,
     cluster: Cluster,
@@ -133,57 +138,20 @@ pub async fn run(
     options: ControllerOptions,
     metrics: ControllerMetrics,
 ) {
-    const LEASE_SECONDS: i32 = 15;
-    const RENEW: Duration = Duration::from_secs(5);
+    let election = LeaderElection::new(
+        cluster,
+        &options.lease_namespace,
+        &options.lease_name,
+        &options.identity,
+        options.lease,
+    );
     let context = Arc::new(Context {
         client,
         service: service.authorizing(),
         options,
         metrics,
     });
-    loop {
-        let held = cluster
-            .hold_lease(
-                &context.options.lease_namespace,
-                &context.options.lease_name,
-                &context.options.identity,
-                LEASE_SECONDS,
-            )
-            .await;
-        match held {
-            Ok(true) => {
-                tracing::info!("controller lease held: reconciling ServiceAccountTokens");
-                let renew = async {
-                    loop {
-                        tokio::time::sleep(RENEW).await;
-                        match cluster
-                            .hold_lease(
-                                &context.options.lease_namespace,
-                                &context.options.lease_name,
-                                &context.options.identity,
-                                LEASE_SECONDS,
-                            )
-                            .await
-                        {
-                            Ok(true) => {}
-                            Ok(false) => break,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "cannot renew the controller lease");
-                                break;
-                            }
-                        }
-                    }
-                };
-                tokio::select! {
-                    () = control(context.clone()) => {}
-                    () = renew => tracing::warn!("controller lease lost: stopping"),
-                }
-            }
-            Ok(false) => tracing::debug!("another replica holds the controller lease"),
-            Err(e) => tracing::warn!(error = %e, "cannot reach the controller lease"),
-        }
-        tokio::time::sleep(RENEW).await;
-    }
+    election.lead(|| control(context.clone())).await;
 }
 
 /// The kube-runtime controller: ServiceAccountTokens, and the Secrets and ServiceAccounts they

@@ -89,7 +89,10 @@ pub fn seal(
     anchor: i64,
     spec: &ServiceAccountTokenSpec,
 ) -> String {
-    let tag = key.tag(PURPOSE, &canonical(namespace, name, generation, anchor, spec));
+    let tag = key.tag(
+        PURPOSE,
+        &canonical(namespace, name, generation, anchor, spec),
+    );
     format!("{SCHEME}.{anchor}.{}", URL_SAFE_NO_PAD.encode(tag))
 }
 

@@ -19,10 +19,12 @@ use crate::cluster::Cluster;
 use crate::config::{AuthMode, ServeArgs};
 use crate::controller::{Clock, ControllerOptions};
 use crate::grpc::{BootstrapTokenServiceGrpc, ClientCertificateServiceGrpc, TokenServiceGrpc, v1};
+use crate::leader_election::LeaseTiming;
 use crate::metrics::{self, KubeMetricsLayer, Metrics};
 use crate::server::authn::{
     AuthLayer, Authentication, CertificateIdentity, FailureLimit, TokenAuthenticator,
 };
+use crate::server::listener::{ConnectionBounds, HttpTimeouts};
 use crate::server::rpc_layer::{KnownMethods, RpcLayer};
 use crate::server::tls::{ReloadingTls, TlsError, TlsFiles};
 use crate::service::policy::Policy;
@@ -79,13 +81,64 @@ pub struct ConnectionLimits {
     pub http2_keepalive_interval: Duration,
     /// How long a ping may go unanswered.
     pub http2_keepalive_timeout: Duration,
+    /// Longest a TLS handshake may take (gRPC and webhook ports).
+    pub tls_handshake_timeout: Duration,
 }
 
 impl ConnectionLimits {
-    fn bounds(&self) -> crate::server::listener::ConnectionBounds {
-        crate::server::listener::ConnectionBounds {
+    fn bounds(&self) -> ConnectionBounds {
+        ConnectionBounds {
             total: self.max_connections,
             per_address: self.max_connections_per_address,
+            setup_timeout: self.tls_handshake_timeout,
+        }
+    }
+}
+
+/// What the admission webhook's clients may hold. Its one legitimate client is the API server
+/// (a few HTTP/2 connections per API server); the per-address bound is a small share of the
+/// total, so many addresses are needed to take every slot, and the timeouts free what they take
+/// within seconds.
+#[derive(Debug, Clone)]
+pub struct WebhookLimits {
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Most connections open at once from one client address.
+    pub max_connections_per_address: usize,
+    /// From a request's first byte to its complete header.
+    pub header_timeout: Duration,
+    /// A connection with no request in flight and nothing received is closed after this.
+    pub idle_timeout: Duration,
+    /// Longest one admission request may take, its body included.
+    pub request_timeout: Duration,
+}
+
+impl Default for WebhookLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 512,
+            max_connections_per_address: 16,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl WebhookLimits {
+    fn bounds(&self, tls_handshake_timeout: Duration) -> ConnectionBounds {
+        ConnectionBounds {
+            total: self.max_connections,
+            per_address: self.max_connections_per_address,
+            setup_timeout: tls_handshake_timeout,
+        }
+    }
+
+    fn timeouts(&self) -> HttpTimeouts {
+        HttpTimeouts {
+            header: self.header_timeout,
+            idle: self.idle_timeout,
+            request: self.request_timeout,
         }
     }
 }
@@ -100,6 +153,7 @@ impl Default for ConnectionLimits {
             request_timeout: Duration::from_secs(30),
             http2_keepalive_interval: Duration::from_secs(30),
             http2_keepalive_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -137,6 +191,8 @@ pub struct ServerOptions {
     pub controller: Option<ControllerOptions>,
     /// The admission webhook; off when None.
     pub webhook: Option<WebhookOptions>,
+    /// What the webhook's clients may hold.
+    pub webhook_limits: WebhookLimits,
 }
 
 /// Where and with which certificate the admission webhook is served.
@@ -172,6 +228,7 @@ impl Default for ServerOptions {
             sweeper: None,
             controller: None,
             webhook: None,
+            webhook_limits: WebhookLimits::default(),
         }
     }
 }
@@ -260,6 +317,16 @@ impl ServerOptions {
                  --allowed-namespaces (ServiceAccount tokens only) does not list"
             );
         }
+        let lease = LeaseTiming {
+            lease_duration: args.lease_duration,
+            renew_deadline: args.lease_renew_deadline,
+            retry_period: args.lease_retry_period,
+        };
+        lease.check().map_err(|e| {
+            ServerError::Config(format!(
+                "--lease-duration, --lease-renew-deadline, --lease-retry-period: {e}"
+            ))
+        })?;
         if args.default_duration > args.max_duration {
             return Err(ServerError::Config(
                 "--default-duration is longer than --max-duration".into(),
@@ -325,12 +392,21 @@ impl ServerOptions {
                 request_timeout: args.request_timeout,
                 http2_keepalive_interval: args.http2_keepalive_interval,
                 http2_keepalive_timeout: args.http2_keepalive_timeout,
+                tls_handshake_timeout: args.tls_handshake_timeout,
+            },
+            webhook_limits: WebhookLimits {
+                max_connections: args.webhook_max_connections,
+                max_connections_per_address: args.webhook_max_connections_per_address,
+                header_timeout: args.webhook_header_timeout,
+                idle_timeout: args.webhook_idle_timeout,
+                request_timeout: args.request_timeout,
             },
             sweeper: (!args.sweep_interval.is_zero()).then(|| SweeperOptions {
                 interval: args.sweep_interval,
                 grace: args.sweep_grace,
                 lease_namespace: args.lease_namespace.clone(),
                 identity: replica_identity(),
+                lease,
                 pending_grace: args.pending_grace,
                 page_size: args.sweep_page_size,
                 concurrency: usize::try_from(args.sweep_concurrency).unwrap_or(1),
@@ -340,6 +416,7 @@ impl ServerOptions {
                 lease_namespace: args.lease_namespace.clone(),
                 lease_name: crate::controller::LEASE_NAME.into(),
                 identity: replica_identity(),
+                lease,
                 label_selector: args.controller_label_selector.clone(),
                 rotation_grace: args.rotation_grace,
                 clock: Clock::default(),
@@ -516,6 +593,10 @@ pub async fn run_with_metrics(
                 listener,
                 tls,
                 options.tls_reload_interval,
+                options
+                    .webhook_limits
+                    .bounds(options.limits.tls_handshake_timeout),
+                options.webhook_limits.timeouts(),
                 std::future::pending(),
             )))
         }

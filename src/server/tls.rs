@@ -21,9 +21,6 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::server::listener::{ConnectionBounds, LimitedConnection};
 
-/// How long a client may take over its TLS handshake before the connection is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The files TLS is served from.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
@@ -152,9 +149,9 @@ impl ReloadingTls {
             .collect()
     }
 
-    /// Accepts TCP connections (within `bounds`) and completes TLS
-    /// handshakes off the accept loop, yielding the established streams; the loop ends when the
-    /// server drops the stream.
+    /// Accepts TCP connections (within `bounds`) and completes TLS handshakes (within
+    /// `bounds.setup_timeout`) off the accept loop, yielding the established streams; the loop
+    /// ends when the server drops the stream.
     pub fn incoming(
         &self,
         listener: TcpListener,
@@ -164,14 +161,10 @@ impl ReloadingTls {
         crate::server::listener::incoming(listener, bounds, move |tcp, peer| {
             let acceptor = acceptor.clone();
             async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => Some(stream),
-                    Ok(Err(e)) => {
+                match acceptor.accept(tcp).await {
+                    Ok(stream) => Some(stream),
+                    Err(e) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        None
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
                         None
                     }
                 }

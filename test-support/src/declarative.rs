@@ -248,12 +248,15 @@ impl TestEnv {
             dry_run: true,
             ..Default::default()
         };
-        crate::eventually("the webhook admits the namespace's ServiceAccountTokens", || async {
-            matches!(
-                api.create(&dry_run, &probe).await,
-                Err(kube::Error::Api(s)) if s.message.contains("spec.requester")
-            )
-        })
+        crate::eventually(
+            "the webhook admits the namespace's ServiceAccountTokens",
+            || async {
+                matches!(
+                    api.create(&dry_run, &probe).await,
+                    Err(kube::Error::Api(s)) if s.message.contains("spec.requester")
+                )
+            },
+        )
         .await;
         ns
     }

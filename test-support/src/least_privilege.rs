@@ -126,6 +126,9 @@ pub async fn tokend_account(
         api_group: None,
     };
 
+    let subject_in_force = subject.clone();
+    let rules_in_force = rules.clone();
+    let lease_rules_in_force = rbac.lease_rules.clone();
     let cluster_role = namespace.clone();
     let role = ClusterRole {
         metadata: ObjectMeta {
@@ -180,6 +183,16 @@ pub async fn tokend_account(
         .await
         .expect("lease RoleBinding");
 
+    // The authorizer sees new bindings through informers: on a busy API server tokend's first
+    // calls could otherwise be refused what deploy/ grants.
+    crate::propagation::expect_rbac_in_force(admin, &subject_in_force, None, &rules_in_force).await;
+    crate::propagation::expect_rbac_in_force(
+        admin,
+        &subject_in_force,
+        Some(&namespace),
+        &lease_rules_in_force,
+    )
+    .await;
     let token = service_account_token(admin, &namespace, name).await;
     let mut config = cluster.config.clone();
     config.auth_info = kube::config::AuthInfo {

@@ -2,9 +2,12 @@
 //! and the benchmark: which Kubernetes API to run against ([`backend`]: the emulator, a real
 //! control plane from [`control_plane`], or any cluster), tokend under test ([`tokend`]), a
 //! fault-injecting proxy usable on both backends ([`fault_proxy`]), cleanup that works on a
-//! real cluster ([`cleanup`]), polling for eventual consistency ([`polling`]), unique names,
-//! and skips that are counted per backend ([`skips`]).
+//! real cluster ([`cleanup`]), polling for eventual consistency ([`polling`]) and for what was
+//! just written to be in force ([`propagation`]), unique names,
+//! skips that are counted per backend ([`skips`]), and background load for a real API server
+//! ([`api_load`]).
 
+pub mod api_load;
 pub mod backend;
 pub mod cleanup;
 pub mod contract;
@@ -15,6 +18,7 @@ pub mod least_privilege;
 pub mod names;
 mod pki;
 pub mod polling;
+pub mod propagation;
 pub mod records;
 pub mod skips;
 pub mod tokend;

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use k8s_openapi::api::authorization::v1::SubjectAccessReview;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use kube::api::PostParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -412,7 +411,7 @@ pub fn assert_code(
 }
 
 /// Grants `subject` the `rules` in namespace `ns` through a Role and RoleBinding of a unique name
-/// (deleted with the namespace); answers that name.
+/// (deleted with the namespace), and waits until the API server enforces them; answers that name.
 pub async fn grant(
     env: &TestEnv,
     ns: &str,
@@ -421,7 +420,6 @@ pub async fn grant(
 ) -> String {
     use k8s_openapi::api::rbac::v1::{Role, RoleBinding, RoleRef};
     let name = unique_name("grant");
-    let rules_granted = rules.clone();
     let meta = kube::api::ObjectMeta {
         name: Some(name.clone()),
         namespace: Some(ns.into()),
@@ -432,7 +430,7 @@ pub async fn grant(
             &PostParams::default(),
             &Role {
                 metadata: meta.clone(),
-                rules: Some(rules),
+                rules: Some(rules.clone()),
             },
         )
         .await
@@ -452,72 +450,9 @@ pub async fn grant(
         )
         .await
         .expect("create RoleBinding");
-    // A real API server's RBAC authorizer reads bindings from an informer cache: on a busy
-    // server a request made right after the grant can still be refused. The grant is done once
-    // the API server's own SubjectAccessReview (the same authorizer) allows each rule.
-    for rule in &rules_granted {
-        let review = access_review(ns, &subject, rule);
-        let reviews = Api::<SubjectAccessReview>::all(env.kube.clone());
-        crate::eventually(&format!("the grant {name} takes effect"), || async {
-            reviews
-                .create(&PostParams::default(), &review)
-                .await
-                .ok()
-                .and_then(|r| r.status)
-                .is_some_and(|s| s.allowed)
-        })
-        .await;
-    }
+    // In force before the test acts on it: a busy API server's authorizer can lag behind.
+    crate::propagation::expect_rbac_in_force(&env.kube, &subject, Some(ns), &rules).await;
     name
-}
-
-/// A SubjectAccessReview of the first verb, resource and name of `rule` for `subject` in `ns`.
-fn access_review(
-    ns: &str,
-    subject: &k8s_openapi::api::rbac::v1::Subject,
-    rule: &k8s_openapi::api::rbac::v1::PolicyRule,
-) -> SubjectAccessReview {
-    use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReviewSpec};
-    let first = |list: &Option<Vec<String>>| list.as_ref().and_then(|l| l.first()).cloned();
-    let (resource, subresource) = match first(&rule.resources) {
-        Some(r) => match r.split_once('/') {
-            Some((r, sub)) => (Some(r.to_owned()), Some(sub.to_owned())),
-            None => (Some(r), None),
-        },
-        None => (None, None),
-    };
-    let (user, groups) = match subject.kind.as_str() {
-        "ServiceAccount" => {
-            let sa_ns = subject.namespace.clone().unwrap_or_else(|| ns.to_owned());
-            (
-                Some(format!("system:serviceaccount:{sa_ns}:{}", subject.name)),
-                vec![
-                    "system:serviceaccounts".to_owned(),
-                    format!("system:serviceaccounts:{sa_ns}"),
-                    "system:authenticated".to_owned(),
-                ],
-            )
-        }
-        "Group" => (None, vec![subject.name.clone()]),
-        _ => (Some(subject.name.clone()), vec![]),
-    };
-    SubjectAccessReview {
-        spec: SubjectAccessReviewSpec {
-            user,
-            groups: Some(groups),
-            resource_attributes: Some(ResourceAttributes {
-                namespace: Some(ns.to_owned()),
-                verb: rule.verbs.first().cloned(),
-                group: first(&rule.api_groups),
-                resource,
-                subresource,
-                name: first(&rule.resource_names),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        ..Default::default()
-    }
 }
 
 /// The rule IssueToken with `create_service_account` needs: create ServiceAccounts and their

@@ -9,6 +9,9 @@
 //! - `control-plane leaks --kubeconfig FILE --before FILE` lists those that are new since the
 //!   snapshot, and namespaces still Terminating after [`TERMINATING_LIMIT`] (deleted but held by
 //!   a finalizer nobody removes), and exits 1 when there are any.
+//! - `control-plane load --kubeconfig FILE` keeps the API server busy (objects and namespaces
+//!   created, listed and deleted) until its standard input closes or SIGTERM, then deletes what
+//!   it made, waits until it is gone, and prints what it did.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -40,9 +43,10 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Some("leaks") => leaks(&flag("--kubeconfig")?, &flag("--before")?).await,
+        Some("load") => load(&flag("--kubeconfig")?).await,
         _ => bail!(
             "usage: control-plane run --kubeconfig-out FILE | snapshot --kubeconfig FILE --out FILE \
-             | leaks --kubeconfig FILE --before FILE"
+             | leaks --kubeconfig FILE --before FILE | load --kubeconfig FILE"
         ),
     }
 }
@@ -69,6 +73,33 @@ async fn run(kubeconfig_out: &Path) -> Result<()> {
         _ = stdin_closed => {}
     }
     drop(plane);
+    Ok(())
+}
+
+async fn load(kubeconfig: &Path) -> Result<()> {
+    let client = client(kubeconfig).await?;
+    let started = std::time::Instant::now();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let stdin_closed = tokio::task::spawn_blocking(|| {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+    });
+    let stop = async {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+            _ = stdin_closed => {}
+        }
+    };
+    let report = tokend_test_support::api_load::run(client, stop).await?;
+    eprintln!(
+        "background load: {} API calls ({} failed), {} namespaces created and deleted, over {:.0}s; \
+         all of it cleaned up",
+        report.calls,
+        report.failures,
+        report.namespaces,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
