@@ -1,5 +1,7 @@
 //! The binary the image ships (`cargo build -p tokend --no-default-features`, as the Dockerfile
-//! builds it) links no test code: no Kubernetes API emulator, no certificate generator, no CLI.
+//! builds it) links no test code (no Kubernetes API emulator, no certificate generator, no CLI),
+//! says what it is (`--version`), and stops at start, saying what to create, without its own
+//! namespace.
 
 use tokend_test_support as common;
 
