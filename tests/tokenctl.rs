@@ -1327,7 +1327,8 @@ impl SecretTarget {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_files_are_private_and_never_written_through_an_existing_file_or_symlink() {
-    let env = common::start().await;
+    // Bootstrap tokens and client certificates are switched on, as an operator would for them.
+    let env = common::start_with_node_credentials(&[]).await;
     let client = env.client().await;
     let ns = env.fresh_namespace().await;
     let sa = unique_name("ctl");
