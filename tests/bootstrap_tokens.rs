@@ -59,17 +59,6 @@ fn groups(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|g| (*g).to_owned()).collect()
 }
 
-async fn bootstrap_secret_names(env: &TestEnv) -> BTreeSet<String> {
-    Api::<Secret>::namespaced(env.kube.clone(), "kube-system")
-        .list(&ListParams::default().fields("type=bootstrap.kubernetes.io/token"))
-        .await
-        .expect("list bootstrap Secrets")
-        .items
-        .into_iter()
-        .filter_map(|s| s.metadata.name)
-        .collect()
-}
-
 /// How many bootstrap token Secrets in kube-system carry `description` (a test's own, so other
 /// tests' tokens do not count).
 async fn bootstrap_secrets_described(env: &TestEnv, description: &str) -> usize {
@@ -503,7 +492,9 @@ async fn the_bootstrap_kubeconfig_equals_what_kubectl_writes_and_works_with_kube
 async fn groups_outside_the_bootstrappers_are_refused_with_nothing_created() {
     let env = common::start_with_node_credentials(&[]).await;
     let client = env.client().await;
-    let before = bootstrap_secret_names(&env).await;
+    // Every request carries this test's own description, so tokens other tests issue meanwhile
+    // do not count (the bad-fields request's description is itself one of its bad fields).
+    let description = unique_name("refused");
     for group in [
         "system:masters",
         "system:bootstrappers",
@@ -513,6 +504,7 @@ async fn groups_outside_the_bootstrappers_are_refused_with_nothing_created() {
         let refused = client
             .issue_bootstrap_token(v1::IssueBootstrapTokenRequest {
                 extra_groups: vec![group.into()],
+                description: description.clone(),
                 ..Default::default()
             })
             .await;
@@ -525,6 +517,7 @@ async fn groups_outside_the_bootstrappers_are_refused_with_nothing_created() {
     let too_long = client
         .issue_bootstrap_token(v1::IssueBootstrapTokenRequest {
             duration: "1000h".into(),
+            description: description.clone(),
             ..Default::default()
         })
         .await;
@@ -544,6 +537,7 @@ async fn groups_outside_the_bootstrappers_are_refused_with_nothing_created() {
     let unknown = client
         .issue_bootstrap_token(v1::IssueBootstrapTokenRequest {
             usages: vec!["everything".into()],
+            description: description.clone(),
             ..Default::default()
         })
         .await;
@@ -575,11 +569,13 @@ async fn groups_outside_the_bootstrappers_are_refused_with_nothing_created() {
         .map(|(f, r)| (f.to_owned(), r.to_owned()))
     );
     assert_code(many, Code::InvalidArgument, "description");
-    assert_eq!(
-        bootstrap_secret_names(&env).await,
-        before,
-        "nothing was created"
-    );
+    for marker in [description.as_str(), "two\nlines"] {
+        assert_eq!(
+            bootstrap_secrets_described(&env, marker).await,
+            0,
+            "nothing was created"
+        );
+    }
 }
 
 /// The kubelet's TLS bootstrap as the kubeconfig guide describes it: with the bootstrap token,
