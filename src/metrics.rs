@@ -114,8 +114,16 @@ pub struct Metrics {
 pub struct ControllerMetrics {
     /// Errors of the controller's watches.
     pub watch_errors: Counter,
-    /// Reconciliations that failed (retried with backoff).
-    pub reconcile_errors: Counter,
+    /// Reconciliations that failed (retried with exponential backoff), by reason.
+    pub reconcile_errors: Family<ReconcileFailure, Counter>,
+}
+
+/// Labels of a failed reconciliation: one of a fixed set of reasons (`kubernetes`, `service`,
+/// `object`), so the series stay bounded.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileFailure {
+    /// Which layer failed.
+    pub reason: &'static str,
 }
 
 /// The sweeper's progress: records examined and deleted (in all, and by the last sweep) and
@@ -273,7 +281,7 @@ impl Metrics {
         );
         r.register(
             "controller_reconcile_errors",
-            "Failed ServiceAccountToken reconciliations (retried)",
+            "Failed ServiceAccountToken reconciliations by reason (retried with exponential backoff)",
             metrics.controller.reconcile_errors.clone(),
         );
         r.register(

@@ -63,6 +63,17 @@ pub enum Error {
     Object(String),
 }
 
+impl Error {
+    /// The bounded `reason` label a failed reconciliation is counted under.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kubernetes",
+            Error::Service(_) => "service",
+            Error::Object(_) => "object",
+        }
+    }
+}
+
 /// How the controller runs.
 #[derive(Debug, Clone)]
 pub struct ControllerOptions {
@@ -126,6 +137,8 @@ pub(crate) struct Context {
     service: TokenService,
     options: ControllerOptions,
     metrics: ControllerMetrics,
+    /// Failures in a row per resource (by uid), for the retry backoff; bounded like every cache.
+    failures: moka::sync::Cache<String, u32>,
 }
 
 /// Runs forever: while this replica holds the Lease, run the controller; it is dropped the
@@ -150,6 +163,7 @@ pub async fn run(
         service: service.authorizing(),
         options,
         metrics,
+        failures: moka::sync::Cache::new(crate::cache::MAX_CACHED),
     });
     election.lead(|| control(context.clone())).await;
 }
@@ -179,10 +193,8 @@ async fn control(context: Arc<Context>) {
                     metrics.watch_errors.inc();
                     tracing::warn!(error = %e, "a ServiceAccountToken controller watch failed");
                 }
-                Err(e) => {
-                    metrics.reconcile_errors.inc();
-                    tracing::debug!(error = %e, "reconcile failed");
-                }
+                // Counted, by reason, and backed off in `reconcile::error_policy`.
+                Err(e) => tracing::debug!(error = %e, "reconcile failed"),
             }
             std::future::ready(())
         })

@@ -32,17 +32,28 @@ pub(super) async fn reconcile(
     sat: Arc<ServiceAccountToken>,
     context: Arc<Context>,
 ) -> Result<Action, Error> {
+    let result = reconcile_once(&sat, &context).await;
+    if result.is_ok() {
+        // A success ends the run of failures: the next failure waits the shortest delay again.
+        context.failures.invalidate(&failure_key(&sat));
+    }
+    result
+}
+
+/// One reconciliation: drop an earlier version's finalizer, leave a deleted resource to garbage
+/// collection, else [`apply`].
+async fn reconcile_once(sat: &ServiceAccountToken, context: &Context) -> Result<Action, Error> {
     let ns = sat
         .namespace()
         .ok_or_else(|| Error::Object("a ServiceAccountToken without a namespace".into()))?;
     if sat.finalizers().iter().any(|f| f == LEGACY_FINALIZER) {
-        drop_legacy_finalizer(&sat, &ns, &context).await?;
+        drop_legacy_finalizer(sat, &ns, context).await?;
     }
     if sat.metadata.deletion_timestamp.is_some() {
         // Garbage collection revokes the token (its record is owned by the resource).
         return Ok(Action::await_change());
     }
-    apply(&sat, &ns, &context).await
+    apply(sat, &ns, context).await
 }
 
 /// Removes [`LEGACY_FINALIZER`], only from the finalizers as they were read (a JSON patch
@@ -72,15 +83,48 @@ async fn drop_legacy_finalizer(
 pub(super) fn error_policy(
     sat: Arc<ServiceAccountToken>,
     error: &Error,
-    _context: Arc<Context>,
+    context: Arc<Context>,
 ) -> Action {
+    let key = failure_key(&sat);
+    let failures = context.failures.get(&key).unwrap_or(0).saturating_add(1);
+    context.failures.insert(key, failures);
+    context
+        .metrics
+        .reconcile_errors
+        .get_or_create(&crate::metrics::ReconcileFailure {
+            reason: error.reason(),
+        })
+        .inc();
+    let delay = retry_delay(failures);
     tracing::warn!(
         namespace = sat.namespace().unwrap_or_default(),
         name = sat.name_any(),
         error = %error,
+        failures,
+        retry_in_seconds = delay.as_secs(),
         "ServiceAccountToken not reconciled; trying again"
     );
-    Action::requeue(Duration::from_secs(10))
+    Action::requeue(delay)
+}
+
+/// The first retry after a failure comes after this long; each further failure in a row doubles it.
+const FIRST_RETRY: Duration = Duration::from_secs(2);
+/// The longest wait between retries of a resource that keeps failing.
+const MAX_RETRY: Duration = Duration::from_secs(300);
+
+/// How long to wait after the `failures`-th failure in a row (1-based): exponential from
+/// [`FIRST_RETRY`], at most [`MAX_RETRY`], so a broken API server or resource is not hammered.
+fn retry_delay(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    FIRST_RETRY.saturating_mul(1 << doublings).min(MAX_RETRY)
+}
+
+/// Which resource a run of failures belongs to: its uid (a re-created name starts afresh).
+fn failure_key(sat: &ServiceAccountToken) -> String {
+    sat.metadata
+        .uid
+        .clone()
+        .unwrap_or_else(|| format!("{}/{}", sat.namespace().unwrap_or_default(), sat.name_any()))
 }
 
 /// The resource as the owner of the tokens issued for it.
@@ -441,4 +485,31 @@ fn parse_renew_before(text: &str) -> Result<Option<SignedDuration>, String> {
     SignedDuration::try_from(duration)
         .map(Some)
         .map_err(|_| "spec.renewBefore: is too long".into())
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_five_minutes() {
+        for (failures, seconds) in [
+            (0, 2),
+            (1, 2),
+            (2, 4),
+            (3, 8),
+            (4, 16),
+            (7, 128),
+            (8, 256),
+            (9, 300),
+            (40, 300),
+            (u32::MAX, 300),
+        ] {
+            assert_eq!(
+                retry_delay(failures),
+                Duration::from_secs(seconds),
+                "after {failures} failures"
+            );
+        }
+    }
 }
