@@ -406,17 +406,10 @@ async fn a_caller_that_may_not_bind_admin_gets_no_admin_token() {
 }
 
 /// A free loopback port for a tokend started as a process.
-async fn free_port() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
 #[tokio::test]
 async fn insecure_no_auth_alone_does_not_turn_authentication_off() {
     let env = common::start().await;
-    let port = free_port().await;
+    let port = common::free_port();
     // Given `tokend serve` started with the permission flag but no --auth.
     let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokend"))
         .args(["serve", "--insecure-no-auth", "--sweep-interval", "0"])

@@ -267,13 +267,6 @@ async fn a_garbage_token_flood_costs_a_bounded_number_of_token_reviews() {
 }
 
 /// A free loopback port.
-async fn free_port() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
 /// Peak resident memory of a process (VmHWM), in bytes.
 fn peak_rss(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
@@ -376,7 +369,7 @@ async fn under_hostile_load_tokend_answers_health_and_callers_and_stays_under_64
     // caller it has answered.
     let env = common::start().await;
     let ns = env.fresh_namespace().await;
-    let port = free_port().await;
+    let port = common::free_port();
     let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokend"))
         .args(["serve", "--sweep-interval", "0", "--request-timeout", "5s"])
         // Its record key in a namespace every backend has.

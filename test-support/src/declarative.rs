@@ -90,7 +90,7 @@ pub async fn start_declarative_as(
     let env_id = crate::unique_name("sat");
     let dir = tempfile::tempdir().expect("tempdir");
     let ca_pem = crate::pki::write_loopback_serving(dir.path()).expect("webhook certificate");
-    let port = free_port();
+    let port = crate::free_port();
     let clock = tokend::controller::Clock::default();
     options.controller = Some(ControllerOptions {
         label_selector: Some(format!("{ENV_LABEL}={env_id}")),
@@ -199,13 +199,6 @@ async fn register_webhook(env: &TestEnv, env_id: &str, port: u16, ca_pem: &str) 
         .await
         .expect("register the webhook");
     env.cleanup().mutating_webhook(&name);
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 impl TestEnv {

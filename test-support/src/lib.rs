@@ -38,6 +38,20 @@ pub use tokend::{
     with_node_credentials,
 };
 
+/// A free loopback port for a server the test starts later by address: drawn below the
+/// ephemeral range (32768–60999), so neither an outgoing connection nor another `bind(:0)`
+/// takes it between this check and the server's own bind (a `bind(:0)` port could be, and was,
+/// taken in between on a busy machine: "Address already in use").
+pub fn free_port() -> u16 {
+    for _ in 0..1000 {
+        let port = 20000 + rand::random::<u16>() % 12000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between 20000 and 32000")
+}
+
 /// The first file named `program` on PATH, like `command -v`.
 pub fn find_on_path(program: &str) -> Option<PathBuf> {
     let paths = std::env::var_os("PATH")?;
